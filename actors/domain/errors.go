@@ -1,0 +1,51 @@
+// Package domain holds allot's pure booking rules: the kinds of bookable
+// resources, reservations and their lifecycle, the events that change them and
+// the committed State they change. It does no I/O, reads no clock and draws no
+// random numbers, so the leader's actors (deciding) and every node's FSM
+// (applying) compute exactly the same thing from the same events.
+package domain
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors shared by every layer. Each layer wraps them with detail
+// (fmt.Errorf("...: %w", ErrX)); exactly one function in httpapi maps them to
+// an HTTP status and problem code.
+var (
+	ErrInvalidArgument      = errors.New("invalid argument")
+	ErrUnauthenticated      = errors.New("unauthenticated")
+	ErrPermissionDenied     = errors.New("permission denied")
+	ErrNotFound             = errors.New("not found")
+	ErrSoldOut              = errors.New("sold out")
+	ErrLimitExceeded        = errors.New("per-user limit exceeded")
+	ErrNotOpen              = errors.New("not open yet")
+	ErrClosed               = errors.New("closed")
+	ErrInvalidState         = errors.New("invalid state")
+	ErrExpired              = errors.New("hold expired")
+	ErrAlreadyExists        = errors.New("already exists")
+	ErrRequestInProgress    = errors.New("request in progress")
+	ErrIdempotencyKeyReused = errors.New("idempotency key reused")
+	ErrRateLimited          = errors.New("rate limited")
+
+	// ErrNotLeader is returned before anything was enqueued: the request is
+	// safe to forward or retry anywhere.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrUnavailable means the node cannot take the request now (no leader,
+	// leadership changing, not ready, shutting down); nothing was written.
+	ErrUnavailable = errors.New("unavailable")
+	// ErrOutcomeUnknown means the write may or may not have committed; the
+	// client retries with the same Idempotency-Key to learn which.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
+)
+
+// invalidf wraps ErrInvalidArgument with a formatted detail.
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrInvalidArgument)
+}
+
+// stateErrf wraps err with a formatted detail.
+func wrapf(err error, format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
+}

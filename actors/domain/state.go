@@ -1,0 +1,450 @@
+package domain
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/google/btree"
+)
+
+// State is the committed state of one shard: resources, reservations,
+// per-user counts (inside resources), idempotency records and the index of
+// held reservations that will expire. It changes only through Apply (and the
+// Load methods while restoring a snapshot). It is not safe for concurrent
+// use; the FSM guards it.
+type State struct {
+	resources    map[string]*Resource
+	resourceIDs  *btree.BTreeG[string] // ordered, for paged listing
+	reservations map[string]Reservation
+	byUser       map[string][]string // reservation ids, sorted
+	byResource   map[string][]string // reservation ids, sorted
+	held         map[string]struct{} // reservations in status held: the expiry index
+
+	idem     map[string]IdemRecord
+	idemFIFO []string // idem keys in apply order, for pruning by age
+	idemHead int
+}
+
+// NewState returns an empty State.
+func NewState() *State {
+	return &State{
+		resources:    make(map[string]*Resource),
+		resourceIDs:  btree.NewG(32, func(a, b string) bool { return a < b }),
+		reservations: make(map[string]Reservation),
+		byUser:       make(map[string][]string),
+		byResource:   make(map[string][]string),
+		held:         make(map[string]struct{}),
+		idem:         make(map[string]IdemRecord),
+	}
+}
+
+// Apply validates ev against the state and applies it, or changes nothing
+// and returns why not. A leader only proposes events its actors accepted, so
+// an error here is a bug (a violated invariant) and is the same on every node.
+func (s *State) Apply(ev *Event) error {
+	s.pruneIdem(ev.At)
+	var err error
+	switch ev.Type {
+	case EvPutResource:
+		err = s.applyPut(ev)
+	case EvDeleteResource:
+		err = s.applyDelete(ev)
+	case EvReserve:
+		err = s.applyReserve(ev)
+	case EvTransition:
+		err = s.applyTransition(ev)
+	default:
+		err = invalidf("unknown event type %d", ev.Type)
+	}
+	if err == nil && ev.Idem != nil {
+		s.putIdem(*ev.Idem)
+	}
+	return err
+}
+
+func (s *State) applyPut(ev *Event) error {
+	if !ValidID(ev.ResourceID) {
+		return invalidf("bad resource id %q", ev.ResourceID)
+	}
+	r := s.resources[ev.ResourceID]
+	if r == nil {
+		r = &Resource{ID: ev.ResourceID}
+	}
+	if err := r.CheckUpdate(&ev.Spec); err != nil {
+		return err
+	}
+	r.ApplyUpdate(ev.Spec, ev.At)
+	if _, ok := s.resources[r.ID]; !ok {
+		s.resources[r.ID] = r
+		s.resourceIDs.ReplaceOrInsert(r.ID)
+	}
+	return nil
+}
+
+func (s *State) applyDelete(ev *Event) error {
+	r := s.resources[ev.ResourceID]
+	if r == nil {
+		return wrapf(ErrNotFound, "resource %s", ev.ResourceID)
+	}
+	if r.HasTaken() {
+		return wrapf(ErrInvalidState, "resource %s has held or confirmed reservations", r.ID)
+	}
+	delete(s.resources, r.ID)
+	s.resourceIDs.Delete(r.ID)
+	return nil
+}
+
+func (s *State) applyReserve(ev *Event) error {
+	res := ev.Reservation
+	r := s.resources[res.ResourceID]
+	if r == nil || res.ResourceID != ev.ResourceID {
+		return wrapf(ErrNotFound, "resource %s", res.ResourceID)
+	}
+	if res.ID == "" {
+		return invalidf("reservation without id")
+	}
+	if _, dup := s.reservations[res.ID]; dup {
+		return wrapf(ErrAlreadyExists, "reservation %s", res.ID)
+	}
+	if err := r.CheckReserve(&res); err != nil {
+		return err
+	}
+	r.ApplyReserve(&res)
+	s.reservations[res.ID] = res
+	s.byUser[res.User] = insertSorted(s.byUser[res.User], res.ID)
+	s.byResource[res.ResourceID] = insertSorted(s.byResource[res.ResourceID], res.ID)
+	if res.Status == StatusHeld {
+		s.held[res.ID] = struct{}{}
+	}
+	return nil
+}
+
+func (s *State) applyTransition(ev *Event) error {
+	res, ok := s.reservations[ev.ReservationID]
+	if !ok {
+		return wrapf(ErrNotFound, "reservation %s", ev.ReservationID)
+	}
+	r := s.resources[res.ResourceID]
+	if r == nil || res.ResourceID != ev.ResourceID {
+		return wrapf(ErrNotFound, "resource %s", res.ResourceID)
+	}
+	noop, err := r.CheckTransition(&res, ev.To, ev.At)
+	if err != nil {
+		return err
+	}
+	if noop {
+		return wrapf(ErrInvalidState, "reservation %s already %s", res.ID, ev.To)
+	}
+	r.ApplyTransition(&res, ev.To, ev.At)
+	s.reservations[res.ID] = res
+	if res.Status != StatusHeld {
+		delete(s.held, res.ID)
+	}
+	return nil
+}
+
+func insertSorted(ids []string, id string) []string {
+	if n := len(ids); n == 0 || ids[n-1] < id {
+		return append(ids, id) // the usual case: ids grow with time
+	}
+	i, _ := slices.BinarySearch(ids, id)
+	return slices.Insert(ids, i, id)
+}
+
+func idemMapKey(user, key string) string { return user + "\x00" + key }
+
+func (s *State) putIdem(rec IdemRecord) {
+	k := idemMapKey(rec.User, rec.Key)
+	if _, ok := s.idem[k]; ok {
+		return // the first answer stays
+	}
+	s.idem[k] = rec
+	s.idemFIFO = append(s.idemFIFO, k)
+}
+
+// pruneIdem drops records older than IdemTTL before leader time at, oldest
+// applied first.
+func (s *State) pruneIdem(at int64) {
+	cutoff := at - IdemTTL
+	for s.idemHead < len(s.idemFIFO) {
+		k := s.idemFIFO[s.idemHead]
+		if rec, ok := s.idem[k]; ok && rec.CreatedAt >= cutoff {
+			break
+		}
+		delete(s.idem, k)
+		s.idemFIFO[s.idemHead] = ""
+		s.idemHead++
+	}
+	if s.idemHead > 1024 && s.idemHead*2 > len(s.idemFIFO) {
+		s.idemFIFO = append([]string(nil), s.idemFIFO[s.idemHead:]...)
+		s.idemHead = 0
+	}
+}
+
+// Resource returns the committed resource (shared: do not modify; Clone it).
+func (s *State) Resource(id string) (*Resource, bool) {
+	r, ok := s.resources[id]
+	return r, ok
+}
+
+// Reservation returns a reservation by id.
+func (s *State) Reservation(id string) (Reservation, bool) {
+	r, ok := s.reservations[id]
+	return r, ok
+}
+
+// Idem returns the stored answer for (user, key).
+func (s *State) Idem(user, key string) (IdemRecord, bool) {
+	rec, ok := s.idem[idemMapKey(user, key)]
+	return rec, ok
+}
+
+// Counts returns how many resources, reservations and idempotency records the
+// state holds.
+func (s *State) Counts() (resources, reservations, idem, held int) {
+	return len(s.resources), len(s.reservations), len(s.idem), len(s.held)
+}
+
+// ListResources calls fn for resources with ids after `after` (and with
+// prefix), in id order, until fn returns false.
+func (s *State) ListResources(prefix, after string, fn func(*Resource) bool) {
+	start := max(after, prefix)
+	s.resourceIDs.AscendGreaterOrEqual(start, func(id string) bool {
+		if id == after {
+			return true
+		}
+		if len(id) < len(prefix) || id[:len(prefix)] != prefix {
+			return false
+		}
+		return fn(s.resources[id])
+	})
+}
+
+// ListReservations calls fn for reservations in id order after `after`:
+// those of user (when set), else of resource (when set), else all.
+// It stops when fn returns false.
+func (s *State) ListReservations(user, resource, after string, fn func(Reservation) bool) {
+	var ids []string
+	switch {
+	case user != "":
+		ids = s.byUser[user]
+	case resource != "":
+		ids = s.byResource[resource]
+	default:
+		ids = make([]string, 0, len(s.reservations))
+		for id := range s.reservations {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+	}
+	i, found := slices.BinarySearch(ids, after)
+	if found {
+		i++
+	}
+	for ; i < len(ids); i++ {
+		if !fn(s.reservations[ids[i]]) {
+			return
+		}
+	}
+}
+
+// EachHeld calls fn for every held reservation (the expiry index).
+func (s *State) EachHeld(fn func(Reservation)) {
+	for id := range s.held {
+		fn(s.reservations[id])
+	}
+}
+
+// EachResource calls fn for every resource in id order (snapshots).
+func (s *State) EachResource(fn func(*Resource) error) error {
+	var err error
+	s.resourceIDs.Ascend(func(id string) bool {
+		err = fn(s.resources[id])
+		return err == nil
+	})
+	return err
+}
+
+// EachReservation calls fn for every reservation in id order (snapshots).
+func (s *State) EachReservation(fn func(Reservation) error) error {
+	ids := make([]string, 0, len(s.reservations))
+	for id := range s.reservations {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		if err := fn(s.reservations[id]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EachIdem calls fn for every idempotency record in apply order (snapshots:
+// restoring in this order keeps pruning identical).
+func (s *State) EachIdem(fn func(IdemRecord) error) error {
+	for _, k := range s.idemFIFO[s.idemHead:] {
+		if rec, ok := s.idem[k]; ok {
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// LoadResource adds a resource while restoring a snapshot.
+func (s *State) LoadResource(r *Resource) {
+	if r.UserUnits == nil {
+		r.UserUnits = make(map[string]int64)
+	}
+	s.resources[r.ID] = r
+	s.resourceIDs.ReplaceOrInsert(r.ID)
+}
+
+// LoadReservation adds a reservation while restoring a snapshot.
+func (s *State) LoadReservation(res Reservation) {
+	s.reservations[res.ID] = res
+	s.byUser[res.User] = insertSorted(s.byUser[res.User], res.ID)
+	s.byResource[res.ResourceID] = insertSorted(s.byResource[res.ResourceID], res.ID)
+	if res.Status == StatusHeld {
+		s.held[res.ID] = struct{}{}
+	}
+}
+
+// LoadIdem adds an idempotency record while restoring a snapshot.
+func (s *State) LoadIdem(rec IdemRecord) { s.putIdem(rec) }
+
+// Clone returns a deep copy, an immutable view for a snapshot to stream
+// while Apply goes on.
+func (s *State) Clone() *State {
+	c := NewState()
+	for id, r := range s.resources {
+		c.resources[id] = r.Clone()
+	}
+	c.resourceIDs = s.resourceIDs.Clone()
+	for id, res := range s.reservations {
+		c.reservations[id] = res
+	}
+	for u, ids := range s.byUser {
+		c.byUser[u] = slices.Clone(ids)
+	}
+	for r, ids := range s.byResource {
+		c.byResource[r] = slices.Clone(ids)
+	}
+	for id := range s.held {
+		c.held[id] = struct{}{}
+	}
+	for k, rec := range s.idem {
+		c.idem[k] = rec
+	}
+	c.idemFIFO = slices.Clone(s.idemFIFO[s.idemHead:])
+	return c
+}
+
+// CheckInvariants recounts every resource from its reservations and checks
+// that available + held + confirmed == capacity (per night for rooms), that
+// nothing is negative and that per-user counts match. O(state); for tests,
+// fuzzing and the bench verifier.
+func (s *State) CheckInvariants() error {
+	type counts struct {
+		held, confirmed int64
+		nights          map[Day][2]int64
+		users           map[string]int64
+	}
+	want := make(map[string]*counts)
+	for _, res := range s.reservations {
+		r := s.resources[res.ResourceID]
+		if r == nil || !res.Status.Taken() {
+			continue
+		}
+		c := want[r.ID]
+		if c == nil {
+			c = &counts{nights: map[Day][2]int64{}, users: map[string]int64{}}
+			want[r.ID] = c
+		}
+		c.users[res.User] += res.Quantity
+		held := res.Status == StatusHeld
+		if _, isHeld := s.held[res.ID]; held != isHeld {
+			return fmt.Errorf("reservation %s: status %s but expiry index says held=%v", res.ID, res.Status, isHeld)
+		}
+		if r.Spec.Kind != KindRoom {
+			if held {
+				c.held += res.Quantity
+			} else {
+				c.confirmed += res.Quantity
+			}
+			continue
+		}
+		for d := res.CheckIn; d < res.CheckOut; d++ {
+			n := c.nights[d]
+			if held {
+				n[0] += res.Quantity
+			} else {
+				n[1] += res.Quantity
+			}
+			c.nights[d] = n
+		}
+	}
+	for id, r := range s.resources {
+		if err := r.CheckInvariant(); err != nil {
+			return err
+		}
+		c := want[id]
+		if c == nil {
+			c = &counts{}
+		}
+		if r.Held != c.held || r.Confirmed != c.confirmed {
+			return fmt.Errorf("%s: counts held %d confirmed %d, reservations say %d and %d", id, r.Held, r.Confirmed, c.held, c.confirmed)
+		}
+		for i, n := range r.Nights {
+			d := r.NightBase + Day(i)
+			if w := c.nights[d]; int64(n.Held) != w[0] || int64(n.Confirmed) != w[1] {
+				return fmt.Errorf("%s night %s: held %d confirmed %d, reservations say %d and %d", id, d, n.Held, n.Confirmed, w[0], w[1])
+			}
+			delete(c.nights, d)
+		}
+		if len(c.nights) > 0 {
+			return fmt.Errorf("%s: reservations on nights outside the inventory", id)
+		}
+		if len(r.UserUnits) != len(c.users) {
+			return fmt.Errorf("%s: %d users counted, reservations say %d", id, len(r.UserUnits), len(c.users))
+		}
+		for u, n := range c.users {
+			if r.UserUnits[u] != n {
+				return fmt.Errorf("%s: user %q counted %d, reservations say %d", id, u, r.UserUnits[u], n)
+			}
+		}
+	}
+	return nil
+}
+
+// Hash is a digest of the whole state in a canonical order: equal states give
+// equal hashes on every node.
+func (s *State) Hash() [32]byte {
+	h := sha256.New()
+	var buf []byte
+	_ = s.EachResource(func(r *Resource) error {
+		buf = appendResource(buf[:0], r)
+		h.Write(buf)
+		return nil
+	})
+	_ = s.EachReservation(func(res Reservation) error {
+		buf = appendReservation(buf[:0], &res)
+		h.Write(buf)
+		return nil
+	})
+	_ = s.EachIdem(func(rec IdemRecord) error {
+		buf = appendIdem(buf[:0], &rec)
+		h.Write(buf)
+		return nil
+	})
+	buf = binary.AppendUvarint(buf[:0], uint64(len(s.held)))
+	h.Write(buf)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}

@@ -1,0 +1,17 @@
+package actors
+
+import "allot/actors/domain"
+
+// Log is the replicated log as the engine sees it; cluster.Node implements it.
+type Log interface {
+	// Propose hands one batch to Raft as one entry and returns without
+	// waiting. done is called exactly once, from another goroutine: with one
+	// result per event (nil = applied; an error = the FSM refused it, a bug)
+	// once the entry is committed and applied on this node, or with err set
+	// when the outcome is unknown (leadership lost, shutdown) or, for
+	// domain.ErrNotLeader, when nothing was enqueued.
+	Propose(b *domain.Batch, done func(results []error, err error))
+	// View runs fn with read access to the committed state. fn must not
+	// block or keep references into the state after it returns.
+	View(fn func(*domain.State))
+}
