@@ -49,3 +49,37 @@ func invalidf(format string, args ...any) error {
 func wrapf(err error, format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
 }
+
+// ErrorCode is the stable machine-readable code of err (the problem "code" of
+// API.md), or "internal" for an error that is none of ours.
+func ErrorCode(err error) string {
+	for _, c := range errorCodes {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return "internal"
+}
+
+var errorCodes = [...]struct {
+	err  error
+	code string
+}{
+	{ErrInvalidArgument, "invalid_argument"},
+	{ErrUnauthenticated, "unauthenticated"},
+	{ErrPermissionDenied, "permission_denied"},
+	{ErrNotFound, "not_found"},
+	{ErrSoldOut, "sold_out"},
+	{ErrLimitExceeded, "limit_exceeded"},
+	{ErrNotOpen, "not_open"},
+	{ErrClosed, "closed"},
+	{ErrInvalidState, "invalid_state"},
+	{ErrAlreadyExists, "invalid_state"},
+	{ErrExpired, "expired"},
+	{ErrRequestInProgress, "request_in_progress"},
+	{ErrIdempotencyKeyReused, "idempotency_key_reused"},
+	{ErrRateLimited, "rate_limited"},
+	{ErrOutcomeUnknown, "outcome_unknown"},
+	{ErrUnavailable, "unavailable"},
+	{ErrNotLeader, "unavailable"},
+}

@@ -1,0 +1,244 @@
+package actors
+
+import (
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"allot/actors/domain"
+)
+
+// maxCachedReservations bounds the reservations an actor keeps in its working
+// copy; once all its events are committed it can drop them and reread any
+// from committed state.
+const maxCachedReservations = 4096
+
+// resourceActor owns the working copy of one resource on the leader: the
+// committed resource plus the effect of every event it decided that is not
+// yet committed. All events for the resource come from this actor and reach
+// the log in the order it decided them, so the working copy is exactly what
+// committed state will be once they apply.
+type resourceActor struct {
+	term *term
+	id   string
+
+	resource     *domain.Resource               // nil: no such resource (yet, or deleted)
+	reservations map[string]*domain.Reservation // those touched; others are read from committed state
+	loaded       bool
+
+	received atomic.Int64 // requests received, compared with the registry's sent count
+	pending  atomic.Int64 // events handed to the proposer, not yet applied or failed
+	dirty    atomic.Bool  // an event failed: the working copy must be reloaded
+}
+
+func newResourceActor(t *term, id string) *resourceActor {
+	return &resourceActor{term: t, id: id}
+}
+
+// Receive implements actor.Actor.
+func (a *resourceActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		ctx.SetReceiveTimeout(a.term.engine.cfg.IdleTimeout)
+	case *actor.ReceiveTimeout:
+		if a.term.registry.tryPassivate(a) {
+			ctx.Stop(ctx.Self())
+		}
+	case *request:
+		a.received.Add(1)
+		a.handle(msg)
+	}
+}
+
+func (a *resourceActor) handle(r *request) {
+	e := a.term.engine
+	if a.term.ctx.Err() != nil {
+		e.answer(r, reply{err: fmt.Errorf("leadership is changing: %w", domain.ErrUnavailable)})
+		return
+	}
+	if !a.ensureLoaded() {
+		e.answer(r, reply{err: fmt.Errorf("resource %s is recovering from a failed commit: %w", a.id, domain.ErrUnavailable)})
+		return
+	}
+	now := time.Now().UnixNano()
+	switch r.op {
+	case opReserve:
+		a.reserve(r, now)
+	case opTransition, opExpire:
+		a.transition(r, now)
+	case opPut:
+		a.put(r, now)
+	case opDelete:
+		a.delete(r, now)
+	}
+}
+
+// ensureLoaded (re)builds the working copy from committed state when it has
+// none or a failed event left it wrong. With events still in flight after a
+// failure it cannot know the truth yet and reports false.
+func (a *resourceActor) ensureLoaded() bool {
+	if a.loaded && !a.dirty.Load() {
+		if len(a.reservations) > maxCachedReservations && a.pending.Load() == 0 {
+			a.reservations = make(map[string]*domain.Reservation)
+		}
+		return true
+	}
+	if a.pending.Load() != 0 {
+		return false
+	}
+	a.dirty.Store(false)
+	a.resource = nil
+	a.term.engine.log.View(func(st *domain.State) {
+		if r, ok := st.Resource(a.id); ok {
+			a.resource = r.Clone()
+		}
+	})
+	a.reservations = make(map[string]*domain.Reservation)
+	a.loaded = true
+	return true
+}
+
+func (a *resourceActor) reserve(r *request, now int64) {
+	e := a.term.engine
+	if a.resource == nil {
+		e.answer(r, reply{err: fmt.Errorf("resource %s: %w", a.id, domain.ErrNotFound)})
+		return
+	}
+	kind := a.resource.Spec.Kind
+	res, err := a.resource.DecideReserve(r.reserve, "", now)
+	if err != nil { // the flash-crowd path: no id, no event, no log
+		a.decided(kind, err, 0)
+		e.answer(r, reply{err: err})
+		return
+	}
+	res.ID = e.ids.next(now)
+	a.resource.ApplyReserve(&res)
+	stored := res
+	a.reservations[res.ID] = &stored
+	a.decided(kind, nil, res.Status)
+	ev := domain.Event{Type: domain.EvReserve, At: now, ResourceID: a.id, Reservation: res}
+	out := domain.Outcome{Code: http.StatusCreated, Reservation: res}
+	ev.Idem = idemRecord(r, out, now)
+	a.propose(r, ev, reply{outcome: out})
+}
+
+func (a *resourceActor) transition(r *request, now int64) {
+	e := a.term.engine
+	res := a.reservation(r.rid)
+	if res == nil || a.resource == nil {
+		e.answer(r, reply{err: fmt.Errorf("reservation %s: %w", r.rid, domain.ErrNotFound)})
+		return
+	}
+	if r.op == opTransition && !r.caller.CanAccess(res.User) {
+		e.answer(r, reply{err: fmt.Errorf("reservation %s belongs to another user: %w", r.rid, domain.ErrPermissionDenied)})
+		return
+	}
+	kind := a.resource.Spec.Kind
+	noop, err := a.resource.CheckTransition(res, r.to, now)
+	if err != nil || noop {
+		if r.op == opTransition {
+			a.decided(kind, err, 0)
+		}
+		e.answer(r, reply{outcome: domain.Outcome{Code: http.StatusOK, Reservation: *res}, err: err})
+		return
+	}
+	if r.op == opExpire && e.hooks.ExpiryLag != nil {
+		e.hooks.ExpiryLag(time.Duration(now - res.ExpiresAt))
+	}
+	a.resource.ApplyTransition(res, r.to, now)
+	a.decided(kind, nil, r.to)
+	ev := domain.Event{Type: domain.EvTransition, At: now, ResourceID: a.id, ReservationID: res.ID, To: r.to}
+	out := domain.Outcome{Code: http.StatusOK, Reservation: *res}
+	ev.Idem = idemRecord(r, out, now)
+	a.propose(r, ev, reply{outcome: out})
+}
+
+// reservation returns the working copy of a reservation of this resource,
+// reading it from committed state the first time.
+func (a *resourceActor) reservation(rid string) *domain.Reservation {
+	if res, ok := a.reservations[rid]; ok {
+		return res
+	}
+	var res domain.Reservation
+	var ok bool
+	a.term.engine.log.View(func(st *domain.State) { res, ok = st.Reservation(rid) })
+	if !ok || res.ResourceID != a.id {
+		return nil
+	}
+	a.reservations[rid] = &res
+	return &res
+}
+
+func (a *resourceActor) put(r *request, now int64) {
+	e := a.term.engine
+	created := a.resource == nil
+	next := a.resource
+	if created {
+		next = &domain.Resource{ID: a.id}
+	} else {
+		next = next.Clone()
+	}
+	if err := next.CheckUpdate(&r.spec); err != nil {
+		e.answer(r, reply{err: err})
+		return
+	}
+	next.ApplyUpdate(r.spec, now)
+	a.resource = next
+	ev := domain.Event{Type: domain.EvPutResource, At: now, ResourceID: a.id, Spec: r.spec}
+	a.propose(r, ev, reply{resource: next.Clone(), created: created})
+}
+
+func (a *resourceActor) delete(r *request, now int64) {
+	e := a.term.engine
+	if a.resource == nil {
+		e.answer(r, reply{err: fmt.Errorf("resource %s: %w", a.id, domain.ErrNotFound)})
+		return
+	}
+	if a.resource.HasTaken() {
+		e.answer(r, reply{err: fmt.Errorf("resource %s has held or confirmed reservations: %w", a.id, domain.ErrInvalidState)})
+		return
+	}
+	a.resource = nil
+	a.propose(r, domain.Event{Type: domain.EvDeleteResource, At: now, ResourceID: a.id}, reply{})
+}
+
+// propose hands an accepted event to the proposer; the answer goes out when
+// it commits. Blocks only while the proposer's queue is full (back-pressure).
+func (a *resourceActor) propose(r *request, ev domain.Event, ok reply) {
+	a.pending.Add(1)
+	p := proposal{event: ev, req: r, ok: ok, actor: a, decidedAt: time.Now()}
+	if !a.term.proposer.enqueue(p) {
+		a.pending.Add(-1)
+		a.dirty.Store(true)
+		a.term.engine.answer(r, reply{err: fmt.Errorf("leadership is changing: %w", domain.ErrUnavailable)})
+	}
+}
+
+func (a *resourceActor) decided(kind domain.Kind, err error, status domain.Status) {
+	hook := a.term.engine.hooks.Decided
+	if hook == nil {
+		return
+	}
+	if err != nil {
+		hook(kind, domain.ErrorCode(err))
+		return
+	}
+	hook(kind, status.String())
+}
+
+// idemRecord builds the record that stores this answer under the request's
+// Idempotency-Key, or nil without one.
+func idemRecord(r *request, out domain.Outcome, now int64) *domain.IdemRecord {
+	if r.idem == nil {
+		return nil
+	}
+	user := r.caller.User
+	if r.op == opReserve {
+		user = r.reserve.User
+	}
+	return &domain.IdemRecord{User: user, Key: r.idem.Key, Fingerprint: r.idem.Fingerprint,
+		Code: out.Code, Reservation: out.Reservation, CreatedAt: now}
+}
