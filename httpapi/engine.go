@@ -12,7 +12,7 @@ import (
 // domain.ErrOutcomeUnknown, never a plain failure.
 type Engine interface {
 	// PutResource creates (created=true) or updates a resource and returns
-	// it as committed.
+	// it as committed: a copy the caller owns and may read after the call.
 	PutResource(ctx context.Context, id string, spec domain.Spec) (r *domain.Resource, created bool, err error)
 	// DeleteResource removes a resource without held or confirmed units.
 	DeleteResource(ctx context.Context, id string) error

@@ -18,6 +18,9 @@ const BatchVersion = 1
 // ErrCorrupt is returned for bytes that do not decode.
 var ErrCorrupt = errors.New("corrupt encoding")
 
+// maxPrealloc bounds the events DecodeBatch allocates ahead of decoding them.
+const maxPrealloc = 1024
+
 // EncodeBatch appends the encoding of b to dst.
 func EncodeBatch(dst []byte, b *Batch) []byte {
 	dst = append(dst, BatchVersion)
@@ -34,8 +37,11 @@ func DecodeBatch(data []byte) (Batch, error) {
 	if v := d.byte(); v != BatchVersion {
 		return Batch{}, fmt.Errorf("batch version %d: %w", v, ErrCorrupt)
 	}
-	n := d.count(8)
-	b := Batch{Events: make([]Event, 0, n)}
+	// An event takes at least 4 bytes (type, time, id length, idem flag).
+	// Preallocating for at most a normal batch keeps a corrupt count from
+	// reserving far more Event structs than the input has events.
+	n := d.count(4)
+	b := Batch{Events: make([]Event, 0, min(n, maxPrealloc))}
 	for i := 0; i < n && d.err == nil; i++ {
 		var ev Event
 		d.event(&ev)
@@ -79,9 +85,13 @@ func (d *decoder) event(ev *Event) {
 	default:
 		d.fail("event type %d", ev.Type)
 	}
-	if d.byte() == 1 {
+	switch flag := d.byte(); flag {
+	case 0:
+	case 1:
 		ev.Idem = new(IdemRecord)
 		d.idem(ev.Idem)
+	default:
+		d.fail("idempotency flag %d", flag)
 	}
 }
 

@@ -22,7 +22,7 @@ func (q *ReserveRequest) Validate(k Kind) error {
 		if q.CheckOut <= q.CheckIn {
 			return invalidf("check_out must be after check_in")
 		}
-		if q.CheckOut-q.CheckIn > MaxStayNights {
+		if int64(q.CheckOut)-int64(q.CheckIn) > MaxStayNights { // int64: Day arithmetic could wrap
 			return invalidf("a stay is at most %d nights", MaxStayNights)
 		}
 	} else if q.CheckIn != 0 || q.CheckOut != 0 {
@@ -69,26 +69,56 @@ func (r *Resource) CheckReserve(res *Reservation) error {
 	}
 	at := res.CreatedAt
 	if r.Spec.OpensAt != 0 && at < r.Spec.OpensAt {
-		return wrapf(ErrNotOpen, "%s opens at %s", r.ID, FormatTime(r.Spec.OpensAt))
+		return &refusal{err: ErrNotOpen, id: r.ID, n: r.Spec.OpensAt}
 	}
 	if r.Spec.ClosesAt != 0 && at >= r.Spec.ClosesAt {
-		return wrapf(ErrClosed, "%s closed at %s", r.ID, FormatTime(r.Spec.ClosesAt))
+		return &refusal{err: ErrClosed, id: r.ID, n: r.Spec.ClosesAt}
 	}
 	if lim := r.Spec.PerUserLimit; lim > 0 && r.UserUnits[res.User]+res.Quantity > lim {
-		return wrapf(ErrLimitExceeded, "at most %d per user, %d already taken", lim, r.UserUnits[res.User])
+		return &refusal{err: ErrLimitExceeded, n: lim, m: r.UserUnits[res.User]}
 	}
 	if r.Spec.Kind == KindRoom {
 		for d := res.CheckIn; d < res.CheckOut; d++ {
 			if int64(r.Night(d).Available()) < res.Quantity {
-				return wrapf(ErrSoldOut, "night %s has %d rooms left", d, r.Night(d).Available())
+				return &refusal{err: ErrSoldOut, night: true, n: int64(d), m: int64(r.Night(d).Available())}
 			}
 		}
 		return nil
 	}
 	if r.Available() < res.Quantity {
-		return wrapf(ErrSoldOut, "%d left", max(r.Available(), 0))
+		return &refusal{err: ErrSoldOut, m: max(r.Available(), 0)}
 	}
 	return nil
+}
+
+// refusal is how CheckReserve says not open, closed, limit exceeded or sold
+// out. In a flash crowd nearly every request ends here, and most refusals are
+// only matched with errors.Is and mapped to a status, so the message is
+// formatted when read rather than on this path.
+type refusal struct {
+	err   error // the sentinel
+	id    string
+	night bool // sold out on night n (a Day), not in total
+	n, m  int64
+}
+
+func (e *refusal) Unwrap() error { return e.err }
+
+func (e *refusal) Error() string {
+	var detail string
+	switch {
+	case e.err == ErrNotOpen:
+		detail = fmt.Sprintf("%s opens at %s", e.id, FormatTime(e.n))
+	case e.err == ErrClosed:
+		detail = fmt.Sprintf("%s closed at %s", e.id, FormatTime(e.n))
+	case e.err == ErrLimitExceeded:
+		detail = fmt.Sprintf("at most %d per user, %d already taken", e.n, e.m)
+	case e.night:
+		detail = fmt.Sprintf("night %s has %d rooms left", Day(e.n), e.m)
+	default:
+		detail = fmt.Sprintf("%d left", e.m)
+	}
+	return detail + ": " + e.err.Error()
 }
 
 // ApplyReserve takes the units of a reservation that CheckReserve accepted.

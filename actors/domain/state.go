@@ -45,7 +45,6 @@ func NewState() *State {
 // and returns why not. A leader only proposes events its actors accepted, so
 // an error here is a bug (a violated invariant) and is the same on every node.
 func (s *State) Apply(ev *Event) error {
-	s.pruneIdem(ev.At)
 	var err error
 	switch ev.Type {
 	case EvPutResource:
@@ -59,10 +58,16 @@ func (s *State) Apply(ev *Event) error {
 	default:
 		err = invalidf("unknown event type %d", ev.Type)
 	}
-	if err == nil && ev.Idem != nil {
+	if err != nil {
+		return err
+	}
+	// Pruning only after success keeps a refused event free of side
+	// effects; before putIdem, so an expired record's key can be reused.
+	s.pruneIdem(ev.At)
+	if ev.Idem != nil {
 		s.putIdem(*ev.Idem)
 	}
-	return err
+	return nil
 }
 
 func (s *State) applyPut(ev *Event) error {
@@ -319,13 +324,18 @@ func (s *State) LoadReservation(res Reservation) {
 func (s *State) LoadIdem(rec IdemRecord) { s.putIdem(rec) }
 
 // Clone returns a deep copy, an immutable view for a snapshot to stream
-// while Apply goes on.
+// while Apply goes on. It only reads s, so it may run alongside other
+// readers (and other Clones).
 func (s *State) Clone() *State {
 	c := NewState()
 	for id, r := range s.resources {
 		c.resources[id] = r.Clone()
 	}
-	c.resourceIDs = s.resourceIDs.Clone()
+	// Not btree's Clone: that writes to the original's copy-on-write context.
+	s.resourceIDs.Ascend(func(id string) bool {
+		c.resourceIDs.ReplaceOrInsert(id)
+		return true
+	})
 	for id, res := range s.reservations {
 		c.reservations[id] = res
 	}
@@ -356,10 +366,17 @@ func (s *State) CheckInvariants() error {
 		users           map[string]int64
 	}
 	want := make(map[string]*counts)
+	held := 0
 	for _, res := range s.reservations {
-		r := s.resources[res.ResourceID]
-		if r == nil || !res.Status.Taken() {
+		if res.Status == StatusHeld {
+			held++
+		}
+		if !res.Status.Taken() {
 			continue
+		}
+		r := s.resources[res.ResourceID]
+		if r == nil || r.Spec.Kind != res.Kind {
+			return fmt.Errorf("reservation %s (%s) takes units of %s, which is not a %s", res.ID, res.Status, res.ResourceID, res.Kind)
 		}
 		c := want[r.ID]
 		if c == nil {
@@ -367,12 +384,12 @@ func (s *State) CheckInvariants() error {
 			want[r.ID] = c
 		}
 		c.users[res.User] += res.Quantity
-		held := res.Status == StatusHeld
-		if _, isHeld := s.held[res.ID]; held != isHeld {
-			return fmt.Errorf("reservation %s: status %s but expiry index says held=%v", res.ID, res.Status, isHeld)
+		isHeld := res.Status == StatusHeld
+		if _, indexed := s.held[res.ID]; isHeld != indexed {
+			return fmt.Errorf("reservation %s: status %s but expiry index says held=%v", res.ID, res.Status, indexed)
 		}
 		if r.Spec.Kind != KindRoom {
-			if held {
+			if isHeld {
 				c.held += res.Quantity
 			} else {
 				c.confirmed += res.Quantity
@@ -381,13 +398,16 @@ func (s *State) CheckInvariants() error {
 		}
 		for d := res.CheckIn; d < res.CheckOut; d++ {
 			n := c.nights[d]
-			if held {
+			if isHeld {
 				n[0] += res.Quantity
 			} else {
 				n[1] += res.Quantity
 			}
 			c.nights[d] = n
 		}
+	}
+	if held != len(s.held) {
+		return fmt.Errorf("%d reservations are held but the expiry index has %d", held, len(s.held))
 	}
 	for id, r := range s.resources {
 		if err := r.CheckInvariant(); err != nil {

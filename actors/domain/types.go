@@ -157,9 +157,10 @@ func (s *Spec) Validate() error {
 			return invalidf("at most %d inventory rows", MaxInventoryRows)
 		}
 		if len(s.Inventory) > 0 {
+			// In int64: far-apart days would overflow Day and pass.
 			lo, hi := inventorySpan(s.Inventory)
-			if hi-lo > MaxNights {
-				return invalidf("inventory spans %d nights, at most %d", hi-lo, MaxNights)
+			if span := int64(hi) - int64(lo); span > MaxNights {
+				return invalidf("inventory spans %d nights, at most %d", span, MaxNights)
 			}
 		}
 		for _, r := range s.Inventory {
@@ -236,15 +237,17 @@ func (r *Resource) Available() int64 { return r.Spec.Capacity - r.Held - r.Confi
 
 // Night returns the counts of day d (zero rooms outside the inventory).
 func (r *Resource) Night(d Day) Night {
-	i := int(d - r.NightBase)
-	if i < 0 || i >= len(r.Nights) {
+	i := int64(d) - int64(r.NightBase) // Day arithmetic could wrap
+	if i < 0 || i >= int64(len(r.Nights)) {
 		return Night{}
 	}
 	return r.Nights[i]
 }
 
-// HasTaken reports whether any held or confirmed (not yet completed)
-// reservation still relies on the resource.
+// HasTaken reports whether any reservation still takes units of the
+// resource: held, confirmed, checked in or completed (completed units stay
+// taken, so a resource with redeemed bookings cannot be deleted and come
+// back with counts that its old reservations contradict).
 func (r *Resource) HasTaken() bool { return r.Held > 0 || r.Confirmed > 0 || r.roomsTaken() }
 
 func (r *Resource) roomsTaken() bool {

@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"allot/actors/domain"
+	"allot/bench/api"
+	"allot/bench/baseline"
+	"allot/bench/loadgen"
+	"allot/bench/report"
+	"allot/bench/scenario"
+	"allot/bench/verify"
+	"allot/cmd/allot/server"
+	"allot/httpapi"
+)
+
+// Time bounds of the phases around the load.
+const (
+	readyTimeout    = time.Minute
+	setupTimeout    = 5 * time.Minute
+	verifyTimeout   = 5 * time.Minute
+	shutdownTimeout = 30 * time.Second
+	setupParallel   = 16
+	readParallel    = 8
+	// expiryGrace is how late past expires_at a hold may still be held
+	// when the state is read back ("at most a few seconds late under load").
+	expiryGrace = 10 * time.Second
+)
+
+// bench is one invocation: the options, where to write, the report it fills.
+type bench struct {
+	opts   options
+	out    io.Writer // report and live progress
+	log    io.Writer // phase messages
+	rep    *report.Report
+	secret []byte
+	ttl    time.Duration
+}
+
+func newBench(opts options, args []string, stdout, stderr io.Writer) *bench {
+	return &bench{
+		opts: opts, out: stdout, log: stderr,
+		rep: &report.Report{
+			StartedAt: time.Now().UTC(), Command: strings.TrimSpace("go run ./bench " + strings.Join(args, " ")),
+			CPUs: runtime.NumCPU(), Scenario: opts.scenario,
+		},
+		// Tokens outlive everything the run may do.
+		ttl: opts.warmup + opts.duration + setupTimeout + verifyTimeout + time.Hour,
+	}
+}
+
+func (b *bench) say(format string, args ...any) { fmt.Fprintf(b.log, "bench: "+format+"\n", args...) }
+
+func (b *bench) mint(sub, role string) (string, error) {
+	return httpapi.MintToken(b.secret, sub, role, b.ttl)
+}
+
+// execute runs the whole invocation; the report holds what was measured
+// even when it returns an error.
+func (b *bench) execute(ctx context.Context) error {
+	if err := b.loadSecret(); err != nil {
+		return err
+	}
+	prefix := runPrefix()
+	var base *report.Run
+	if b.opts.baseline {
+		var err error
+		if base, err = b.runBaseline(ctx, prefix); err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+	}
+	defer func() { b.rep.SetBaseline(base) }()
+
+	targets, label := b.opts.targets, strings.Join(b.opts.targets, ",")
+	if len(targets) == 0 {
+		node, err := startEmbedded(b.secret)
+		if err != nil {
+			return fmt.Errorf("starting the embedded node: %w", err)
+		}
+		defer func() {
+			if err := node.stop(); err != nil {
+				b.say("stopping the embedded node: %v", err)
+			}
+		}()
+		targets, label = []string{node.url}, "embedded single node "+node.url
+		b.say("embedded allot node on %s", node.url)
+	}
+
+	admin, err := b.mint(prefix+"-admin", httpapi.RoleAdmin)
+	if err != nil {
+		return fmt.Errorf("minting the admin token: %w", err)
+	}
+	client := api.New(targets, loadgen.NewClient(setupParallel+readParallel, 30*time.Second), admin)
+	rctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	err = client.WaitReady(rctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+
+	scn, err := b.newScenario(prefix)
+	if err != nil {
+		return err
+	}
+	if err := b.setup(ctx, client, scn); err != nil {
+		return err
+	}
+	res, err := b.load(ctx, targets, scn)
+	if res != nil {
+		b.rep.Allot = report.NewRun(res, b.shape(label))
+	}
+	if err != nil {
+		return err
+	}
+	if !b.opts.verify {
+		return nil
+	}
+	return b.check(ctx, client, scn)
+}
+
+// loadSecret is a fresh random secret for the embedded node, else the
+// cluster's from ALLOT_AUTH_SECRET or --auth-secret-file.
+func (b *bench) loadSecret() error {
+	if len(b.opts.targets) == 0 {
+		b.secret = make([]byte, 32)
+		_, err := rand.Read(b.secret)
+		return err
+	}
+	env := os.Getenv("ALLOT_AUTH_SECRET")
+	if env == "" && b.opts.authSecretFile == "" {
+		return errors.New("--target needs the cluster's secret: set ALLOT_AUTH_SECRET or --auth-secret-file")
+	}
+	s, err := server.LoadSecret(env, b.opts.authSecretFile, "", false)
+	b.secret = s
+	return err
+}
+
+// runPrefix names this run's resources and users, so that runs against the
+// same cluster do not meet.
+func runPrefix() string {
+	var r [2]byte
+	rand.Read(r[:])
+	return "b" + strconv.FormatInt(time.Now().Unix(), 36) + strconv.FormatUint(uint64(r[0])<<8|uint64(r[1]), 36)
+}
+
+func (b *bench) newScenario(prefix string) (*scenario.Scenario, error) {
+	seed := b.opts.seed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	return scenario.New(b.opts.scenario, b.opts.params, scenario.Env{
+		Prefix: prefix, Mint: b.mint, Seed: seed, Today: time.Now(),
+	})
+}
+
+func (b *bench) setup(ctx context.Context, client *api.Client, scn *scenario.Scenario) error {
+	defs := scn.Resources()
+	b.rep.Resources = len(defs)
+	b.say("creating %d resources", len(defs))
+	start := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	err := client.PutResources(sctx, defs, setupParallel)
+	b.rep.SetupS = time.Since(start).Seconds()
+	if errors.Is(err, domain.ErrUnauthenticated) {
+		return fmt.Errorf("creating resources: %w (is the secret the cluster's?)", err)
+	}
+	if err != nil {
+		return fmt.Errorf("creating resources: %w", err)
+	}
+	return nil
+}
+
+func (b *bench) shape(target string) report.Shape {
+	return report.Shape{Target: target, Concurrency: b.opts.concurrency, Rate: b.opts.rate, Warmup: b.opts.warmup}
+}
+
+// load drives scn against targets with the configured loop.
+func (b *bench) load(ctx context.Context, targets []string, scn *scenario.Scenario) (*loadgen.Result, error) {
+	cfg := loadgen.Config{
+		Targets: targets, Concurrency: b.opts.concurrency, Rate: b.opts.rate,
+		Warmup: b.opts.warmup, Duration: b.opts.duration, Requests: b.opts.requests,
+		Ops: scenario.OpNames(), Client: loadgen.NewClient(b.opts.concurrency, b.opts.timeout),
+	}
+	defer cfg.Client.CloseIdleConnections()
+	live := newLiveLine(b.out)
+	cfg.Progress = live.update
+	b.say("running %s against %s for %v", scn.Name(), strings.Join(targets, ","), b.opts.warmup+b.opts.duration)
+	res, err := loadgen.Run(ctx, cfg, scn)
+	live.done()
+	return res, err
+}
+
+// runBaseline drives the same scenario against a trivial in-process
+// handler, before allot runs, so that both see the same idle machine.
+func (b *bench) runBaseline(ctx context.Context, prefix string) (*report.Run, error) {
+	srv, err := baseline.Start()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	scn, err := b.newScenario(prefix + "-bl")
+	if err != nil {
+		return nil, err
+	}
+	b.say("baseline: trivial HTTP+JSON handler on %s", srv.URL())
+	res, err := b.load(ctx, []string{srv.URL()}, scn)
+	if err != nil {
+		return nil, err
+	}
+	return report.NewRun(res, b.shape("baseline "+srv.URL())), nil
+}
+
+// check reads the final state back and verifies it against what the run
+// saw.
+func (b *bench) check(ctx context.Context, client *api.Client, scn *scenario.Scenario) error {
+	vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+	defer cancel()
+	start := time.Now()
+	ids := scn.ResourceIDs()
+	b.say("reading back %d resources", len(ids))
+	reader, err := client.NewReader(vctx, ids[0])
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	resources, err := reader.ReadAll(vctx, ids, readParallel)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	obs := scn.Observed()
+	result := verify.Verify(verify.Input{
+		Resources: resources, Acks: obs.Acks, SoldOut: obs.SoldOut,
+		Responses: obs.Responses, Unexpected: obs.Unexpected, UnexpectedExamples: obs.UnexpectedExamples,
+		ExpiryGrace: expiryGrace,
+	})
+	reservations := 0
+	for _, r := range resources {
+		reservations += len(r.Reservations)
+	}
+	b.rep.Verify = &report.Verification{
+		Pass: result.Pass, LinearizableReads: reader.Linearizable(), Resources: len(resources),
+		Reservations: reservations, Acknowledged: len(obs.Acks), UnknownOutcomes: obs.Unknown,
+		DurationS: time.Since(start).Seconds(), Checks: result.Checks,
+	}
+	return nil
+}
+
+// embedded is an allot node run inside this process.
+type embedded struct {
+	srv *server.Server
+	dir string
+	url string
+}
+
+// startEmbedded starts a lone bootstrapped node on 127.0.0.1 with its data
+// in a fresh temporary directory.
+func startEmbedded(secret []byte) (*embedded, error) {
+	dir, err := os.MkdirTemp("", "allot-bench-")
+	if err != nil {
+		return nil, err
+	}
+	cfg := server.DefaultConfig()
+	cfg.NodeID, cfg.DataDir = "bench", dir
+	cfg.HTTPAddr, cfg.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Bootstrap, cfg.AuthSecret = true, secret
+	srv, err := server.Start(cfg)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &embedded{srv: srv, dir: dir, url: "http://" + srv.HTTPAddr()}, nil
+}
+
+func (e *embedded) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	return errors.Join(e.srv.Shutdown(ctx), os.RemoveAll(e.dir))
+}
+
+// liveLine is the progress line, drawn only when the output is a terminal.
+type liveLine struct {
+	w     io.Writer
+	tty   bool
+	last  loadgen.Progress
+	drawn bool
+}
+
+func newLiveLine(w io.Writer) *liveLine {
+	l := &liveLine{w: w}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			l.tty = true
+		}
+	}
+	return l
+}
+
+// update is loadgen's Progress callback (one goroutine, once a second).
+func (l *liveLine) update(p loadgen.Progress) {
+	if !l.tty {
+		return
+	}
+	rate := float64(p.Requests-l.last.Requests) / max((p.Elapsed-l.last.Elapsed).Seconds(), 1e-9)
+	l.last = p
+	fmt.Fprintf(l.w, "\r\x1b[K%5.0fs %10d req %9.0f req/s   2xx %d  409/422 %d  429/503 %d  failed %d",
+		p.Elapsed.Seconds(), p.Requests, rate, p.OK, p.Rejected, p.Throttled, p.Failed)
+	l.drawn = true
+}
+
+// done ends the line; loadgen.Run has returned, so update no longer runs.
+func (l *liveLine) done() {
+	if l.drawn {
+		fmt.Fprintln(l.w)
+	}
+	l.last, l.drawn = loadgen.Progress{}, false
+}

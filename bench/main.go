@@ -1,0 +1,171 @@
+// Command bench is allot's load generator. With no flags it starts an
+// embedded single-node allot in a temporary directory, plays the seckill
+// scenario against it for 20 seconds, prints latency (HdrHistogram, free of
+// coordinated omission in the open loop), throughput and answer counts,
+// then reads the final state back and verifies it: no oversell, counts that
+// add up, no user over its limit, every acknowledged reservation present.
+// It exits 1 when verification fails, 2 when the run could not be made.
+//
+//	go run ./bench [--scenario seckill|hospital|hotel|mixed] [--concurrency 64 | --rate 5000]
+//	               [--duration 20s] [--warmup 0s] [--requests N] [--baseline] [--json FILE]
+//	go run ./bench --target http://host:8080[,http://...]   (secret in ALLOT_AUTH_SECRET)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"allot/bench/scenario"
+)
+
+// Exit codes.
+const (
+	exitPass  = 0
+	exitFail  = 1 // verification failed
+	exitError = 2 // bad flags, or the run could not be made
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are the command line.
+type options struct {
+	scenario       string
+	targets        []string // empty: embedded
+	nodes          int
+	concurrency    int
+	rate           float64
+	duration       time.Duration
+	warmup         time.Duration
+	requests       int64
+	timeout        time.Duration
+	jsonPath       string
+	baseline       bool
+	verify         bool
+	authSecretFile string
+	seed           uint64
+	params         scenario.Params
+}
+
+func parseOptions(args []string, stderr io.Writer) (options, error) {
+	o := options{params: scenario.DefaultParams()}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: go run ./bench [flags]\n\nallot's load generator: runs a scenario, reports latency and throughput, verifies the final state.\n\n")
+		fs.PrintDefaults()
+	}
+	var target string
+	fs.StringVar(&o.scenario, "scenario", "seckill", "workload: "+strings.Join(scenario.Names(), ", "))
+	fs.StringVar(&target, "target", "", "comma-separated base URLs of a running cluster (default: an embedded single node); the secret comes from ALLOT_AUTH_SECRET or --auth-secret-file")
+	fs.IntVar(&o.nodes, "nodes", 1, "nodes of the embedded cluster (only 1 for now)")
+	fs.IntVar(&o.concurrency, "concurrency", 64, "workers: requests in flight (closed loop), or at most in flight (open loop)")
+	fs.Float64Var(&o.rate, "rate", 0, "open loop: requests per second, latency measured from the intended send time (0: closed loop)")
+	fs.DurationVar(&o.duration, "duration", 20*time.Second, "measured phase")
+	fs.DurationVar(&o.warmup, "warmup", 0, "load before the measured phase, not recorded")
+	fs.Int64Var(&o.requests, "requests", 0, "end the measured phase after this many requests (0: --duration only)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
+	fs.StringVar(&o.jsonPath, "json", "", "also write the report as JSON to this file")
+	fs.BoolVar(&o.baseline, "baseline", false, "first run the same load against a trivial in-process HTTP+JSON handler and state allot's throughput as a ratio of it")
+	fs.BoolVar(&o.verify, "verify", true, "read the final state back and verify it")
+	fs.StringVar(&o.authSecretFile, "auth-secret-file", "", "with --target: file holding the cluster's JWT secret")
+	fs.Uint64Var(&o.seed, "seed", 0, "seed of the workers' random choices (0: from the clock)")
+	fs.IntVar(&o.params.Vouchers, "vouchers", o.params.Vouchers, "seckill: vouchers on sale")
+	fs.Int64Var(&o.params.Stock, "stock", o.params.Stock, "seckill: units per voucher")
+	fs.Int64Var(&o.params.Users, "users", o.params.Users, "seckill: users, each trying once (the run ends early when all have)")
+	fs.IntVar(&o.params.Doctors, "doctors", o.params.Doctors, "hospital: doctors, each with a week of 16 slots a day")
+	fs.Int64Var(&o.params.SlotCapacity, "slot-capacity", o.params.SlotCapacity, "hospital: patients per slot")
+	fs.IntVar(&o.params.RoomTypes, "room-types", o.params.RoomTypes, "hotel: room types, each with 60 nights of inventory")
+	fs.Int64Var(&o.params.Rooms, "rooms", o.params.Rooms, "hotel: rooms per night of a room type")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if target != "" {
+		for _, t := range strings.Split(target, ",") {
+			t = strings.TrimRight(strings.TrimSpace(t), "/")
+			u, err := url.Parse(t)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+				return o, fmt.Errorf("--target: %q is not a base URL like http://host:8080", t)
+			}
+			o.targets = append(o.targets, t)
+		}
+	}
+	return o, o.validate()
+}
+
+func (o *options) validate() error {
+	switch {
+	case o.nodes < 1:
+		return errors.New("--nodes must be at least 1")
+	case o.nodes > 1 && len(o.targets) == 0:
+		return fmt.Errorf("--nodes %d: an in-process cluster of more than one node is not supported yet; start a cluster and pass --target", o.nodes)
+	case o.nodes > 1:
+		return errors.New("--nodes applies to the embedded cluster, not to --target")
+	case len(o.targets) == 0 && o.authSecretFile != "":
+		return errors.New("--auth-secret-file needs --target; the embedded node gets a fresh secret")
+	case o.concurrency < 1:
+		return errors.New("--concurrency must be at least 1")
+	case o.rate < 0:
+		return errors.New("--rate must not be negative")
+	case o.duration <= 0:
+		return errors.New("--duration must be positive")
+	case o.warmup < 0 || o.requests < 0:
+		return errors.New("--warmup and --requests must not be negative")
+	case o.timeout <= 0:
+		return errors.New("--timeout must be positive")
+	}
+	known := false
+	for _, n := range scenario.Names() {
+		known = known || n == o.scenario
+	}
+	if !known {
+		return fmt.Errorf("--scenario %q: want one of %s", o.scenario, strings.Join(scenario.Names(), ", "))
+	}
+	return o.params.Validate()
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	opts, err := parseOptions(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitPass
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return exitError
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b := newBench(opts, args, stdout, stderr)
+	err = b.execute(ctx)
+	if err != nil {
+		b.rep.Error = err.Error()
+	}
+	b.rep.WriteText(stdout)
+	if opts.jsonPath != "" {
+		if jerr := b.rep.WriteJSON(opts.jsonPath); jerr != nil {
+			fmt.Fprintln(stderr, "bench: writing the JSON report:", jerr)
+			return exitError
+		}
+	}
+	switch {
+	case err != nil:
+		fmt.Fprintln(stderr, "bench:", err)
+		return exitError
+	case b.rep.Verify != nil && !b.rep.Verify.Pass:
+		return exitFail
+	}
+	return exitPass
+}

@@ -1,0 +1,218 @@
+// Package report turns load runs into a human summary and a
+// machine-readable JSON document whose keys carry their units
+// ("p99_ms", "throughput_rps", "duration_s").
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"allot/bench/loadgen"
+	"allot/bench/verify"
+)
+
+// Latency summarises a histogram of microseconds in milliseconds.
+type Latency struct {
+	MinMs  float64 `json:"min_ms"`
+	P50Ms  float64 `json:"p50_ms"`
+	P90Ms  float64 `json:"p90_ms"`
+	P99Ms  float64 `json:"p99_ms"`
+	P999Ms float64 `json:"p999_ms"`
+	MaxMs  float64 `json:"max_ms"`
+	MeanMs float64 `json:"mean_ms"`
+}
+
+// Op is one operation's share of a run.
+type Op struct {
+	Name          string  `json:"name"`
+	Requests      int64   `json:"requests"`
+	ThroughputRPS float64 `json:"throughput_rps"`
+	Latency       Latency `json:"latency"`
+}
+
+// Run is one measured load run.
+type Run struct {
+	Target        string           `json:"target"`
+	Mode          string           `json:"mode"` // "closed" or "open"
+	Concurrency   int              `json:"concurrency"`
+	RateRPS       float64          `json:"rate_rps,omitempty"`
+	WarmupS       float64          `json:"warmup_s"`
+	DurationS     float64          `json:"duration_s"`
+	Requests      int64            `json:"requests"`
+	ThroughputRPS float64          `json:"throughput_rps"`
+	Latency       Latency          `json:"latency"`
+	Ops           []Op             `json:"operations"`
+	Responses     map[string]int64 `json:"responses"` // "201", "409 sold_out", "timeout" ...
+	LateSends     int64            `json:"late_sends"`
+}
+
+// Verification is the correctness verdict of a run.
+type Verification struct {
+	Pass              bool           `json:"pass"`
+	LinearizableReads bool           `json:"linearizable_reads"`
+	Resources         int            `json:"resources"`
+	Reservations      int            `json:"reservations"`
+	Acknowledged      int            `json:"acknowledged"`
+	UnknownOutcomes   int64          `json:"unknown_outcomes"`
+	DurationS         float64        `json:"duration_s"`
+	Checks            []verify.Check `json:"checks"`
+}
+
+// Report is everything one invocation of the load generator measured.
+type Report struct {
+	StartedAt       time.Time     `json:"started_at"`
+	Command         string        `json:"command"`
+	CPUs            int           `json:"cpus"`
+	Scenario        string        `json:"scenario"`
+	Resources       int           `json:"resources"`
+	SetupS          float64       `json:"setup_s"`
+	Allot           *Run          `json:"allot,omitempty"`
+	Baseline        *Run          `json:"baseline,omitempty"`
+	ThroughputRatio float64       `json:"throughput_ratio,omitempty"` // allot / baseline
+	Verify          *Verification `json:"verify,omitempty"`
+	Error           string        `json:"error,omitempty"`
+}
+
+// Shape says how a run was driven.
+type Shape struct {
+	Target      string
+	Concurrency int
+	Rate        float64
+	Warmup      time.Duration
+}
+
+// NewRun summarises a loadgen result.
+func NewRun(res *loadgen.Result, s Shape) *Run {
+	r := &Run{
+		Target: s.Target, Mode: "closed", Concurrency: s.Concurrency, RateRPS: s.Rate,
+		WarmupS: s.Warmup.Seconds(), DurationS: res.Elapsed.Seconds(), Requests: res.Requests,
+		ThroughputRPS: res.Throughput(), Latency: latency(res.Latency),
+		Responses: make(map[string]int64, len(res.Codes)), LateSends: res.LateSends,
+	}
+	if res.Open {
+		r.Mode = "open"
+	}
+	for _, op := range res.Ops {
+		o := Op{Name: op.Name, Requests: op.Latency.TotalCount(), Latency: latency(op.Latency)}
+		if res.Elapsed > 0 {
+			o.ThroughputRPS = float64(o.Requests) / res.Elapsed.Seconds()
+		}
+		r.Ops = append(r.Ops, o)
+	}
+	for k, n := range res.Codes {
+		r.Responses[k.String()] += n
+	}
+	return r
+}
+
+func latency(h *hdrhistogram.Histogram) Latency {
+	if h == nil || h.TotalCount() == 0 {
+		return Latency{}
+	}
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	return Latency{
+		MinMs: ms(h.Min()), P50Ms: ms(h.ValueAtQuantile(50)), P90Ms: ms(h.ValueAtQuantile(90)),
+		P99Ms: ms(h.ValueAtQuantile(99)), P999Ms: ms(h.ValueAtQuantile(99.9)), MaxMs: ms(h.Max()),
+		MeanMs: h.Mean() / 1000,
+	}
+}
+
+// SetBaseline records the baseline run and allot's throughput as a ratio
+// of it.
+func (r *Report) SetBaseline(b *Run) {
+	r.Baseline = b
+	if r.Allot != nil && b != nil && b.ThroughputRPS > 0 {
+		r.ThroughputRatio = r.Allot.ThroughputRPS / b.ThroughputRPS
+	}
+}
+
+// WriteJSON writes the report to path (indented, 0644).
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// WriteText writes the human summary.
+func (r *Report) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "scenario %s, %d resources (setup %.1fs), %d CPUs\n", r.Scenario, r.Resources, r.SetupS, r.CPUs)
+	if r.Allot != nil {
+		writeRun(w, "allot", r.Allot)
+	}
+	if r.Baseline != nil {
+		writeRun(w, "baseline (trivial HTTP+JSON handler)", r.Baseline)
+		fmt.Fprintf(w, "\nallot throughput = %.3f x baseline\n", r.ThroughputRatio)
+	}
+	if v := r.Verify; v != nil {
+		verdict := "PASS"
+		if !v.Pass {
+			verdict = "FAIL"
+		}
+		reads := "default"
+		if v.LinearizableReads {
+			reads = "linearizable"
+		}
+		fmt.Fprintf(w, "\nverify: %s (%d resources, %d reservations, %d acknowledged, %d unknown outcomes; %s reads, %.1fs)\n",
+			verdict, v.Resources, v.Reservations, v.Acknowledged, v.UnknownOutcomes, reads, v.DurationS)
+		for _, c := range v.Checks {
+			mark := "ok  "
+			if c.Failures > 0 {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(w, "  %s %-34s %10d checked %6d failed\n", mark, c.Name, c.Checked, c.Failures)
+			for _, e := range c.Examples {
+				fmt.Fprintf(w, "         %s\n", e)
+			}
+		}
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "\nerror: %s\n", r.Error)
+	}
+}
+
+func writeRun(w io.Writer, title string, r *Run) {
+	loop := fmt.Sprintf("closed loop, %d workers", r.Concurrency)
+	if r.Mode == "open" {
+		loop = fmt.Sprintf("open loop at %.0f req/s, at most %d in flight", r.RateRPS, r.Concurrency)
+	}
+	fmt.Fprintf(w, "\n%s: %s, %s\n", title, r.Target, loop)
+	fmt.Fprintf(w, "  %d requests in %.2fs (after %.1fs warmup): %.1f req/s\n", r.Requests, r.DurationS, r.WarmupS, r.ThroughputRPS)
+	if r.Mode == "open" {
+		fmt.Fprintf(w, "  latency from intended send time; %d sends started >= %v late\n", r.LateSends, loadgen.LateThreshold)
+	}
+	fmt.Fprintf(w, "  %-10s %10s %10s %9s %9s %9s %9s %9s %9s\n", "op", "requests", "req/s", "min", "p50", "p90", "p99", "p99.9", "max")
+	row := func(name string, n int64, rps float64, l Latency) {
+		fmt.Fprintf(w, "  %-10s %10d %10.1f %9s %9s %9s %9s %9s %9s\n", name, n, rps,
+			ms(l.MinMs), ms(l.P50Ms), ms(l.P90Ms), ms(l.P99Ms), ms(l.P999Ms), ms(l.MaxMs))
+	}
+	for _, o := range r.Ops {
+		row(o.Name, o.Requests, o.ThroughputRPS, o.Latency)
+	}
+	row("all", r.Requests, r.ThroughputRPS, r.Latency)
+	keys := make([]string, 0, len(r.Responses))
+	for k := range r.Responses {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s: %d", k, r.Responses[k])
+	}
+	fmt.Fprintf(w, "  responses: %s\n", strings.Join(parts, ", "))
+}
+
+func ms(v float64) string {
+	if v >= 100 {
+		return fmt.Sprintf("%.0fms", v)
+	}
+	return fmt.Sprintf("%.2fms", v)
+}

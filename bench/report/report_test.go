@@ -1,0 +1,125 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"allot/bench/loadgen"
+	"allot/bench/verify"
+)
+
+// result makes a loadgen result of n requests with latencies 1..n ms over
+// 2 s, all "reserve", half 201 and half 409 sold_out.
+func result(n int64) *loadgen.Result {
+	h := hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
+	for i := int64(1); i <= n; i++ {
+		h.RecordValue(i * 1000)
+	}
+	return &loadgen.Result{
+		Elapsed: 2 * time.Second, Requests: n, Latency: h,
+		Ops: []loadgen.OpResult{{Name: "reserve", Latency: h}},
+		Codes: map[loadgen.CodeKey]int64{
+			{Status: http.StatusCreated}:                    n / 2,
+			{Status: http.StatusConflict, Code: "sold_out"}: n - n/2,
+		},
+	}
+}
+
+func sample() *Report {
+	r := &Report{StartedAt: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC), Command: "go run ./bench", CPUs: 2,
+		Scenario: "seckill", Resources: 10, SetupS: 0.5}
+	r.Allot = NewRun(result(1000), Shape{Target: "embedded", Concurrency: 64})
+	r.SetBaseline(NewRun(result(4000), Shape{Target: "baseline", Concurrency: 64}))
+	r.Verify = &Verification{Pass: false, Checks: []verify.Check{
+		{Name: "no_oversell", Checked: 10},
+		{Name: "acknowledged_reservations_present", Checked: 500, Failures: 1, Examples: []string{"reservation r1 is missing"}},
+	}}
+	return r
+}
+
+func TestJSONKeysCarryUnits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "report.json")
+	if err := sample().WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("report is not JSON: %v", err)
+	}
+	get := func(path ...string) any {
+		var v any = doc
+		for _, p := range path {
+			m, ok := v.(map[string]any)
+			if !ok {
+				t.Fatalf("%v: %s is not an object", path, p)
+			}
+			if v, ok = m[p]; !ok {
+				t.Fatalf("key %s missing (path %v)", p, path)
+			}
+		}
+		return v
+	}
+	num := func(path ...string) float64 {
+		f, ok := get(path...).(float64)
+		if !ok {
+			t.Fatalf("%v is not a number", path)
+		}
+		return f
+	}
+	if v := num("allot", "throughput_rps"); v != 500 {
+		t.Errorf("throughput_rps = %v, want 500", v)
+	}
+	if v := num("allot", "duration_s"); v != 2 {
+		t.Errorf("duration_s = %v, want 2", v)
+	}
+	for key, want := range map[string]float64{"min_ms": 1, "p50_ms": 500, "p90_ms": 900, "p99_ms": 990, "p999_ms": 999, "max_ms": 1000} {
+		if v := num("allot", "latency", key); math.Abs(v-want) > want/500 {
+			t.Errorf("latency.%s = %v, want %v", key, v, want)
+		}
+	}
+	if v := num("allot", "responses", "409 sold_out"); v != 500 {
+		t.Errorf(`responses["409 sold_out"] = %v, want 500`, v)
+	}
+	if v := num("throughput_ratio"); v != 0.25 {
+		t.Errorf("throughput_ratio = %v, want 0.25", v)
+	}
+	if v := num("setup_s"); v != 0.5 {
+		t.Errorf("setup_s = %v", v)
+	}
+	ops := get("allot", "operations").([]any)
+	if len(ops) != 1 || ops[0].(map[string]any)["name"] != "reserve" {
+		t.Errorf("operations = %v", ops)
+	}
+	if get("verify", "pass") != false {
+		t.Error("verify.pass should be false")
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil || back.Allot.Latency != sample().Allot.Latency || len(back.Verify.Checks) != 2 {
+		t.Errorf("round trip: %v, %+v", err, back.Allot)
+	}
+}
+
+func TestTextSummary(t *testing.T) {
+	var buf bytes.Buffer
+	sample().WriteText(&buf)
+	out := buf.String()
+	for _, want := range []string{"verify: FAIL", "FAIL acknowledged_reservations_present", "reservation r1 is missing",
+		"allot throughput = 0.250 x baseline", "409 sold_out: 500", "500.0 req/s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+}

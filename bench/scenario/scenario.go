@@ -1,0 +1,224 @@
+// Package scenario holds the workloads of allot's load generator: seckill
+// (a flash sale of vouchers), hospital (a week of appointment slots) and
+// hotel (room types with per-night stock), alone or mixed. A workload is a
+// stream of user flows (reserve, then confirm, cancel, check in, complete or
+// let the hold expire) played by loadgen workers, and it records what the
+// server acknowledged so that package verify can check the final state.
+package scenario
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"allot/bench/loadgen"
+	"allot/bench/verify"
+)
+
+// Operations, as indexed by loadgen.Call.Op.
+const (
+	OpReserve = iota
+	OpConfirm
+	OpCancel
+	OpCheckIn
+	OpComplete
+	opCount
+)
+
+// OpNames returns the names of the operations, indexed by Op*.
+func OpNames() []string {
+	return []string{OpReserve: "reserve", OpConfirm: "confirm", OpCancel: "cancel", OpCheckIn: "check_in", OpComplete: "complete"}
+}
+
+// Names lists the scenarios New accepts.
+func Names() []string { return []string{"seckill", "hospital", "hotel", "mixed"} }
+
+// Params sizes the workloads.
+type Params struct {
+	// Vouchers is the number of seckill vouchers, each with Stock units;
+	// Users is how many users race for them, each trying once.
+	Vouchers int
+	Stock    int64
+	Users    int64
+	// Doctors each get a week of half-hour slots, 16 a day, SlotCapacity
+	// patients each.
+	Doctors      int
+	SlotCapacity int64
+	// RoomTypes each have Rooms rooms a night for 60 nights (fewer in one
+	// week of them).
+	RoomTypes int
+	Rooms     int64
+}
+
+// DefaultParams returns the sizes `go run ./bench` uses without flags.
+func DefaultParams() Params {
+	return Params{
+		Vouchers: 10, Stock: 1000, Users: 1_000_000,
+		Doctors: 20, SlotCapacity: 3,
+		RoomTypes: 20, Rooms: 20,
+	}
+}
+
+// Validate checks the sizes.
+func (p Params) Validate() error {
+	switch {
+	case p.Vouchers < 1 || p.Stock < 1 || p.Users < 1:
+		return errors.New("scenario: vouchers, stock and users must be at least 1")
+	case p.Doctors < 1 || p.SlotCapacity < 1:
+		return errors.New("scenario: doctors and slot capacity must be at least 1")
+	case p.RoomTypes < 1 || p.Rooms < 1:
+		return errors.New("scenario: room types and rooms must be at least 1")
+	}
+	return nil
+}
+
+// Env is what a workload needs from the run around it.
+type Env struct {
+	// Prefix makes the run's resource ids and user names unique, so runs
+	// against the same cluster do not meet; [A-Za-z0-9-] only.
+	Prefix string
+	// Mint signs a token for user sub with role "user" or "admin".
+	Mint func(sub, role string) (string, error)
+	// Seed seeds the workers' random choices.
+	Seed uint64
+	// Today anchors the calendar of hospital slots and hotel nights.
+	Today time.Time
+}
+
+// ResourceDef is a resource to create (PUT) before the run.
+type ResourceDef struct {
+	ID   string
+	Body []byte // JSON body of PUT /v1/resources/{id}
+}
+
+// Observed is what the workers saw, as package verify takes it.
+type Observed struct {
+	Acks               []verify.Ack
+	SoldOut            []verify.SoldOut
+	Responses          int64
+	Unexpected         int64
+	UnexpectedExamples []string
+	// Unknown counts reservations whose outcome stayed unknown after every
+	// retry: they may or may not exist.
+	Unknown int64
+}
+
+// Scenario is a workload: the resources it needs and the flows it plays.
+type Scenario struct {
+	name     string
+	env      Env
+	planners []weighted
+
+	mu      sync.Mutex
+	workers []*worker
+}
+
+// New returns the named scenario (see Names).
+func New(name string, p Params, env Env) (*Scenario, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if env.Mint == nil || env.Prefix == "" {
+		return nil, errors.New("scenario: env needs a prefix and a token minter")
+	}
+	s := &Scenario{name: name, env: env}
+	switch name {
+	case "seckill":
+		s.planners = []weighted{{newSeckill(p, env), 1}}
+	case "hospital":
+		s.planners = []weighted{{newHospital(p, env), 1}}
+	case "hotel":
+		s.planners = []weighted{{newHotel(p, env), 1}}
+	case "mixed":
+		s.planners = []weighted{{newSeckill(p, env), 4}, {newHospital(p, env), 3}, {newHotel(p, env), 3}}
+	default:
+		return nil, fmt.Errorf("scenario: unknown scenario %q (want one of %v)", name, Names())
+	}
+	return s, nil
+}
+
+// Name is the scenario's name.
+func (s *Scenario) Name() string { return s.name }
+
+// Resources lists what to create before the run, in a stable order.
+func (s *Scenario) Resources() []ResourceDef {
+	var out []ResourceDef
+	for _, p := range s.planners {
+		out = append(out, p.p.resources()...)
+	}
+	return out
+}
+
+// ResourceIDs lists the ids of Resources.
+func (s *Scenario) ResourceIDs() []string {
+	defs := s.Resources()
+	ids := make([]string, len(defs))
+	for i, d := range defs {
+		ids[i] = d.ID
+	}
+	return ids
+}
+
+// Worker implements loadgen.Source.
+func (s *Scenario) Worker(id int) loadgen.WorkerSource {
+	w := newWorker(s, id)
+	s.mu.Lock()
+	s.workers = append(s.workers, w)
+	s.mu.Unlock()
+	return w
+}
+
+// Observed merges what the workers saw. Call it after the run has ended.
+func (s *Scenario) Observed() Observed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var o Observed
+	seen := make(map[verify.SoldOut]bool)
+	for _, w := range s.workers {
+		l := &w.ledger
+		for _, a := range l.acks {
+			o.Acks = append(o.Acks, *a)
+		}
+		for so := range l.soldOut {
+			if !seen[so] {
+				seen[so] = true
+				o.SoldOut = append(o.SoldOut, so)
+			}
+		}
+		o.Responses += l.responses
+		o.Unexpected += l.unexpected
+		o.Unknown += l.unknown
+		for _, e := range l.examples {
+			if len(o.UnexpectedExamples) < maxExamples {
+				o.UnexpectedExamples = append(o.UnexpectedExamples, e)
+			}
+		}
+	}
+	return o
+}
+
+// resourceSpec is the body of PUT /v1/resources/{id}.
+type resourceSpec struct {
+	Kind         string            `json:"kind"`
+	Capacity     int64             `json:"capacity,omitempty"`
+	Inventory    []inventoryRow    `json:"inventory,omitempty"`
+	PerUserLimit int64             `json:"per_user_limit"`
+	HoldSeconds  int64             `json:"hold_seconds"`
+	Attributes   map[string]string `json:"attributes,omitempty"`
+}
+
+type inventoryRow struct {
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Rooms int64  `json:"rooms"`
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("scenario: encoding a fixed body: %v", err)) // the types above always encode
+	}
+	return b
+}

@@ -1,0 +1,313 @@
+package scenario
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"allot/bench/baseline"
+	"allot/bench/loadgen"
+	"allot/bench/verify"
+)
+
+// seen is one request the fake server got.
+type seen struct {
+	method, path, auth, key string
+}
+
+// fakeServer answers like baseline, except where override writes an
+// answer itself, and records every request.
+type fakeServer struct {
+	mu       sync.Mutex
+	reqs     []seen
+	override func(w http.ResponseWriter, r *http.Request, prior int) bool // prior: earlier requests with the same user and key
+	counts   map[string]int
+}
+
+func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := seen{r.Method, r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("Idempotency-Key")}
+	f.mu.Lock()
+	f.reqs = append(f.reqs, s)
+	k := s.auth + "|" + s.key + "|" + s.path
+	prior := f.counts[k]
+	f.counts[k]++
+	f.mu.Unlock()
+	if f.override != nil && f.override(w, r, prior) {
+		return
+	}
+	baseline.Handler().ServeHTTP(w, r)
+}
+
+func (f *fakeServer) requests() []seen {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]seen(nil), f.reqs...)
+}
+
+func testEnv() Env {
+	return Env{
+		Prefix: "t1",
+		Mint:   func(sub, role string) (string, error) { return role + ":" + sub, nil },
+		Seed:   7,
+		Today:  time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC),
+	}
+}
+
+func smallParams() Params {
+	p := DefaultParams()
+	p.Users, p.Doctors, p.RoomTypes = 200, 2, 3
+	return p
+}
+
+func run(t *testing.T, s *Scenario, h http.Handler, d time.Duration) *loadgen.Result {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	res, err := loadgen.Run(context.Background(), loadgen.Config{
+		Targets: []string{srv.URL}, Concurrency: 4, Duration: d, Ops: OpNames(),
+		Client: loadgen.NewClient(4, 5*time.Second),
+	}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func problem(w http.ResponseWriter, status int, code string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	w.Write([]byte(`{"status":` + strconv.Itoa(status) + `,"code":"` + code + `"}`))
+}
+
+// TestScenariosPlayTheirFlows runs each scenario against the baseline
+// server and checks that its flows take the steps they should, each with the
+// right caller, and that everything the server acknowledged is recorded.
+func TestScenariosPlayTheirFlows(t *testing.T) {
+	want := map[string][]int{
+		"seckill":  {OpReserve, OpConfirm},
+		"hospital": {OpReserve, OpConfirm, OpCancel},
+		"hotel":    {OpReserve, OpConfirm, OpCancel, OpCheckIn, OpComplete},
+		"mixed":    {OpReserve, OpConfirm, OpCancel, OpCheckIn, OpComplete},
+	}
+	for _, name := range Names() {
+		t.Run(name, func(t *testing.T) {
+			s, err := New(name, smallParams(), testEnv())
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := &fakeServer{counts: map[string]int{}}
+			res := run(t, s, f, 800*time.Millisecond)
+			ops := map[string]bool{}
+			for _, op := range res.Ops {
+				ops[op.Name] = true
+			}
+			for _, op := range want[name] {
+				if !ops[OpNames()[op]] {
+					t.Errorf("no %s was sent (ops %v)", OpNames()[op], ops)
+				}
+			}
+			for _, r := range f.requests() {
+				admin := strings.HasPrefix(r.auth, "Bearer admin:")
+				switch {
+				case strings.HasSuffix(r.path, "/check-in") || strings.HasSuffix(r.path, "/complete"):
+					if !admin {
+						t.Fatalf("%s sent as %q, want an admin", r.path, r.auth)
+					}
+				case admin || !strings.HasPrefix(r.auth, "Bearer user:t1-"):
+					t.Fatalf("%s sent as %q, want the user", r.path, r.auth)
+				}
+				if r.key == "" {
+					t.Fatalf("%s sent without an Idempotency-Key", r.path)
+				}
+			}
+			o := s.Observed()
+			if o.Unexpected != 0 || len(o.Acks) == 0 || o.Responses != res.Requests {
+				t.Fatalf("observed %d acks, %d responses (ran %d), %d unexpected: %v",
+					len(o.Acks), o.Responses, res.Requests, o.Unexpected, o.UnexpectedExamples)
+			}
+			moved := 0
+			for _, a := range o.Acks {
+				if a.ID == "" || a.User == "" || a.Quantity < 1 || !strings.HasPrefix(a.ResourceID, "t1-") {
+					t.Fatalf("bad ack %+v", a)
+				}
+				if a.Status != verify.StatusHeld {
+					moved++
+				}
+			}
+			if moved == 0 {
+				t.Error("no acknowledged reservation moved past held")
+			}
+		})
+	}
+}
+
+// TestSeckillRetriesWithSameKey: every user's first reserve gets 503; the
+// retry carries the same Idempotency-Key, and every user tries once.
+func TestSeckillRetriesWithSameKey(t *testing.T) {
+	p := smallParams()
+	p.Users = 40
+	s, err := New("seckill", p, testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeServer{counts: map[string]int{}, override: func(w http.ResponseWriter, r *http.Request, prior int) bool {
+		if strings.HasSuffix(r.URL.Path, "/reservations") && prior == 0 {
+			problem(w, http.StatusServiceUnavailable, "outcome_unknown")
+			return true
+		}
+		return false
+	}}
+	run(t, s, f, 10*time.Second) // ends when the 40 users are done
+	firsts := map[string]string{}
+	tries := map[string]int{}
+	for _, r := range f.requests() {
+		if !strings.HasSuffix(r.path, "/reservations") || r.key != "a" {
+			continue
+		}
+		tries[r.auth]++
+		if prev, ok := firsts[r.auth]; ok && prev != r.path {
+			t.Fatalf("%s retried on %s after %s", r.auth, r.path, prev)
+		}
+		firsts[r.auth] = r.path
+	}
+	if len(tries) != 40 {
+		t.Fatalf("%d users tried, want 40", len(tries))
+	}
+	for u, n := range tries {
+		if n != 2 {
+			t.Errorf("%s sent its first reserve %d times, want 2 (503, then the retry)", u, n)
+		}
+	}
+	if o := s.Observed(); o.Unknown != 0 || o.Unexpected != 0 {
+		t.Errorf("unknown %d unexpected %d: %v", o.Unknown, o.Unexpected, o.UnexpectedExamples)
+	}
+}
+
+// TestHospitalMovesOnWhenSoldOut: a full slot sends the patient to other
+// slots of the same doctor and day, each with a new key, then it gives up.
+func TestHospitalMovesOnWhenSoldOut(t *testing.T) {
+	s, err := New("hospital", smallParams(), testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeServer{counts: map[string]int{}, override: func(w http.ResponseWriter, r *http.Request, _ int) bool {
+		problem(w, http.StatusConflict, "sold_out")
+		return true
+	}}
+	run(t, s, f, 300*time.Millisecond)
+	byUser := map[string][]seen{}
+	for _, r := range f.requests() {
+		byUser[r.auth] = append(byUser[r.auth], r)
+	}
+	complete := 0
+	for u, rs := range byUser {
+		if len(rs) > slotTries {
+			t.Fatalf("%s tried %d slots, want at most %d", u, len(rs), slotTries)
+		}
+		keys := map[string]bool{}
+		for _, r := range rs {
+			if keys[r.key] {
+				t.Fatalf("%s reused key %s on another slot", u, r.key)
+			}
+			keys[r.key] = true
+			// Paths end in .../t1-hos-dNNN-YYYYMMDD-HHMM/reservations.
+			day := func(p string) string { return p[:strings.LastIndex(p, "-")] }
+			if day(r.path) != day(rs[0].path) {
+				t.Fatalf("%s moved from %s to %s, want the same doctor and day", u, rs[0].path, r.path)
+			}
+		}
+		if len(rs) == slotTries {
+			complete++
+		}
+	}
+	if complete == 0 {
+		t.Fatal("no patient tried all its slots")
+	}
+	o := s.Observed()
+	if len(o.Acks) != 0 || len(o.SoldOut) == 0 || o.Unexpected != 0 {
+		t.Fatalf("acks %d sold_out %d unexpected %d", len(o.Acks), len(o.SoldOut), o.Unexpected)
+	}
+}
+
+// TestGivingUpRecordsUnknown: a transition that never gets an answer ends
+// the flow with its target among the statuses the reservation may be in.
+func TestGivingUpRecordsUnknown(t *testing.T) {
+	p := smallParams()
+	p.Users = 4
+	s, err := New("seckill", p, testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeServer{counts: map[string]int{}, override: func(w http.ResponseWriter, r *http.Request, _ int) bool {
+		if strings.HasSuffix(r.URL.Path, "/confirm") {
+			w.Header().Set("Retry-After", "0")
+			problem(w, http.StatusServiceUnavailable, "unavailable")
+			return true
+		}
+		return false
+	}}
+	run(t, s, f, 20*time.Second) // each confirm retries maxAttempts times with backoff
+	o := s.Observed()
+	gaveUp := 0
+	for _, a := range o.Acks {
+		if a.Status != verify.StatusHeld {
+			t.Errorf("ack %s is %s without a confirm answered", a.ID, a.Status)
+		}
+		if len(a.Maybe) == 1 && a.Maybe[0] == verify.StatusConfirmed {
+			gaveUp++
+		}
+	}
+	if gaveUp == 0 || o.Unexpected != 0 {
+		t.Errorf("%d of %d acks record a confirm of unknown outcome, %d unexpected", gaveUp, len(o.Acks), o.Unexpected)
+	}
+}
+
+func TestNewRejectsBadInput(t *testing.T) {
+	if _, err := New("nope", DefaultParams(), testEnv()); err == nil {
+		t.Error("unknown scenario accepted")
+	}
+	p := DefaultParams()
+	p.Stock = 0
+	if _, err := New("seckill", p, testEnv()); err == nil {
+		t.Error("zero stock accepted")
+	}
+	if _, err := New("seckill", DefaultParams(), Env{}); err == nil {
+		t.Error("empty env accepted")
+	}
+}
+
+func TestResourceBodies(t *testing.T) {
+	s, err := New("mixed", smallParams(), testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs := s.Resources()
+	// 10 vouchers, 2 doctors x 7 days x 16 slots, 3 room types.
+	if want := 10 + 2*hospitalDays*slotsPerDay + 3; len(defs) != want {
+		t.Fatalf("%d resources, want %d", len(defs), want)
+	}
+	ids := map[string]bool{}
+	for _, d := range defs {
+		if ids[d.ID] || len(d.ID) > 128 || strings.ContainsAny(d.ID, "/ ?#") {
+			t.Fatalf("bad or duplicate id %q", d.ID)
+		}
+		ids[d.ID] = true
+	}
+	for _, want := range []string{
+		`{"kind":"voucher","capacity":1000,"per_user_limit":1,"hold_seconds":900,"attributes":{"sale":"flash"}}`,
+		`{"kind":"room","inventory":[{"from":"2026-12-21","to":"2027-02-19","rooms":20},{"from":"2027-01-04","to":"2027-01-11","rooms":8}],"per_user_limit":0,"hold_seconds":8}`,
+	} {
+		found := false
+		for _, d := range defs {
+			found = found || string(d.Body) == want
+		}
+		if !found {
+			t.Errorf("no resource with body %s", want)
+		}
+	}
+}

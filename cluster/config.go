@@ -1,0 +1,181 @@
+// Package cluster runs allot's Raft node: it opens storage, starts
+// hashicorp/raft with the FSM that holds the committed state, bootstraps a new
+// cluster, tracks leadership (running a barrier before a new leader serves),
+// and offers the replicated log (Propose), reads at each consistency level,
+// readiness and status to the layers above.
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"allot/actors/domain"
+)
+
+// Config configures a Node. Start with DefaultConfig and set the identity
+// fields; the tuning knobs have defaults fit for a LAN.
+type Config struct {
+	// NodeID is this node's Raft server id: unique in the cluster and the
+	// same across restarts (it is stored in the log's configuration).
+	NodeID string
+	// RaftAddr is the TCP address Raft listens on and advertises to the
+	// other nodes: host:port with a concrete IP (not 0.0.0.0). Port 0
+	// picks a free port; Node.RaftAddr tells which.
+	RaftAddr string
+	// HTTPAddr is where this node serves the HTTP API, shown in Status so
+	// that clients and other nodes can find the leader.
+	HTTPAddr string
+	// DataDir holds the Raft log, stable store and snapshots (see package
+	// storage for the layout).
+	DataDir string
+	// Bootstrap makes a node without any Raft state start a new cluster with
+	// itself as the only voter. It is ignored when the data dir already has
+	// state, so it is safe to leave set on restarts.
+	Bootstrap bool
+
+	// Logger receives the node's logs and Raft's (at RaftLogLevel and above).
+	// Nil means slog.Default().
+	Logger *slog.Logger
+	// RaftLogLevel is the lowest level of hashicorp/raft's own messages that
+	// is logged; Raft is chatty below warn.
+	RaftLogLevel slog.Level
+	// OnLeadership is called with true once this node leads and its barrier
+	// has passed (every committed entry is applied, writes may be served),
+	// and with false as soon as it stops leading. Calls come from one
+	// goroutine, in order, alternating, and a true is always followed by a
+	// false before Shutdown returns. It must not block for long: the next
+	// change waits for it. Nil means no callback.
+	OnLeadership func(leader bool)
+
+	// HeartbeatTimeout is how long a follower goes without contact from a
+	// leader before it starts an election.
+	HeartbeatTimeout time.Duration
+	// ElectionTimeout is how long a candidate waits for votes before it
+	// starts another election.
+	ElectionTimeout time.Duration
+	// LeaderLeaseTimeout is how long a leader keeps leading without
+	// contact with a quorum before it steps down. At most HeartbeatTimeout.
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout is how long the leader goes without appending before it
+	// sends a heartbeat so that followers learn the commit index.
+	CommitTimeout time.Duration
+	// MaxAppendEntries is how many entries are written to disk and sent to
+	// a follower at once (each entry is one batch of events).
+	MaxAppendEntries int
+
+	// SnapshotInterval is how often Raft checks whether to take a snapshot.
+	SnapshotInterval time.Duration
+	// SnapshotThreshold is how many entries since the last snapshot make
+	// Raft take a new one (checked every SnapshotInterval).
+	SnapshotThreshold uint64
+	// TrailingLogs is how many entries are kept in the log after a
+	// snapshot, so that a briefly lagging follower catches up from the log
+	// instead of a full snapshot.
+	TrailingLogs uint64
+
+	// TransportTimeout bounds each network operation of the Raft transport.
+	TransportTimeout time.Duration
+	// TransportMaxPool is how many connections to each peer are kept.
+	TransportMaxPool int
+
+	// BarrierTimeout bounds each attempt of a new leader's barrier.
+	BarrierTimeout time.Duration
+	// BarrierRetries is how many barrier attempts fail before the leader
+	// tries to hand leadership to another node (it keeps retrying if it
+	// cannot).
+	BarrierRetries int
+	// ApplyTimeout bounds how long a proposed batch is waited for; after it
+	// the batch's outcome is reported unknown.
+	ApplyTimeout time.Duration
+	// ReadTimeout bounds leader checks and read-index waits when the
+	// caller's context has no earlier deadline.
+	ReadTimeout time.Duration
+	// ShutdownTimeout bounds each step of Shutdown: the leadership transfer
+	// and Raft's shutdown.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults of API.md's `allot serve` with Raft
+// tuned for a LAN.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:       "n1",
+		RaftAddr:     "127.0.0.1:7000",
+		HTTPAddr:     "127.0.0.1:8080",
+		DataDir:      "allot-data",
+		RaftLogLevel: slog.LevelWarn,
+
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
+		MaxAppendEntries:   64,
+
+		SnapshotInterval:  30 * time.Second,
+		SnapshotThreshold: 8192,
+		TrailingLogs:      10240,
+
+		TransportTimeout: 10 * time.Second,
+		TransportMaxPool: 3,
+
+		BarrierTimeout:  5 * time.Second,
+		BarrierRetries:  3,
+		ApplyTimeout:    10 * time.Second,
+		ReadTimeout:     5 * time.Second,
+		ShutdownTimeout: 5 * time.Second,
+	}
+}
+
+// Validate checks the fields a Node needs; hashicorp/raft checks its own
+// limits again at Start.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.NodeID == "" {
+		bad("node id is empty")
+	}
+	if host, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
+		bad("raft addr %q: %v", c.RaftAddr, err)
+	} else if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		bad("raft addr %q: need a concrete IP address the other nodes can reach", c.RaftAddr)
+	}
+	if c.DataDir == "" {
+		bad("data dir is empty")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"heartbeat timeout", c.HeartbeatTimeout}, {"election timeout", c.ElectionTimeout},
+		{"leader lease timeout", c.LeaderLeaseTimeout}, {"commit timeout", c.CommitTimeout},
+		{"snapshot interval", c.SnapshotInterval}, {"transport timeout", c.TransportTimeout},
+		{"barrier timeout", c.BarrierTimeout}, {"apply timeout", c.ApplyTimeout},
+		{"read timeout", c.ReadTimeout}, {"shutdown timeout", c.ShutdownTimeout},
+	} {
+		if d.v <= 0 {
+			bad("%s must be positive", d.name)
+		}
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		bad("leader lease timeout %v exceeds heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024 {
+		bad("max append entries must be between 1 and 1024")
+	}
+	if c.SnapshotThreshold == 0 {
+		bad("snapshot threshold must be positive")
+	}
+	if c.TransportMaxPool < 1 {
+		bad("transport max pool must be positive")
+	}
+	if c.BarrierRetries < 1 {
+		bad("barrier retries must be at least 1")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cluster config: %w: %w", domain.ErrInvalidArgument, err)
+	}
+	return nil
+}

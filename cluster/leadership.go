@@ -1,0 +1,127 @@
+package cluster
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// watchLeadership follows Raft's leadership notifications (Config.NotifyCh:
+// unlike LeaderCh it drops none) and turns them into the node's "ready
+// leader" state and the OnLeadership calls, all from this one goroutine.
+//
+// Gaining leadership: run a barrier so that every entry of earlier terms is
+// applied, and only then mark the node ready and call OnLeadership(true).
+// Losing it: clear ready first, then call OnLeadership(false). The ready
+// check also compares Raft's state and term (leaderReady), so a node that
+// lost leadership refuses writes even before this goroutine catches up.
+func (n *Node) watchLeadership(notify <-chan bool) {
+	defer n.wg.Done()
+	announced := false
+	announce := func(leader bool) {
+		announced = leader
+		n.logger.Info("leadership", "leader", leader, "term", n.raft.CurrentTerm())
+		if n.cfg.OnLeadership != nil {
+			n.cfg.OnLeadership(leader)
+		}
+	}
+	defer func() {
+		if announced {
+			announce(false)
+		}
+	}()
+	for {
+		var leader bool
+		select {
+		case leader = <-notify:
+		case <-n.stop:
+			return
+		}
+		// A second true without a false in between cannot come from
+		// NotifyCh, but if it did the engine must restart from committed
+		// state all the same.
+		if !leader || announced {
+			n.readyTerm.Store(0)
+			if announced {
+				announce(false)
+			}
+		}
+		if leader && n.becomeReady(notify) {
+			announce(true)
+		}
+	}
+}
+
+// becomeReady runs the new leader's barrier until it passes, leadership
+// changes (a newer notification is waiting) or the node stops. After
+// BarrierRetries failures in a row it tries to hand leadership to another
+// voter; a lone node keeps retrying.
+func (n *Node) becomeReady(notify <-chan bool) bool {
+	term := n.raft.CurrentTerm()
+	// superseded reports that this leadership is over or a newer
+	// notification waits: the watcher moves on to it.
+	superseded := func() bool {
+		return len(notify) > 0 || n.raft.State() != raft.Leader || n.raft.CurrentTerm() != term
+	}
+	for attempt := 1; ; attempt++ {
+		if superseded() {
+			return false
+		}
+		start := time.Now()
+		index, err := n.barrier()
+		if err == nil {
+			if superseded() {
+				return false
+			}
+			n.fsm.NoteApplied(index)
+			n.readyTerm.Store(term)
+			n.logger.Info("leader ready", "term", term, "index", index, "barrier", time.Since(start))
+			return true
+		}
+		if superseded() {
+			return false
+		}
+		n.logger.Warn("leader barrier failed", "term", term, "attempt", attempt, "error", err)
+		if attempt%n.cfg.BarrierRetries == 0 {
+			n.stepDown()
+		}
+		t := time.NewTimer(min(n.cfg.BarrierTimeout, time.Second))
+		select {
+		case <-t.C:
+		case <-n.stop:
+			t.Stop()
+			return false
+		}
+	}
+}
+
+// barrier waits until every entry before it is applied and returns the
+// barrier's own index: the FSM reflects every entry up to it.
+func (n *Node) barrier() (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.BarrierTimeout)
+	defer cancel()
+	f := n.raft.Barrier(n.cfg.BarrierTimeout)
+	if err := awaitFuture(ctx, f); err != nil {
+		return 0, err
+	}
+	if f, ok := f.(raft.IndexFuture); ok {
+		return f.Index(), nil
+	}
+	return 0, nil
+}
+
+// stepDown hands leadership to another voter, if there is one.
+func (n *Node) stepDown() {
+	if !n.hasOtherVoters() {
+		n.logger.Error("leader cannot pass its barrier and has no other voter to hand over to; retrying")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := awaitFuture(ctx, n.raft.LeadershipTransfer()); err != nil {
+		n.logger.Error("leader cannot pass its barrier and could not step down", "error", err)
+		return
+	}
+	n.logger.Warn("leader stepped down after failing its barrier")
+}

@@ -1,0 +1,384 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"allot/actors/domain"
+	"allot/storage"
+)
+
+// Node is one member of an allot Raft group: hashicorp/raft over the stores
+// of package storage, with the FSM holding the committed state. It is the
+// replicated log the engine proposes to (Propose, View), the reader of
+// committed state (Read) and the source of readiness and status.
+type Node struct {
+	cfg      Config
+	logger   *slog.Logger
+	stores   *storage.Stores
+	raft     *raft.Raft
+	fsm      *FSM
+	verifier *verifier
+	raftAddr string
+
+	// readyTerm is the term in which this node became leader and passed its
+	// barrier, 0 when it is not a ready leader. One word, so that a reader
+	// never sees "ready" paired with another term's barrier.
+	readyTerm atomic.Uint64
+	closing   atomic.Bool
+
+	pendingMu     sync.Mutex
+	pending       map[*proposal]struct{}
+	pendingClosed bool
+
+	stop         chan struct{} // closed once Raft has shut down
+	wg           sync.WaitGroup
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// Start opens the stores in cfg.DataDir, starts Raft on cfg.RaftAddr and,
+// for a node without state and with cfg.Bootstrap, bootstraps a cluster of
+// this one voter. It returns once Raft runs; leadership comes later
+// (OnLeadership, Ready).
+func Start(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("node", cfg.NodeID)
+	raftLog := newSlogHCLog(logger, "raft", cfg.RaftLogLevel)
+
+	stores, err := storage.Open(cfg.DataDir, raftLog.Named("snapshot").StandardWriter(nil))
+	if err != nil {
+		return nil, err
+	}
+	hasState, err := stores.HasExistingState()
+	if err != nil {
+		stores.Close()
+		return nil, fmt.Errorf("cluster: read raft state: %w", err)
+	}
+	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, nil, cfg.TransportMaxPool,
+		cfg.TransportTimeout, raftLog.Named("transport"))
+	if err != nil {
+		stores.Close()
+		return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.RaftAddr, err)
+	}
+
+	n := &Node{
+		cfg:      cfg,
+		logger:   logger,
+		stores:   stores,
+		fsm:      NewFSM(logger),
+		raftAddr: string(trans.LocalAddr()),
+		pending:  make(map[*proposal]struct{}),
+		stop:     make(chan struct{}),
+	}
+	// Raft blocks on this channel; the watcher drains it promptly.
+	notify := make(chan bool, 16)
+	rc := n.raftConfig(raftLog, notify)
+	if err := raft.ValidateConfig(rc); err != nil {
+		trans.Close()
+		stores.Close()
+		return nil, fmt.Errorf("cluster: raft config: %w: %w", domain.ErrInvalidArgument, err)
+	}
+	n.raft, err = raft.NewRaft(rc, n.fsm, stores.LogStore(), stores.StableStore(), stores.SnapshotStore(), trans)
+	if err != nil {
+		trans.Close()
+		stores.Close()
+		return nil, fmt.Errorf("cluster: start raft: %w", err)
+	}
+	n.verifier = &verifier{raft: n.raft, timeout: cfg.ReadTimeout}
+	n.wg.Add(1)
+	go n.watchLeadership(notify)
+
+	if cfg.Bootstrap && !hasState {
+		boot := raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: raft.ServerID(cfg.NodeID), Address: trans.LocalAddr(),
+		}}}
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		err := awaitFuture(ctx, n.raft.BootstrapCluster(boot))
+		cancel()
+		switch {
+		case err == nil:
+			logger.Info("bootstrapped a new cluster", "raft_addr", n.raftAddr)
+		case !errors.Is(err, raft.ErrCantBootstrap):
+			n.Shutdown()
+			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
+		}
+	}
+	logger.Info("raft started", "raft_addr", n.raftAddr, "existing_state", hasState)
+	return n, nil
+}
+
+func (n *Node) raftConfig(logger *slogHCLog, notify chan<- bool) *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.NodeID)
+	rc.Logger = logger
+	rc.NotifyCh = notify
+	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = n.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = n.cfg.CommitTimeout
+	rc.MaxAppendEntries = n.cfg.MaxAppendEntries
+	rc.SnapshotInterval = n.cfg.SnapshotInterval
+	rc.SnapshotThreshold = n.cfg.SnapshotThreshold
+	rc.TrailingLogs = n.cfg.TrailingLogs
+	rc.NoLegacyTelemetry = true
+	return rc
+}
+
+// ID is this node's Raft server id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// RaftAddr is the address Raft listens on (the bound port when the
+// configured one was 0).
+func (n *Node) RaftAddr() string { return n.raftAddr }
+
+// HTTPAddr is the configured HTTP address of this node.
+func (n *Node) HTTPAddr() string { return n.cfg.HTTPAddr }
+
+// Raft is the underlying Raft instance, for tests and diagnostics.
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// FSM is the node's committed state machine.
+func (n *Node) FSM() *FSM { return n.fsm }
+
+// View runs fn with read access to this node's committed state (no leader
+// check). fn must not block or keep references into the state.
+func (n *Node) View(fn func(*domain.State)) { n.fsm.View(fn) }
+
+// IsLeader reports whether this node leads and has passed its barrier, so
+// that writes may be served.
+func (n *Node) IsLeader() bool { return n.leaderReady() }
+
+func (n *Node) leaderReady() bool { return n.readyIn(n.readyTerm.Load()) }
+
+// readyIn reports whether this node leads in term and passed its barrier
+// in it (term is a value of readyTerm).
+func (n *Node) readyIn(term uint64) bool {
+	return term != 0 && n.raft.State() == raft.Leader && n.raft.CurrentTerm() == term
+}
+
+// notReady explains why this node cannot serve a leader's request now:
+// domain.ErrNotLeader when another node leads (forward there), else
+// domain.ErrUnavailable.
+func (n *Node) notReady() error {
+	if n.closing.Load() {
+		return fmt.Errorf("node %s is shutting down: %w", n.cfg.NodeID, domain.ErrUnavailable)
+	}
+	if n.raft.State() == raft.Leader {
+		return fmt.Errorf("node %s leads but has not passed its barrier yet: %w", n.cfg.NodeID, domain.ErrUnavailable)
+	}
+	if _, id := n.raft.LeaderWithID(); id != "" && string(id) != n.cfg.NodeID {
+		return fmt.Errorf("leader is %s: %w", id, domain.ErrNotLeader)
+	}
+	return fmt.Errorf("no leader known: %w", domain.ErrUnavailable)
+}
+
+// Shutdown stops the node: new writes and reads are refused at once, a
+// leader with other voters hands leadership over, Raft shuts down, waiting
+// proposals are failed as outcome unknown, OnLeadership(false) is called if
+// true was, and the stores are closed. It is safe to call more than once.
+// If Raft does not stop within ShutdownTimeout, the stores are left open
+// (Raft may still write to them) and an error is returned.
+func (n *Node) Shutdown() error {
+	n.shutdownOnce.Do(func() { n.shutdownErr = n.shutdown() })
+	return n.shutdownErr
+}
+
+func (n *Node) shutdown() error {
+	n.closing.Store(true)
+	n.readyTerm.Store(0)
+	if n.raft.State() == raft.Leader && n.hasOtherVoters() {
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+		err := awaitFuture(ctx, n.raft.LeadershipTransfer())
+		cancel()
+		if err != nil {
+			n.logger.Warn("leadership transfer before shutdown failed", "error", err)
+		} else {
+			n.logger.Info("leadership transferred before shutdown")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+	err := awaitFuture(ctx, n.raft.Shutdown()) // also closes the transport
+	cancel()
+	close(n.stop)
+	n.wg.Wait()
+	n.failPending()
+	if err != nil {
+		return fmt.Errorf("cluster: raft shutdown: %w", err)
+	}
+	if err := n.stores.Close(); err != nil {
+		return err
+	}
+	n.logger.Info("raft stopped")
+	return nil
+}
+
+// hasOtherVoters reports whether the latest configuration has a voter
+// besides this node.
+func (n *Node) hasOtherVoters() bool {
+	servers, err := n.servers()
+	if err != nil {
+		return false
+	}
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter && string(s.ID) != n.cfg.NodeID {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *Node) servers() ([]raft.Server, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ReadTimeout)
+	defer cancel()
+	f := n.raft.GetConfiguration()
+	if err := awaitFuture(ctx, f); err != nil {
+		return nil, err
+	}
+	return f.Configuration().Servers, nil
+}
+
+// awaitFuture waits for f until ctx is done. Raft resolves every future
+// eventually (on commit, step-down or shutdown), so the helper goroutine
+// left behind on timeout does not live long.
+func awaitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// proposal is one batch handed to Raft, waiting for its outcome.
+type proposal struct {
+	n        *Node
+	events   int
+	done     func([]error, error)
+	timer    *time.Timer
+	finished atomic.Bool
+}
+
+// Propose hands b to Raft as one entry and returns without waiting for it to
+// commit (it may wait while Raft's leader loop takes the entry:
+// backpressure). Entries are appended in call order. done is called exactly
+// once, from another goroutine:
+//   - with one result per event once the entry is applied on this node;
+//   - with domain.ErrNotLeader when another node leads, or
+//     domain.ErrUnavailable when this node is not a leader past its barrier
+//     (no leader, election, shutting down): nothing was enqueued;
+//   - with domain.ErrOutcomeUnknown when the entry was handed to Raft but
+//     its fate is unknown (leadership lost, shutdown, ApplyTimeout passed).
+func (n *Node) Propose(b *domain.Batch, done func(results []error, err error)) {
+	if n.closing.Load() || !n.leaderReady() {
+		err := n.notReady()
+		go done(nil, err)
+		return
+	}
+	data := domain.EncodeBatch(make([]byte, 0, 16+96*len(b.Events)), b)
+	p := &proposal{n: n, events: len(b.Events), done: done}
+	p.timer = time.AfterFunc(n.cfg.ApplyTimeout, func() {
+		p.finish(nil, fmt.Errorf("no outcome after %v: %w", n.cfg.ApplyTimeout, domain.ErrOutcomeUnknown))
+	})
+	n.track(p)
+	f := n.raft.Apply(data, 0) // no enqueue timeout: it would make the outcome ambiguous for nothing
+	go p.wait(f)
+}
+
+func (p *proposal) wait(f raft.ApplyFuture) {
+	err := f.Error()
+	p.timer.Stop()
+	if err != nil {
+		p.finish(nil, applyError(err))
+		return
+	}
+	p.finish(p.results(f.Response()))
+}
+
+// results checks the FSM's response: one error per event.
+func (p *proposal) results(resp any) ([]error, error) {
+	errs, ok := resp.([]error)
+	if !ok {
+		return nil, fmt.Errorf("fsm response of type %T: %w", resp, domain.ErrOutcomeUnknown)
+	}
+	if len(errs) == p.events {
+		return errs, nil
+	}
+	// The FSM answers an entry it cannot decode with one error: every
+	// event failed with it.
+	err := fmt.Errorf("fsm answered %d results for %d events: %w", len(errs), p.events, domain.ErrCorrupt)
+	if len(errs) == 1 && errs[0] != nil {
+		err = errs[0]
+	}
+	out := make([]error, p.events)
+	for i := range out {
+		out[i] = err
+	}
+	return out, nil
+}
+
+// applyError maps a failed Apply: only ErrNotLeader (and a transfer in
+// progress) come before the entry is appended; anything else may commit.
+func applyError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader):
+		return fmt.Errorf("propose: %w", domain.ErrNotLeader)
+	case errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("propose: leadership transfer in progress: %w", domain.ErrUnavailable)
+	}
+	return fmt.Errorf("propose: %w: %w", domain.ErrOutcomeUnknown, err)
+}
+
+func (p *proposal) finish(results []error, err error) {
+	if !p.finished.CompareAndSwap(false, true) {
+		return
+	}
+	p.n.untrack(p)
+	p.done(results, err)
+}
+
+func (n *Node) track(p *proposal) {
+	n.pendingMu.Lock()
+	if !n.pendingClosed {
+		n.pending[p] = struct{}{}
+	}
+	n.pendingMu.Unlock()
+}
+
+func (n *Node) untrack(p *proposal) {
+	n.pendingMu.Lock()
+	delete(n.pending, p)
+	n.pendingMu.Unlock()
+}
+
+// failPending reports every proposal still waiting after Raft stopped as
+// outcome unknown: Raft drops entries it had not handed to the FSM yet
+// without resolving their futures.
+func (n *Node) failPending() {
+	n.pendingMu.Lock()
+	n.pendingClosed = true
+	ps := make([]*proposal, 0, len(n.pending))
+	for p := range n.pending {
+		ps = append(ps, p)
+	}
+	n.pendingMu.Unlock()
+	for _, p := range ps {
+		p.timer.Stop()
+		p.finish(nil, fmt.Errorf("node %s shut down: %w", n.cfg.NodeID, domain.ErrOutcomeUnknown))
+	}
+}

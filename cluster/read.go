@@ -1,0 +1,166 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/raft"
+
+	"allot/actors/domain"
+)
+
+// Read runs fn on the committed state at consistency c:
+//   - domain.ReadStale: this node's state as it is, on any node;
+//   - domain.ReadLeader: on the ready leader, after confirming with a quorum
+//     that it still leads;
+//   - domain.ReadLinearizable: read-index: the commit index is taken while
+//     leading, leadership is confirmed, and fn runs once the state reflects
+//     that index, so every write acknowledged before the call is seen.
+//
+// Not leading gives domain.ErrNotLeader (another node leads: forward) or
+// domain.ErrUnavailable; a leadership check or wait that outlasts ctx (or
+// ReadTimeout) gives domain.ErrUnavailable wrapping the context's error. fn's
+// own error is returned as is. fn runs under a read lock.
+func (n *Node) Read(ctx context.Context, c domain.Consistency, fn func(*domain.State) error) error {
+	if n.closing.Load() {
+		return n.notReady()
+	}
+	switch c {
+	case domain.ReadStale:
+		return n.view(fn)
+	case domain.ReadLeader, domain.ReadLinearizable:
+	default:
+		return fmt.Errorf("consistency %d: %w", c, domain.ErrInvalidArgument)
+	}
+	term := n.readyTerm.Load()
+	if !n.readyIn(term) {
+		return n.notReady()
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReadTimeout)
+	defer cancel()
+	// The ready leader has applied its barrier, so every entry after the
+	// commit index of its term reaches the FSM and the wait below ends.
+	index := n.raft.CommitIndex()
+	if err := n.verifier.verify(ctx); err != nil {
+		return n.leaderCheckError(err)
+	}
+	if n.raft.CurrentTerm() != term {
+		return fmt.Errorf("leadership changed during the read: %w", domain.ErrNotLeader)
+	}
+	if c == domain.ReadLinearizable {
+		if err := n.fsm.WaitApplied(ctx, index); err != nil {
+			return fmt.Errorf("read index: %w: %w", domain.ErrUnavailable, err)
+		}
+	}
+	return n.view(fn)
+}
+
+func (n *Node) view(fn func(*domain.State) error) error {
+	var err error
+	n.fsm.View(func(st *domain.State) { err = fn(st) })
+	return err
+}
+
+func (n *Node) leaderCheckError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("verify leader: %w", domain.ErrNotLeader)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return fmt.Errorf("verify leader: %w: %w", domain.ErrUnavailable, err)
+	}
+	return fmt.Errorf("verify leader: %v: %w", err, domain.ErrUnavailable)
+}
+
+// Ready returns nil when this node can serve: a leader once its barrier has
+// passed; a follower once it knows a leader and has applied the commit index
+// it knows of. Otherwise an error wrapping domain.ErrUnavailable says why.
+func (n *Node) Ready() error {
+	if n.closing.Load() {
+		return n.notReady()
+	}
+	if n.raft.State() == raft.Leader {
+		if n.leaderReady() {
+			return nil
+		}
+		return n.notReady()
+	}
+	if _, id := n.raft.LeaderWithID(); id == "" {
+		return fmt.Errorf("no leader known: %w", domain.ErrUnavailable)
+	}
+	// Raft's applied index counts no-op and barrier entries, which the FSM
+	// never sees; it runs at most a few batches ahead of the FSM.
+	if commit, applied := n.raft.CommitIndex(), n.raft.AppliedIndex(); applied < commit {
+		return fmt.Errorf("applied %d of %d committed entries: %w", applied, commit, domain.ErrUnavailable)
+	}
+	return nil
+}
+
+// Status is a node's view of the cluster.
+type Status struct {
+	ID       string
+	RaftAddr string
+	HTTPAddr string
+	// State is this node's Raft state: leader, follower, candidate or
+	// shutdown.
+	State string
+	// LeaderID is the leader this node knows of, "" if none.
+	LeaderID string
+	// LeaderHTTPAddr is the leader's HTTP address when this node knows it
+	// (today: when it is the leader itself).
+	LeaderHTTPAddr string
+	Term           uint64
+	CommitIndex    uint64
+	// AppliedIndex is the last entry Raft has handed to the FSM.
+	AppliedIndex uint64
+	// Violations counts committed events the rules refused (see FSM).
+	Violations uint64
+	Nodes      []NodeStatus
+}
+
+// NodeStatus is one member of the Raft configuration.
+type NodeStatus struct {
+	ID       string
+	RaftAddr string
+	// HTTPAddr is known for this node only, so far.
+	HTTPAddr string
+	Voter    bool
+	// State is leader, follower, candidate or shutdown for this node,
+	// leader for the known leader, unknown for other members.
+	State string
+}
+
+// Status reports this node's view of the cluster.
+func (n *Node) Status() Status {
+	_, leader := n.raft.LeaderWithID()
+	st := Status{
+		ID:           n.cfg.NodeID,
+		RaftAddr:     n.raftAddr,
+		HTTPAddr:     n.cfg.HTTPAddr,
+		State:        strings.ToLower(n.raft.State().String()),
+		LeaderID:     string(leader),
+		Term:         n.raft.CurrentTerm(),
+		CommitIndex:  n.raft.CommitIndex(),
+		AppliedIndex: n.raft.AppliedIndex(),
+		Violations:   n.fsm.Violations(),
+	}
+	if st.LeaderID == n.cfg.NodeID {
+		st.LeaderHTTPAddr = n.cfg.HTTPAddr
+	}
+	servers, err := n.servers()
+	if err != nil {
+		n.logger.Warn("status: raft configuration unavailable", "error", err)
+	}
+	for _, s := range servers {
+		ns := NodeStatus{ID: string(s.ID), RaftAddr: string(s.Address), Voter: s.Suffrage == raft.Voter, State: "unknown"}
+		switch ns.ID {
+		case st.ID:
+			ns.HTTPAddr, ns.State = st.HTTPAddr, st.State
+		case st.LeaderID:
+			ns.State = "leader"
+		}
+		st.Nodes = append(st.Nodes, ns)
+	}
+	return st
+}

@@ -1,0 +1,178 @@
+// Package server wires one allot node together: storage and Raft (cluster),
+// the leader's actors, the HTTP API and the metrics registry. cmd/allot, the
+// bench and the end-to-end tests start nodes through it.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"allot/actors"
+	"allot/cluster"
+	"allot/httpapi"
+)
+
+// Config is everything a node needs; cmd/allot fills it from flags and env.
+type Config struct {
+	// NodeID names this node in the cluster; stable across restarts.
+	NodeID string
+	// DataDir holds the Raft log, snapshots and (by default) the auth secret.
+	DataDir string
+	// HTTPAddr is where the API listens; port 0 picks a free port.
+	HTTPAddr string
+	// RaftAddr is where Raft listens; port 0 picks a free port.
+	RaftAddr string
+	// Bootstrap makes a node without state found a new one-node cluster.
+	Bootstrap bool
+	// AuthSecret signs and checks JWTs (at least 32 bytes).
+	AuthSecret []byte
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Engine tunes the actors and the proposer.
+	Engine actors.Config
+	// HTTP tunes the API; its Engine, Reader, Cluster, NodeID, AuthSecret,
+	// Logger and Registry are filled in by Start.
+	HTTP httpapi.Config
+	// Cluster tunes Raft; identity, addresses and callbacks are filled in
+	// by Start.
+	Cluster cluster.Config
+}
+
+// DefaultConfig is a lone node on loopback in ./allot-data.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:    "n1",
+		DataDir:   "./allot-data",
+		HTTPAddr:  "127.0.0.1:8080",
+		RaftAddr:  "127.0.0.1:7000",
+		Bootstrap: true,
+		Engine:    actors.DefaultConfig(),
+		HTTP:      httpapi.DefaultConfig(),
+		Cluster:   cluster.DefaultConfig(),
+	}
+}
+
+// Server is a running node.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	listener net.Listener
+	http     *http.Server
+	node     *cluster.Node
+	engine   *actors.Engine
+	served   chan error
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// Start opens storage, starts Raft and the engine, and serves HTTP. It
+// returns once the node listens; it may not lead or be ready yet.
+func Start(cfg Config) (*Server, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: logger, served: make(chan error, 1)}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("http listen: %w", err)
+	}
+	s.listener = ln
+
+	// Raft may win an election before the engine exists: leadership news
+	// waits for it, in order, on the cluster's notification goroutine.
+	engineReady := make(chan struct{})
+	cc := cfg.Cluster
+	cc.NodeID, cc.DataDir, cc.RaftAddr = cfg.NodeID, cfg.DataDir, cfg.RaftAddr
+	cc.HTTPAddr = "http://" + ln.Addr().String()
+	cc.Bootstrap = cfg.Bootstrap
+	cc.Logger = logger.With("component", "cluster")
+	cc.OnLeadership = func(leader bool) {
+		<-engineReady
+		s.engine.SetLeader(leader)
+	}
+	node, err := cluster.Start(cc)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.node = node
+
+	ec := cfg.Engine
+	ec.Logger = logger.With("component", "actors")
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.engine = actors.New(node, ec, actors.Hooks{})
+	close(engineReady)
+
+	hc := cfg.HTTP
+	hc.Engine, hc.Reader, hc.Cluster = s.engine, node, clusterView{node}
+	hc.NodeID, hc.AuthSecret, hc.Registry = cfg.NodeID, cfg.AuthSecret, reg
+	hc.Logger = logger.With("component", "http")
+	api, err := httpapi.New(hc)
+	if err != nil {
+		s.stopCore()
+		ln.Close()
+		return nil, err
+	}
+	s.http = httpapi.NewHTTPServer(ln.Addr().String(), api.Handler())
+	go func() { s.served <- s.http.Serve(ln) }()
+	logger.Info("allot node started", "node", cfg.NodeID, "http", ln.Addr().String(), "raft", node.Status().RaftAddr, "data_dir", cfg.DataDir)
+	return s, nil
+}
+
+// HTTPAddr is the address the API listens on, e.g. "127.0.0.1:43121".
+func (s *Server) HTTPAddr() string { return s.listener.Addr().String() }
+
+// Node exposes the Raft node (tests, bench verification).
+func (s *Server) Node() *cluster.Node { return s.node }
+
+// Shutdown stops the node from the outside in: HTTP stops taking requests and
+// finishes (or times out) the ones in flight, the actors stop, Raft hands
+// leadership over if it can and shuts down, storage closes.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() {
+		err := s.http.Shutdown(ctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = errors.Join(err, s.http.Close())
+		}
+		s.shutdownErr = errors.Join(err, s.stopCore())
+		if serveErr := <-s.served; !errors.Is(serveErr, http.ErrServerClosed) {
+			s.shutdownErr = errors.Join(s.shutdownErr, serveErr)
+		}
+		s.log.Info("allot node stopped", "node", s.cfg.NodeID, "err", s.shutdownErr)
+	})
+	return s.shutdownErr
+}
+
+func (s *Server) stopCore() error {
+	s.engine.Close()
+	return s.node.Shutdown()
+}
+
+// clusterView adapts cluster.Node to the httpapi.Cluster interface.
+type clusterView struct{ node *cluster.Node }
+
+func (v clusterView) Ready() error { return v.node.Ready() }
+
+func (v clusterView) Info() httpapi.ClusterInfo {
+	st := v.node.Status()
+	info := httpapi.ClusterInfo{Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
+		Nodes: make([]httpapi.NodeInfo, 0, len(st.Nodes))}
+	if st.LeaderID != "" {
+		info.Leader = &httpapi.LeaderInfo{ID: st.LeaderID, HTTPAddr: st.LeaderHTTPAddr}
+	}
+	for _, n := range st.Nodes {
+		info.Nodes = append(info.Nodes, httpapi.NodeInfo{ID: n.ID, RaftAddr: n.RaftAddr, HTTPAddr: n.HTTPAddr, Voter: n.Voter, State: n.State})
+	}
+	return info
+}

@@ -1,0 +1,144 @@
+package httpapi
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"allot/actors/domain"
+)
+
+// MinSecretLen is the shortest HS256 secret accepted: RFC 7518 §3.2 asks
+// for a key at least as long as the hash output.
+const MinSecretLen = 32
+
+// writeTimeout is NewHTTPServer's WriteTimeout; RequestTimeout must stay
+// below it so a write that runs to its deadline can still be answered.
+const writeTimeout = 30 * time.Second
+
+// Config configures a Server. Start from DefaultConfig and fill in the
+// parts that have no default (Engine, Reader, Cluster, NodeID, AuthSecret,
+// Registry).
+type Config struct {
+	// Engine performs writes. Required.
+	Engine Engine
+	// Reader serves reads from committed state. Required.
+	Reader Reader
+	// Cluster reports membership and readiness. Required.
+	Cluster Cluster
+
+	// NodeID is sent in the X-Allot-Node header of every response.
+	// Required: 1-128 printable ASCII characters.
+	NodeID string
+
+	// AuthSecret is the HS256 key that bearer tokens are verified with. It
+	// is shared by all nodes of a cluster. At least MinSecretLen bytes.
+	AuthSecret []byte
+
+	// Logger receives panics, internal errors and ambiguous write outcomes.
+	// Client errors (4xx) are counted in metrics, not logged.
+	Logger *slog.Logger
+
+	// Registry is where the HTTP metrics are registered and what /metrics
+	// serves. It is the server's own registry, never the global default, so
+	// that several servers can live in one process. Required.
+	Registry *prometheus.Registry
+
+	// MaxBodyBytes bounds a request body; a longer one is answered with
+	// 413 payload_too_large before it is decoded.
+	MaxBodyBytes int64
+
+	// RequestTimeout is the deadline of one engine or reader call. A write
+	// still waiting for its commit when it passes is answered with
+	// 503 outcome_unknown. Must be below the HTTP server's WriteTimeout
+	// (30s) so the answer can still be written.
+	RequestTimeout time.Duration
+
+	// RateLimit throttles each authenticated user on this node.
+	RateLimit RateLimit
+
+	// TokenCacheSize is how many verified bearer tokens are remembered
+	// until they expire, so that a token sent again skips decoding and
+	// signature checking. 0 disables the cache.
+	TokenCacheSize int
+}
+
+// RateLimit is a per-user token bucket. Every request under /v1 takes one
+// token; a user without a token gets 429 rate_limited with Retry-After.
+type RateLimit struct {
+	// PerSecond is the refill rate in requests per second; 0 disables the
+	// limiter.
+	PerSecond float64
+	// Burst is the bucket size: how many requests a user may send at once
+	// after being idle.
+	Burst int
+	// MaxUsers bounds the memory of the limiter: beyond this many tracked
+	// users, an arbitrary bucket is dropped to make room (which only ever
+	// lets a request through that would have waited). Buckets idle long
+	// enough to be full again are dropped anyway.
+	MaxUsers int
+}
+
+// DefaultConfig returns a Config with defaults for everything that has one.
+func DefaultConfig() Config {
+	return Config{
+		Logger:         slog.Default(),
+		MaxBodyBytes:   64 << 10,
+		RequestTimeout: 10 * time.Second,
+		RateLimit:      RateLimit{PerSecond: 100, Burst: 200, MaxUsers: 1 << 20},
+		TokenCacheSize: 1 << 14,
+	}
+}
+
+// Validate reports the first problem with the configuration, wrapping
+// domain.ErrInvalidArgument.
+func (c *Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("httpapi config: %s: %w", fmt.Sprintf(format, args...), domain.ErrInvalidArgument)
+	}
+	switch {
+	case c.Engine == nil:
+		return bad("Engine is required")
+	case c.Reader == nil:
+		return bad("Reader is required")
+	case c.Cluster == nil:
+		return bad("Cluster is required")
+	case !printableASCII(c.NodeID, 128):
+		return bad("NodeID must be 1-128 printable ASCII characters")
+	case len(c.AuthSecret) < MinSecretLen:
+		return bad("AuthSecret must be at least %d bytes", MinSecretLen)
+	case c.Logger == nil:
+		return bad("Logger is required")
+	case c.Registry == nil:
+		return bad("Registry is required")
+	case c.MaxBodyBytes <= 0:
+		return bad("MaxBodyBytes must be positive")
+	case c.RequestTimeout <= 0 || c.RequestTimeout >= writeTimeout:
+		return bad("RequestTimeout must be positive and below %s", writeTimeout)
+	case c.RateLimit.PerSecond < 0:
+		return bad("RateLimit.PerSecond must not be negative")
+	case c.RateLimit.PerSecond > 0 && c.RateLimit.Burst < 1:
+		return bad("RateLimit.Burst must be at least 1")
+	case c.RateLimit.PerSecond > 0 && c.RateLimit.MaxUsers < 1:
+		return bad("RateLimit.MaxUsers must be at least 1")
+	case c.TokenCacheSize < 0:
+		return bad("TokenCacheSize must not be negative")
+	}
+	return nil
+}
+
+// printableASCII reports whether s is 1 to maxLen characters of printable
+// ASCII (space through tilde): safe to echo in a header and to log.
+func printableASCII(s string, maxLen int) bool {
+	if len(s) == 0 || len(s) > maxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,169 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"allot/actors/domain"
+)
+
+// Paging bounds of the list endpoints.
+const (
+	defaultPageLimit = 100
+	maxPageLimit     = 1000
+	maxCursorLen     = 256
+)
+
+// readBody reads the whole request body into a pooled buffer; release it
+// with s.putBuf once the bytes are no longer needed. Over MaxBodyBytes is
+// errPayloadTooLarge, decided from Content-Length when the client sent one.
+func (s *Server) readBody(c *gin.Context) (*bytes.Buffer, error) {
+	if c.Request.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("body of %d bytes is over the limit of %d: %w",
+			c.Request.ContentLength, s.cfg.MaxBodyBytes, errPayloadTooLarge)
+	}
+	buf := s.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	_, err := buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		s.putBuf(buf)
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, fmt.Errorf("body is over the limit of %d bytes: %w", s.cfg.MaxBodyBytes, errPayloadTooLarge)
+		}
+		return nil, fmt.Errorf("reading body: %v: %w", err, domain.ErrInvalidArgument)
+	}
+	return buf, nil
+}
+
+func (s *Server) putBuf(b *bytes.Buffer) {
+	if int64(b.Cap()) <= 2*s.cfg.MaxBodyBytes {
+		s.bufs.Put(b)
+	}
+}
+
+// decodeJSON decodes exactly one JSON value into v: unknown fields, wrong
+// types and trailing data are invalid_argument.
+func decodeJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("malformed JSON body: %v: %w", err, domain.ErrInvalidArgument)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("malformed JSON body: data after the JSON value: %w", domain.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// writeJSON answers v encoded with encoding/json (the cold paths; the
+// reservation, the hot path, is encoded by hand).
+func (s *Server) writeJSON(c *gin.Context, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.fail(c, fmt.Errorf("encoding response: %w", err))
+		return
+	}
+	c.Data(status, "application/json", b)
+}
+
+// idemKey reads the Idempotency-Key header: nil without one; the key must
+// be 1-255 printable ASCII characters and sent once. The fingerprint binds
+// it to this endpoint and body, so a reuse elsewhere is detectable.
+func idemKey(c *gin.Context, body []byte) (*domain.IdemKey, error) {
+	vals := c.Request.Header.Values(headerIdemKey)
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	if len(vals) > 1 || !printableASCII(vals[0], domain.MaxIdemKeyLen) {
+		return nil, fmt.Errorf("%s must be sent once, as 1-%d printable ASCII characters: %w",
+			headerIdemKey, domain.MaxIdemKeyLen, domain.ErrInvalidArgument)
+	}
+	k := &domain.IdemKey{Key: vals[0]}
+	h := sha256.New()
+	io.WriteString(h, c.Request.Method)
+	h.Write([]byte{'\n'})
+	io.WriteString(h, c.Request.URL.Path)
+	h.Write([]byte{'\n'})
+	h.Write(body)
+	var sum [sha256.Size]byte
+	copy(k.Fingerprint[:], h.Sum(sum[:0]))
+	return k, nil
+}
+
+// consistency parses ?consistency=.
+func consistency(c *gin.Context) (domain.Consistency, error) {
+	return domain.ParseConsistency(c.Query("consistency"))
+}
+
+// pageLimit parses ?limit= (default 100, 1-1000).
+func pageLimit(c *gin.Context) (int, error) {
+	s, ok := c.GetQuery("limit")
+	if !ok {
+		return defaultPageLimit, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxPageLimit {
+		return 0, fmt.Errorf("limit must be an integer from 1 to %d: %w", maxPageLimit, domain.ErrInvalidArgument)
+	}
+	return n, nil
+}
+
+// cursor parses ?after=.
+func cursor(c *gin.Context) (string, error) {
+	after := c.Query("after")
+	if len(after) > maxCursorLen {
+		return "", fmt.Errorf("after is at most %d bytes: %w", maxCursorLen, domain.ErrInvalidArgument)
+	}
+	return after, nil
+}
+
+// parseTime parses an optional RFC 3339 time into Unix nanoseconds; ""
+// is unset (0). Times must lie within what Unix nanoseconds can hold,
+// after 1970.
+func parseTime(field, s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil || t.Year() < 1970 || t.Year() > 2261 || t.UnixNano() <= 0 {
+		return 0, fmt.Errorf("%s: %q is not an RFC 3339 time between 1970 and 2261: %w", field, s, domain.ErrInvalidArgument)
+	}
+	return t.UnixNano(), nil
+}
+
+// appendTime appends Unix nanoseconds as RFC 3339 in UTC, as
+// domain.FormatTime renders them.
+func appendTime(b []byte, ns int64) []byte {
+	return time.Unix(0, ns).UTC().AppendFormat(b, time.RFC3339Nano)
+}
+
+// withTimeout bounds one engine or reader call by Config.RequestTimeout.
+func (s *Server) withTimeout(c *gin.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Request.Context(), s.cfg.RequestTimeout)
+}
+
+// read runs fn on committed state at the request's consistency level. A
+// deadline passing on a read is unavailable: a read has no outcome to lose.
+func (s *Server) read(c *gin.Context, fn func(*domain.State) error) error {
+	cons, err := consistency(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.withTimeout(c)
+	defer cancel()
+	err = s.cfg.Reader.Read(ctx, cons, fn)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, domain.ErrOutcomeUnknown) {
+		return fmt.Errorf("read did not finish: %v: %w", err, domain.ErrUnavailable)
+	}
+	return err
+}

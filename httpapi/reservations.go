@@ -1,0 +1,270 @@
+package httpapi
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"allot/actors/domain"
+)
+
+// maxReservationIDLen is the longest reservation id the server makes.
+const maxReservationIDLen = 64
+
+// reserveBody is the body of POST /v1/resources/{id}/reservations.
+type reserveBody struct {
+	Quantity int64  `json:"quantity"`
+	CheckIn  string `json:"check_in"`
+	CheckOut string `json:"check_out"`
+}
+
+// reservationID reads and checks the :rid path parameter: reservation ids
+// are at most 64 URL-safe characters, so anything else cannot exist.
+func reservationID(c *gin.Context) (string, error) {
+	rid := c.Param("rid")
+	ok := len(rid) > 0 && len(rid) <= maxReservationIDLen
+	for i := 0; ok && i < len(rid); i++ {
+		ch := rid[i]
+		ok = ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' ||
+			ch == '-' || ch == '_' || ch == '.' || ch == '~' || ch == ':'
+	}
+	if !ok {
+		return "", fmt.Errorf("reservation id %q: want 1-%d URL-safe characters: %w", rid, maxReservationIDLen, domain.ErrInvalidArgument)
+	}
+	return rid, nil
+}
+
+// reserve is the flash-crowd hot path: one body read into a pooled buffer,
+// one decode, one engine call, a hand-encoded answer.
+func (s *Server) reserve(c *gin.Context, p domain.Principal) {
+	id, err := resourceID(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	buf, err := s.readBody(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	body := reserveBody{Quantity: 1}
+	idem, err := idemKey(c, buf.Bytes())
+	if err == nil && len(bytes.TrimSpace(buf.Bytes())) > 0 {
+		err = decodeJSON(buf.Bytes(), &body)
+	}
+	s.putBuf(buf)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	req := domain.ReserveRequest{User: p.User, Quantity: body.Quantity}
+	if req.Quantity < 1 || req.Quantity > domain.MaxQuantity {
+		s.fail(c, fmt.Errorf("quantity must be between 1 and %d: %w", domain.MaxQuantity, domain.ErrInvalidArgument))
+		return
+	}
+	if body.CheckIn != "" {
+		if req.CheckIn, err = domain.ParseDay(body.CheckIn); err != nil {
+			s.fail(c, fmt.Errorf("check_in: %w", err))
+			return
+		}
+	}
+	if body.CheckOut != "" {
+		if req.CheckOut, err = domain.ParseDay(body.CheckOut); err != nil {
+			s.fail(c, fmt.Errorf("check_out: %w", err))
+			return
+		}
+	}
+	ctx, cancel := s.withTimeout(c)
+	defer cancel()
+	out, err := s.cfg.Engine.Reserve(ctx, domain.ReserveCommand{ResourceID: id, Caller: p, Request: req, Idem: idem})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.writeOutcome(c, out, http.StatusCreated)
+}
+
+// transition returns the handler of POST /v1/reservations/{rid}/<verb>. The
+// body must be empty or an empty JSON object.
+func (s *Server) transition(to domain.Status) authedHandler {
+	return func(c *gin.Context, p domain.Principal) {
+		rid, err := reservationID(c)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		buf, err := s.readBody(c)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		idem, err := idemKey(c, buf.Bytes())
+		if err == nil && len(bytes.TrimSpace(buf.Bytes())) > 0 {
+			err = decodeJSON(buf.Bytes(), &struct{}{})
+		}
+		s.putBuf(buf)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		ctx, cancel := s.withTimeout(c)
+		defer cancel()
+		out, err := s.cfg.Engine.Transition(ctx, domain.TransitionCommand{ReservationID: rid, To: to, Caller: p, Idem: idem})
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		s.writeOutcome(c, out, http.StatusOK)
+	}
+}
+
+// writeOutcome answers an engine outcome with its status (def when the
+// engine left it 0) and marks replays of a stored idempotent answer.
+func (s *Server) writeOutcome(c *gin.Context, out domain.Outcome, def int) {
+	code := out.Code
+	if code == 0 {
+		code = def
+	}
+	if out.Replayed {
+		c.Header(headerReplayed, "true")
+	}
+	c.Data(code, "application/json", appendReservation(make([]byte, 0, 384), &out.Reservation))
+}
+
+func (s *Server) getReservation(c *gin.Context, p domain.Principal) {
+	rid, err := reservationID(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var res domain.Reservation
+	err = s.read(c, func(st *domain.State) error {
+		var ok bool
+		if res, ok = st.Reservation(rid); !ok {
+			return fmt.Errorf("reservation %s: %w", rid, domain.ErrNotFound)
+		}
+		return nil
+	})
+	if err == nil && !p.CanAccess(res.User) {
+		err = fmt.Errorf("reservation %s belongs to another user: %w", rid, domain.ErrPermissionDenied)
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "application/json", appendReservation(make([]byte, 0, 384), &res))
+}
+
+// listReservations pages through reservations in id order. A user sees
+// only their own; an admin may filter by user, resource and status.
+func (s *Server) listReservations(c *gin.Context, p domain.Principal) {
+	user := c.Query("user")
+	switch {
+	case p.Admin:
+	case user == "":
+		user = p.User
+	case user != p.User:
+		s.fail(c, fmt.Errorf("listing the reservations of another user needs the admin role: %w", domain.ErrPermissionDenied))
+		return
+	}
+	if len(user) > domain.MaxUserLen {
+		s.fail(c, fmt.Errorf("user is at most %d bytes: %w", domain.MaxUserLen, domain.ErrInvalidArgument))
+		return
+	}
+	resource := c.Query("resource")
+	if resource != "" && !domain.ValidID(resource) {
+		s.fail(c, fmt.Errorf("resource %q is not a resource id: %w", resource, domain.ErrInvalidArgument))
+		return
+	}
+	var status domain.Status
+	if st := c.Query("status"); st != "" {
+		var err error
+		if status, err = domain.ParseStatus(st); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	limit, err := pageLimit(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	after, err := cursor(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	items := make([]domain.Reservation, 0, min(limit, 16))
+	var next string
+	err = s.read(c, func(st *domain.State) error {
+		st.ListReservations(user, resource, after, func(r domain.Reservation) bool {
+			if resource != "" && r.ResourceID != resource || status != 0 && r.Status != status {
+				return true
+			}
+			if len(items) == limit {
+				next = items[limit-1].ID
+				return false
+			}
+			items = append(items, r)
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	b := make([]byte, 0, 64+256*len(items))
+	b = append(b, `{"items":[`...)
+	for i := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendReservation(b, &items[i])
+	}
+	b = append(b, `],"next":`...)
+	b = appendJSONString(b, next)
+	c.Data(http.StatusOK, "application/json", append(b, '}'))
+}
+
+// appendReservation encodes a reservation as API.md shows it: check_in and
+// check_out for rooms only, expires_at only while held.
+func appendReservation(b []byte, r *domain.Reservation) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, r.ID)
+	b = append(b, `,"resource_id":`...)
+	b = appendJSONString(b, r.ResourceID)
+	b = append(b, `,"kind":`...)
+	b = appendJSONString(b, r.Kind.String())
+	b = append(b, `,"user":`...)
+	b = appendJSONString(b, r.User)
+	b = append(b, `,"quantity":`...)
+	b = strconv.AppendInt(b, r.Quantity, 10)
+	b = append(b, `,"status":`...)
+	b = appendJSONString(b, r.Status.String())
+	if r.Kind == domain.KindRoom {
+		b = append(b, `,"check_in":"`...)
+		b = appendDay(b, r.CheckIn)
+		b = append(b, `","check_out":"`...)
+		b = appendDay(b, r.CheckOut)
+		b = append(b, '"')
+	}
+	b = append(b, `,"created_at":"`...)
+	b = appendTime(b, r.CreatedAt)
+	if r.Status == domain.StatusHeld && r.ExpiresAt != 0 {
+		b = append(b, `","expires_at":"`...)
+		b = appendTime(b, r.ExpiresAt)
+	}
+	b = append(b, `","updated_at":"`...)
+	b = appendTime(b, r.UpdatedAt)
+	return append(b, `"}`...)
+}
+
+// appendDay appends d as YYYY-MM-DD, as domain.Day.String renders it.
+func appendDay(b []byte, d domain.Day) []byte {
+	return time.Unix(int64(d)*86400, 0).UTC().AppendFormat(b, time.DateOnly)
+}

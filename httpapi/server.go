@@ -1,0 +1,252 @@
+// Package httpapi is allot's HTTP layer: the routes of the v1 API on gin,
+// bearer-token authentication, per-user rate limiting, body limits, problem
+// details and HTTP metrics. It calls the engine, reader and cluster through
+// the narrow interfaces of engine.go and holds no state of its own beyond
+// the rate limiter's buckets and a cache of verified tokens.
+package httpapi
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"allot/actors/domain"
+)
+
+const (
+	headerRequestID = "X-Request-ID"
+	headerNode      = "X-Allot-Node"
+	headerIdemKey   = "Idempotency-Key"
+	headerReplayed  = "Idempotent-Replayed"
+
+	maxRequestIDLen = 128
+)
+
+// Server serves the v1 API. It is safe for concurrent use; create it with
+// New and mount Handler on an http.Server (see NewHTTPServer).
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	router  *gin.Engine
+	parser  *jwt.Parser
+	limiter *rateLimiter // nil when rate limiting is off
+	tokens  *tokenCache  // nil when token caching is off
+	metrics *httpMetrics
+
+	// bufs holds *bytes.Buffer for request bodies, reused across requests
+	// because every write reads its whole body (it is hashed for the
+	// Idempotency-Key fingerprint).
+	bufs sync.Pool
+
+	// Generated request ids are reqIDPrefix + a counter: unique across
+	// nodes and restarts without a random read per request.
+	reqIDPrefix string
+	reqIDSeq    atomic.Uint64
+}
+
+// New builds a Server from a validated Config and registers its metrics on
+// cfg.Registry. It puts gin in release mode, which is process-wide: gin's
+// debug output would otherwise go to stdout.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var seed [8]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		return nil, fmt.Errorf("httpapi: request id seed: %w", err)
+	}
+	m, err := newHTTPMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		parser:      newTokenParser(),
+		metrics:     m,
+		reqIDPrefix: hex.EncodeToString(seed[:]) + "-",
+	}
+	s.bufs.New = func() any { return new(bytes.Buffer) }
+	if cfg.RateLimit.PerSecond > 0 {
+		s.limiter = newRateLimiter(cfg.RateLimit)
+	}
+	if cfg.TokenCacheSize > 0 {
+		s.tokens = newTokenCache(cfg.TokenCacheSize)
+	}
+	gin.SetMode(gin.ReleaseMode)
+	s.router = gin.New()
+	// Unknown paths answer 404 problems instead of redirects; unknown
+	// methods on a known path are 404 as well (one rule for clients).
+	s.router.RedirectTrailingSlash = false
+	s.router.RedirectFixedPath = false
+	s.router.HandleMethodNotAllowed = false
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the http.Handler serving every route.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// NewHTTPServer returns an http.Server for h with every timeout set, so that
+// slow or idle clients cannot hold connections forever. WriteTimeout leaves
+// room for a write that runs to Config.RequestTimeout.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+func (s *Server) routes() {
+	r := s.router
+	r.Use(s.requestHeaders)
+	r.NoRoute(s.instrumentUnmatched(), func(c *gin.Context) {
+		s.fail(c, fmt.Errorf("no route for %s %s: %w", c.Request.Method, c.Request.URL.Path, domain.ErrNotFound))
+	})
+
+	s.handle(http.MethodGet, "/healthz", s.healthz)
+	s.handle(http.MethodGet, "/readyz", s.readyz)
+	metrics := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})
+	s.handle(http.MethodGet, "/metrics", gin.WrapH(metrics))
+
+	s.handle(http.MethodPut, "/v1/resources/:id", s.authed(s.putResource, true))
+	s.handle(http.MethodGet, "/v1/resources/:id", s.authed(s.getResource, false))
+	s.handle(http.MethodDelete, "/v1/resources/:id", s.authed(s.deleteResource, true))
+	s.handle(http.MethodGet, "/v1/resources", s.authed(s.listResources, false))
+	s.handle(http.MethodPost, "/v1/resources/:id/reservations", s.authed(s.reserve, false))
+
+	s.handle(http.MethodGet, "/v1/reservations/:rid", s.authed(s.getReservation, false))
+	s.handle(http.MethodGet, "/v1/reservations", s.authed(s.listReservations, false))
+	// Ownership of confirm and cancel is the engine's check (it sees the
+	// reservation); check-in and complete are admin-only by role.
+	s.handle(http.MethodPost, "/v1/reservations/:rid/confirm", s.authed(s.transition(domain.StatusConfirmed), false))
+	s.handle(http.MethodPost, "/v1/reservations/:rid/cancel", s.authed(s.transition(domain.StatusCancelled), false))
+	s.handle(http.MethodPost, "/v1/reservations/:rid/check-in", s.authed(s.transition(domain.StatusCheckedIn), true))
+	s.handle(http.MethodPost, "/v1/reservations/:rid/complete", s.authed(s.transition(domain.StatusCompleted), true))
+
+	s.handle(http.MethodGet, "/v1/cluster", s.authed(s.clusterInfo, false))
+	s.handle(http.MethodPost, "/v1/cluster/nodes", s.authed(s.notImplemented, true))
+	s.handle(http.MethodDelete, "/v1/cluster/nodes/:id", s.authed(s.notImplemented, true))
+}
+
+// handle registers a route behind its own pre-resolved metrics.
+func (s *Server) handle(method, path string, h gin.HandlerFunc) {
+	s.router.Handle(method, path, s.instrument(path, method), h)
+}
+
+// requestHeaders sets X-Request-ID and X-Allot-Node before anything can
+// answer, so that every response carries them.
+func (s *Server) requestHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	id := c.Request.Header.Get(headerRequestID)
+	if !printableASCII(id, maxRequestIDLen) {
+		id = s.reqIDPrefix + strconv.FormatUint(s.reqIDSeq.Add(1), 36)
+	}
+	h.Set(headerRequestID, id)
+	h.Set(headerNode, s.cfg.NodeID)
+}
+
+// instrument returns the first handler of a route: it counts and times the
+// request and recovers a panic into a 500 problem. Recovery lives here, not
+// in a separate middleware, so that the panic's 500 is what gets counted.
+func (s *Server) instrument(route, method string) gin.HandlerFunc {
+	rm := s.metrics.route(route, method)
+	return func(c *gin.Context) {
+		start := time.Now()
+		s.metrics.inFlight.Inc()
+		defer func() {
+			p := recover()
+			if p != nil && p != http.ErrAbortHandler {
+				s.recovered(c, p)
+			}
+			rm.observe(c.Writer.Status(), time.Since(start))
+			s.metrics.inFlight.Dec()
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+		}()
+		c.Next()
+	}
+}
+
+// instrumentUnmatched is instrument for requests no route matched, labelled
+// with route "unmatched". Methods outside the standard set are labelled
+// "other", which keeps the label set bounded.
+func (s *Server) instrumentUnmatched() gin.HandlerFunc {
+	byMethod := make(map[string]gin.HandlerFunc)
+	for _, m := range []string{
+		http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions,
+	} {
+		byMethod[m] = s.instrument(unmatchedRoute, m)
+	}
+	other := s.instrument(unmatchedRoute, "other")
+	return func(c *gin.Context) {
+		if h, ok := byMethod[c.Request.Method]; ok {
+			h(c)
+			return
+		}
+		other(c)
+	}
+}
+
+// recovered logs a handler panic with its stack and answers 500 unless the
+// handler already started its response.
+func (s *Server) recovered(c *gin.Context, p any) {
+	s.log.LogAttrs(c.Request.Context(), slog.LevelError, "panic in handler",
+		slog.String("request_id", c.Writer.Header().Get(headerRequestID)),
+		slog.String("method", c.Request.Method), slog.String("path", c.Request.URL.Path),
+		slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+	if c.Writer.Written() {
+		return
+	}
+	writeProblem(c, classify(errors.New("panic")), "internal error; see the server log for request "+c.Writer.Header().Get(headerRequestID))
+}
+
+func (s *Server) healthz(c *gin.Context) {
+	c.Data(http.StatusOK, "application/json", []byte(`{"status":"ok"}`))
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	if err := s.cfg.Cluster.Ready(); err != nil {
+		b := append([]byte(`{"status":"not_ready","reason":`), appendJSONString(nil, err.Error())...)
+		c.Header("Retry-After", "1")
+		c.Data(http.StatusServiceUnavailable, "application/json", append(b, '}'))
+		return
+	}
+	c.Data(http.StatusOK, "application/json", []byte(`{"status":"ready"}`))
+}
+
+func (s *Server) clusterInfo(c *gin.Context, _ domain.Principal) {
+	if _, err := domain.ParseConsistency(c.Query("consistency")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	info := s.cfg.Cluster.Info()
+	if info.Nodes == nil {
+		info.Nodes = []NodeInfo{}
+	}
+	s.writeJSON(c, http.StatusOK, info)
+}
+
+func (s *Server) notImplemented(c *gin.Context, _ domain.Principal) {
+	s.fail(c, fmt.Errorf("cluster membership changes over HTTP: %w", errNotImplemented))
+}

@@ -1,0 +1,304 @@
+package storage
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"allot/actors/domain"
+)
+
+// The snapshot stream format, version 1:
+//
+//	header   "ALLOTSNP" (8 bytes), format version (1 byte)
+//	records  type (1 byte), payload length (uvarint), payload
+//	         type 1: a resource     (domain.AppendResource)
+//	         type 2: a reservation  (domain.AppendReservation)
+//	         type 3: an idem record (domain.AppendIdem), in apply order
+//	end      type 0xFF, resource, reservation and idem record counts
+//	         (uvarints), CRC-32C (Castagnoli, 4 bytes little endian) of
+//	         every byte before it, then nothing
+//
+// Records are streamed through a buffer one at a time: neither side ever
+// holds the encoded snapshot in memory. A reader that meets a version it
+// does not know refuses the stream rather than guessing.
+
+// SnapshotVersion is the format version WriteSnapshot writes.
+const SnapshotVersion = 1
+
+const (
+	snapshotMagic = "ALLOTSNP"
+
+	recResource    = 1
+	recReservation = 2
+	recIdem        = 3
+	recEnd         = 0xFF
+
+	// maxRecordSize bounds one record. A resource carries its per-user
+	// counts, so a voucher sold to millions of users is a large record.
+	maxRecordSize = 1 << 30
+	// readChunk is how much of a record is allocated before its bytes
+	// arrive: a corrupt length cannot make the reader allocate more than
+	// the input holds plus one chunk.
+	readChunk = 1 << 20
+
+	bufferSize = 64 << 10
+)
+
+// WriteSnapshot streams st to w in the snapshot format. st must not change
+// while it is written (the FSM hands it a frozen copy).
+func WriteSnapshot(w io.Writer, st *domain.State) error {
+	sw := &snapshotWriter{w: bufio.NewWriterSize(w, bufferSize), table: crc32.MakeTable(crc32.Castagnoli)}
+	sw.write([]byte(snapshotMagic))
+	sw.write([]byte{SnapshotVersion})
+	var nRes, nResv, nIdem uint64
+	err := st.EachResource(func(r *domain.Resource) error {
+		nRes++
+		sw.buf = domain.AppendResource(sw.buf[:0], r)
+		return sw.record(recResource)
+	})
+	if err == nil {
+		err = st.EachReservation(func(res domain.Reservation) error {
+			nResv++
+			sw.buf = domain.AppendReservation(sw.buf[:0], &res)
+			return sw.record(recReservation)
+		})
+	}
+	if err == nil {
+		err = st.EachIdem(func(rec domain.IdemRecord) error {
+			nIdem++
+			sw.buf = domain.AppendIdem(sw.buf[:0], &rec)
+			return sw.record(recIdem)
+		})
+	}
+	if err != nil {
+		return err
+	}
+	end := []byte{recEnd}
+	end = binary.AppendUvarint(end, nRes)
+	end = binary.AppendUvarint(end, nResv)
+	end = binary.AppendUvarint(end, nIdem)
+	sw.write(end)
+	sw.err = writeAll(sw.w, binary.LittleEndian.AppendUint32(nil, sw.crc), sw.err)
+	if sw.err == nil {
+		sw.err = sw.w.Flush()
+	}
+	if sw.err != nil {
+		return fmt.Errorf("write snapshot: %w", sw.err)
+	}
+	return nil
+}
+
+// snapshotWriter writes through a buffer while summing a CRC. The first
+// error sticks.
+type snapshotWriter struct {
+	w     *bufio.Writer
+	table *crc32.Table
+	crc   uint32
+	buf   []byte // the record payload being written
+	hdr   [1 + binary.MaxVarintLen64]byte
+	err   error
+}
+
+func (sw *snapshotWriter) write(p []byte) {
+	if sw.err == nil {
+		sw.crc = crc32.Update(sw.crc, sw.table, p)
+		sw.err = writeAll(sw.w, p, nil)
+	}
+}
+
+// record writes sw.buf as a record of type typ.
+func (sw *snapshotWriter) record(typ byte) error {
+	if len(sw.buf) > maxRecordSize {
+		return fmt.Errorf("write snapshot: record of %d bytes exceeds %d", len(sw.buf), maxRecordSize)
+	}
+	sw.hdr[0] = typ
+	n := 1 + binary.PutUvarint(sw.hdr[1:], uint64(len(sw.buf)))
+	sw.write(sw.hdr[:n])
+	sw.write(sw.buf)
+	if sw.err != nil {
+		return fmt.Errorf("write snapshot: %w", sw.err)
+	}
+	return nil
+}
+
+func writeAll(w io.Writer, p []byte, prev error) error {
+	if prev != nil {
+		return prev
+	}
+	_, err := w.Write(p)
+	return err
+}
+
+// ReadSnapshot reads a stream written by WriteSnapshot into a new State. It
+// returns an error wrapping domain.ErrCorrupt for a stream that is truncated,
+// fails its checksum, does not decode or has a version it does not know, and
+// other read errors as they are.
+func ReadSnapshot(r io.Reader) (*domain.State, error) {
+	sr := &snapshotReader{r: bufio.NewReaderSize(r, bufferSize), table: crc32.MakeTable(crc32.Castagnoli)}
+	var head [len(snapshotMagic) + 1]byte
+	if err := sr.full(head[:]); err != nil {
+		return nil, sr.wrap("header", err)
+	}
+	if string(head[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, fmt.Errorf("read snapshot: not an allot snapshot: %w", domain.ErrCorrupt)
+	}
+	if v := head[len(snapshotMagic)]; v != SnapshotVersion {
+		return nil, fmt.Errorf("read snapshot: unknown format version %d (this build reads %d): %w",
+			v, SnapshotVersion, domain.ErrCorrupt)
+	}
+	st := domain.NewState()
+	var counts [3]uint64 // resources, reservations, idem records
+	for rec := 0; ; rec++ {
+		typ, err := sr.ReadByte()
+		if err != nil {
+			return nil, sr.wrap(fmt.Sprintf("record %d", rec), err)
+		}
+		if typ == recEnd {
+			if err := sr.end(st, counts); err != nil {
+				return nil, err
+			}
+			return st, nil
+		}
+		payload, err := sr.payload()
+		if err != nil {
+			return nil, sr.wrap(fmt.Sprintf("record %d", rec), err)
+		}
+		switch typ {
+		case recResource:
+			var res *domain.Resource
+			if res, err = domain.DecodeResource(payload); err == nil {
+				st.LoadResource(res)
+			}
+		case recReservation:
+			var resv domain.Reservation
+			if resv, err = domain.DecodeReservation(payload); err == nil {
+				st.LoadReservation(resv)
+			}
+		case recIdem:
+			var idem domain.IdemRecord
+			if idem, err = domain.DecodeIdem(payload); err == nil {
+				st.LoadIdem(idem)
+			}
+		default:
+			err = fmt.Errorf("unknown record type %d: %w", typ, domain.ErrCorrupt)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read snapshot: record %d: %w", rec, err)
+		}
+		counts[typ-recResource]++
+	}
+}
+
+// snapshotReader reads through a buffer while summing the CRC of every byte
+// it hands out.
+type snapshotReader struct {
+	r     *bufio.Reader
+	table *crc32.Table
+	crc   uint32
+	buf   []byte // the current record's payload, reused
+	one   [1]byte
+	ioErr error // the last error of the underlying reader
+}
+
+// ReadByte makes the reader an io.ByteReader for binary.ReadUvarint.
+func (sr *snapshotReader) ReadByte() (byte, error) {
+	c, err := sr.r.ReadByte()
+	if err != nil {
+		sr.ioErr = err
+		return 0, err
+	}
+	sr.one[0] = c
+	sr.crc = crc32.Update(sr.crc, sr.table, sr.one[:])
+	return c, nil
+}
+
+// uvarint reads a uvarint; one longer than 64 bits is corruption.
+func (sr *snapshotReader) uvarint() (uint64, error) {
+	sr.ioErr = nil
+	v, err := binary.ReadUvarint(sr)
+	if err != nil && sr.ioErr == nil {
+		err = fmt.Errorf("bad uvarint: %w", domain.ErrCorrupt)
+	}
+	return v, err
+}
+
+func (sr *snapshotReader) full(p []byte) error {
+	if _, err := io.ReadFull(sr.r, p); err != nil {
+		return err
+	}
+	sr.crc = crc32.Update(sr.crc, sr.table, p)
+	return nil
+}
+
+// payload reads a length-prefixed record payload into sr.buf, growing it
+// only as bytes arrive.
+func (sr *snapshotReader) payload() ([]byte, error) {
+	n, err := sr.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	if n > maxRecordSize {
+		return nil, fmt.Errorf("record length %d exceeds %d: %w", n, maxRecordSize, domain.ErrCorrupt)
+	}
+	sr.buf = sr.buf[:0]
+	for uint64(len(sr.buf)) < n {
+		chunk := int(min(n-uint64(len(sr.buf)), readChunk))
+		start := len(sr.buf)
+		if cap(sr.buf)-start < chunk {
+			grown := make([]byte, start, max(2*cap(sr.buf), start+chunk))
+			copy(grown, sr.buf)
+			sr.buf = grown
+		}
+		sr.buf = sr.buf[:start+chunk]
+		if err := sr.full(sr.buf[start:]); err != nil {
+			return nil, err
+		}
+	}
+	return sr.buf, nil
+}
+
+// end checks the end record: counts, checksum, and that nothing follows.
+func (sr *snapshotReader) end(st *domain.State, counts [3]uint64) error {
+	var want [3]uint64
+	for i := range want {
+		v, err := sr.uvarint()
+		if err != nil {
+			return sr.wrap("end record", err)
+		}
+		want[i] = v
+	}
+	sum := sr.crc
+	var crc [4]byte
+	if _, err := io.ReadFull(sr.r, crc[:]); err != nil {
+		return sr.wrap("checksum", err)
+	}
+	if got := binary.LittleEndian.Uint32(crc[:]); got != sum {
+		return fmt.Errorf("read snapshot: checksum %08x, computed %08x: %w", got, sum, domain.ErrCorrupt)
+	}
+	if counts != want {
+		return fmt.Errorf("read snapshot: %v records, end record says %v: %w", counts, want, domain.ErrCorrupt)
+	}
+	if res, resv, idem, _ := st.Counts(); [3]uint64{uint64(res), uint64(resv), uint64(idem)} != want {
+		return fmt.Errorf("read snapshot: duplicate records: %w", domain.ErrCorrupt)
+	}
+	if _, err := sr.r.ReadByte(); err != io.EOF {
+		if err != nil {
+			return fmt.Errorf("read snapshot: after end record: %w", err)
+		}
+		return fmt.Errorf("read snapshot: data after end record: %w", domain.ErrCorrupt)
+	}
+	return nil
+}
+
+// wrap marks a premature end of input as corruption (a truncated snapshot)
+// and passes other read errors through.
+func (sr *snapshotReader) wrap(where string, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("read snapshot: %s: truncated: %w", where, domain.ErrCorrupt)
+	}
+	return fmt.Errorf("read snapshot: %s: %w", where, err)
+}

@@ -1,0 +1,244 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+	"testing/iotest"
+
+	"allot/actors/domain"
+	"allot/actors/domain/domaintest"
+)
+
+// history drives a fresh State through n generated events (accepted ones
+// only) and returns it with the generator, to continue the same history.
+func history(t *testing.T, seed uint64, n int) (*domain.State, *domaintest.Gen) {
+	t.Helper()
+	st := domain.NewState()
+	g := domaintest.NewSeeded(seed)
+	for applied := 0; applied < n; {
+		ev, err := g.Next(st)
+		if err != nil {
+			continue
+		}
+		if err := st.Apply(&ev); err != nil {
+			t.Fatalf("event %d: generator accepted what Apply refuses: %v", applied, err)
+		}
+		applied++
+	}
+	return st, g
+}
+
+func encode(t *testing.T, st *domain.State) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := WriteSnapshot(&buf, st); err != nil {
+		t.Fatalf("WriteSnapshot: %v", err)
+	}
+	return buf.Bytes()
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		events int
+	}{{"empty", 0}, {"small", 50}, {"large", 2000}} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, g := history(t, 7, tc.events)
+			got, err := ReadSnapshot(bytes.NewReader(encode(t, st)))
+			if err != nil {
+				t.Fatalf("ReadSnapshot: %v", err)
+			}
+			if got.Hash() != st.Hash() {
+				t.Fatal("restored state hashes differently")
+			}
+			if err := got.CheckInvariants(); err != nil {
+				t.Fatalf("restored state: %v", err)
+			}
+			a, b, c, d := st.Counts()
+			w, x, y, z := got.Counts()
+			if [4]int{a, b, c, d} != [4]int{w, x, y, z} {
+				t.Fatalf("counts %v, want %v", [4]int{w, x, y, z}, [4]int{a, b, c, d})
+			}
+			// The restored state must go on exactly like the original,
+			// idempotency pruning included (records keep their order).
+			for i := 0; i < 500; i++ {
+				ev, derr := g.Next(st)
+				if derr != nil {
+					continue
+				}
+				e1, e2 := st.Apply(&ev), got.Apply(&ev)
+				if (e1 == nil) != (e2 == nil) {
+					t.Fatalf("event %d: original says %v, restored says %v", i, e1, e2)
+				}
+			}
+			if got.Hash() != st.Hash() {
+				t.Fatal("restored state diverged after more events")
+			}
+		})
+	}
+}
+
+// maxWriteWriter records the largest single Write.
+type maxWriteWriter struct {
+	n, max int
+}
+
+func (w *maxWriteWriter) Write(p []byte) (int, error) {
+	w.n += len(p)
+	w.max = max(w.max, len(p))
+	return len(p), nil
+}
+
+// TestSnapshotLarge checks, on a snapshot several buffers long, that writing
+// streams, that reads across every buffer boundary work, and that write
+// errors surface.
+func TestSnapshotLarge(t *testing.T) {
+	st, _ := history(t, 11, 6000)
+	data := encode(t, st)
+	if len(data) <= bufferSize {
+		t.Fatalf("snapshot of %d bytes is too small for this test; grow the history", len(data))
+	}
+	t.Run("streams", func(t *testing.T) {
+		var w maxWriteWriter
+		if err := WriteSnapshot(&w, st); err != nil {
+			t.Fatal(err)
+		}
+		if w.max > bufferSize {
+			t.Fatalf("a single write of %d bytes: the snapshot was built in memory", w.max)
+		}
+	})
+	t.Run("one byte reads", func(t *testing.T) {
+		got, err := ReadSnapshot(iotest.OneByteReader(bytes.NewReader(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Hash() != st.Hash() {
+			t.Fatal("restored state hashes differently")
+		}
+	})
+	t.Run("write errors", func(t *testing.T) {
+		for _, limit := range []int{0, bufferSize / 2, bufferSize + 1, len(data) - 1} {
+			if err := WriteSnapshot(&failingWriter{limit: limit}, st); err == nil {
+				t.Fatalf("limit %d of %d: no error", limit, len(data))
+			}
+		}
+	})
+}
+
+func wantCorrupt(t *testing.T, data []byte, what string) {
+	t.Helper()
+	st, err := ReadSnapshot(bytes.NewReader(data))
+	if !errors.Is(err, domain.ErrCorrupt) {
+		t.Fatalf("%s: got state %v, error %v; want ErrCorrupt", what, st != nil, err)
+	}
+	if st != nil {
+		t.Fatalf("%s: a state came back with the error", what)
+	}
+}
+
+func TestSnapshotTruncated(t *testing.T) {
+	st, _ := history(t, 3, 300)
+	data := encode(t, st)
+	for n := 0; n < len(data); n++ {
+		// Every prefix near the ends, a sample in between.
+		if n > 64 && n < len(data)-64 && n%37 != 0 {
+			continue
+		}
+		wantCorrupt(t, data[:n], "truncated")
+	}
+}
+
+func TestSnapshotBitFlips(t *testing.T) {
+	st, _ := history(t, 5, 300)
+	data := encode(t, st)
+	for i := 0; i < len(data); i++ {
+		if i > 64 && i < len(data)-64 && i%29 != 0 {
+			continue
+		}
+		for _, bit := range []byte{0x01, 0x80} {
+			bad := bytes.Clone(data)
+			bad[i] ^= bit
+			wantCorrupt(t, bad, "bit flip")
+		}
+	}
+}
+
+func TestSnapshotRejects(t *testing.T) {
+	st, _ := history(t, 9, 100)
+	data := encode(t, st)
+
+	future := bytes.Clone(data)
+	future[len(snapshotMagic)] = SnapshotVersion + 1
+	wantCorrupt(t, future, "unknown version")
+
+	wantCorrupt(t, append(bytes.Clone(data), 0), "trailing byte")
+	wantCorrupt(t, []byte("PK\x03\x04 not a snapshot at all"), "wrong magic")
+
+	hugeLength := append([]byte(snapshotMagic), SnapshotVersion, recResource,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01)
+	wantCorrupt(t, hugeLength, "huge record length")
+	overflow := append([]byte(snapshotMagic), SnapshotVersion, recResource,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01)
+	wantCorrupt(t, overflow, "uvarint overflow")
+	wantCorrupt(t, append([]byte(snapshotMagic), SnapshotVersion, 42, 0), "unknown record type")
+}
+
+func TestSnapshotReadError(t *testing.T) {
+	st, _ := history(t, 9, 100)
+	data := encode(t, st)
+	boom := errors.New("disk on fire")
+	r := io.MultiReader(bytes.NewReader(data[:len(data)/2]), iotest.ErrReader(boom))
+	_, err := ReadSnapshot(r)
+	if !errors.Is(err, boom) || errors.Is(err, domain.ErrCorrupt) {
+		t.Fatalf("got %v, want the reader's error and not ErrCorrupt", err)
+	}
+}
+
+// failingWriter fails once more than limit bytes were written.
+type failingWriter struct{ limit int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if len(p) > w.limit {
+		return 0, errors.New("no space left")
+	}
+	w.limit -= len(p)
+	return len(p), nil
+}
+
+// FuzzReadSnapshot: no input makes the reader panic, and whatever it
+// accepts writes back to a stream it accepts as the same state.
+func FuzzReadSnapshot(f *testing.F) {
+	for _, n := range []int{0, 5, 60} {
+		st := domain.NewState()
+		g := domaintest.NewSeeded(uint64(n))
+		for i := 0; i < n; i++ {
+			if ev, err := g.Next(st); err == nil {
+				_ = st.Apply(&ev)
+			}
+		}
+		var buf bytes.Buffer
+		if err := WriteSnapshot(&buf, st); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf.Bytes())
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := ReadSnapshot(bytes.NewReader(data))
+		if err != nil {
+			if !errors.Is(err, domain.ErrCorrupt) {
+				t.Fatalf("error without ErrCorrupt from an in-memory reader: %v", err)
+			}
+			return
+		}
+		var buf bytes.Buffer
+		if err := WriteSnapshot(&buf, st); err != nil {
+			t.Fatal(err)
+		}
+		again, err := ReadSnapshot(&buf)
+		if err != nil || again.Hash() != st.Hash() {
+			t.Fatalf("re-encoded snapshot: %v", err)
+		}
+	})
+}
