@@ -204,6 +204,7 @@ type request struct {
 	idem      *domain.IdemKey
 	done      chan reply
 	idemClear string // in-flight key to release with the answer
+	resyncErr error
 }
 
 type op uint8
@@ -214,6 +215,7 @@ const (
 	opPut
 	opDelete
 	opExpire
+	opResync // the barrier a dirty actor waited for has returned (err in resyncErr)
 )
 
 // answer delivers the reply and releases the idempotency key.

@@ -20,15 +20,28 @@ type memLog struct {
 	st      *domain.State
 	batches atomic.Int64
 	events  atomic.Int64
+	refused atomic.Int64 // events State.Apply refused: invariant violations
 	delay   time.Duration
+	// lateOnce makes the next batch answer "outcome unknown" at once and
+	// apply 100 ms later, like an entry that commits after its wait timed out.
+	lateOnce atomic.Bool
+	applying sync.WaitGroup
 }
 
 func newMemLog() *memLog { return &memLog{st: domain.NewState()} }
 
 func (m *memLog) Propose(b *domain.Batch, done func([]error, error)) {
 	data := domain.EncodeBatch(nil, b)
+	late := m.lateOnce.CompareAndSwap(true, false)
+	m.applying.Add(1)
 	go func() {
-		time.Sleep(m.delay) // a stand-in for the disk write
+		defer m.applying.Done()
+		delay := m.delay // a stand-in for the disk write
+		if late {
+			done(nil, fmt.Errorf("wait timed out: %w", domain.ErrOutcomeUnknown))
+			delay = 100 * time.Millisecond
+		}
+		time.Sleep(delay)
 		dec, err := domain.DecodeBatch(data)
 		if err != nil {
 			done(nil, err)
@@ -37,13 +50,29 @@ func (m *memLog) Propose(b *domain.Batch, done func([]error, error)) {
 		m.mu.Lock()
 		res := make([]error, len(dec.Events))
 		for i := range dec.Events {
-			res[i] = m.st.Apply(&dec.Events[i])
+			if res[i] = m.st.Apply(&dec.Events[i]); res[i] != nil {
+				m.refused.Add(1)
+			}
 		}
 		m.mu.Unlock()
 		m.batches.Add(1)
 		m.events.Add(int64(len(dec.Events)))
-		done(res, nil)
+		if !late {
+			done(res, nil)
+		}
 	}()
+}
+
+// Barrier waits for every batch proposed so far to be applied.
+func (m *memLog) Barrier(ctx context.Context) error {
+	ch := make(chan struct{})
+	go func() { m.applying.Wait(); close(ch) }()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (m *memLog) View(fn func(*domain.State)) {
@@ -54,6 +83,9 @@ func (m *memLog) View(fn func(*domain.State)) {
 
 func (m *memLog) check(t *testing.T) {
 	t.Helper()
+	if n := m.refused.Load(); n != 0 {
+		t.Fatalf("the log refused %d events the actors accepted", n)
+	}
 	m.View(func(st *domain.State) {
 		if err := st.CheckInvariants(); err != nil {
 			t.Fatalf("invariant: %v", err)
@@ -342,4 +374,34 @@ func waitFor(t *testing.T, within time.Duration, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// An entry whose outcome was unknown may still commit. The actor must not
+// trust committed state until a barrier shows it complete, or it would sell
+// the unit twice.
+func TestUnknownOutcomeResyncsBeforeDeciding(t *testing.T) {
+	e, log := newTestEngine(t, Config{})
+	putVoucher(t, e, "v1", 2, 0)
+	log.lateOnce.Store(true)
+	if _, err := reserve(e, "v1", "first", nil); !errors.Is(err, domain.ErrOutcomeUnknown) {
+		t.Fatalf("want outcome unknown, got %v", err)
+	}
+	var ok, soldOut int
+	for i := 0; i < 200 && ok+soldOut < 3; i++ {
+		_, err := reserve(e, "v1", fmt.Sprintf("u%d", i), nil)
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, domain.ErrSoldOut):
+			soldOut++
+		case errors.Is(err, domain.ErrUnavailable): // resyncing
+			time.Sleep(5 * time.Millisecond)
+		default:
+			t.Fatalf("reserve: %v", err)
+		}
+	}
+	if ok != 1 || soldOut != 2 {
+		t.Fatalf("after the late commit: %d more sold, %d sold out; want 1 and 2", ok, soldOut)
+	}
+	log.check(t)
 }

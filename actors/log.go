@@ -1,6 +1,10 @@
 package actors
 
-import "allot/actors/domain"
+import (
+	"context"
+
+	"allot/actors/domain"
+)
 
 // Log is the replicated log as the engine sees it; cluster.Node implements it.
 type Log interface {
@@ -14,4 +18,8 @@ type Log interface {
 	// View runs fn with read access to the committed state. fn must not
 	// block or keep references into the state after it returns.
 	View(fn func(*domain.State))
+	// Barrier returns once every entry proposed before it is applied on
+	// this node (or fails, e.g. when leadership is lost). An actor whose
+	// event had an unknown outcome uses it before trusting committed state.
+	Barrier(ctx context.Context) error
 }

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync/atomic"
@@ -16,6 +17,9 @@ import (
 // from committed state.
 const maxCachedReservations = 4096
 
+// resyncTimeout bounds the barrier a dirty actor waits for.
+const resyncTimeout = 10 * time.Second
+
 // resourceActor owns the working copy of one resource on the leader: the
 // committed resource plus the effect of every event it decided that is not
 // yet committed. All events for the resource come from this actor and reach
@@ -28,6 +32,7 @@ type resourceActor struct {
 	resource     *domain.Resource               // nil: no such resource (yet, or deleted)
 	reservations map[string]*domain.Reservation // those touched; others are read from committed state
 	loaded       bool
+	resyncing    bool // a barrier is running before the working copy is reloaded
 
 	received atomic.Int64 // requests received, compared with the registry's sent count
 	pending  atomic.Int64 // events handed to the proposer, not yet applied or failed
@@ -59,6 +64,13 @@ func (a *resourceActor) handle(r *request) {
 		e.answer(r, reply{err: fmt.Errorf("leadership is changing: %w", domain.ErrUnavailable)})
 		return
 	}
+	if r.op == opResync {
+		a.resyncing = false
+		if r.resyncErr == nil {
+			a.reload()
+		}
+		return
+	}
 	if !a.ensureLoaded() {
 		e.answer(r, reply{err: fmt.Errorf("resource %s is recovering from a failed commit: %w", a.id, domain.ErrUnavailable)})
 		return
@@ -76,19 +88,40 @@ func (a *resourceActor) handle(r *request) {
 	}
 }
 
-// ensureLoaded (re)builds the working copy from committed state when it has
-// none or a failed event left it wrong. With events still in flight after a
-// failure it cannot know the truth yet and reports false.
+// ensureLoaded builds the working copy from committed state when it has none.
+// After a failed event the copy may be wrong, and an event whose outcome was
+// unknown may still commit: the actor then waits until none of its events is
+// in flight, runs a Raft barrier (every earlier entry applied) and reloads.
+// Meanwhile it reports false and requests are answered "unavailable".
 func (a *resourceActor) ensureLoaded() bool {
-	if a.loaded && !a.dirty.Load() {
+	if !a.loaded {
+		a.reload()
+		return true
+	}
+	if !a.dirty.Load() {
 		if len(a.reservations) > maxCachedReservations && a.pending.Load() == 0 {
 			a.reservations = make(map[string]*domain.Reservation)
 		}
 		return true
 	}
-	if a.pending.Load() != 0 {
-		return false
+	if a.pending.Load() == 0 && !a.resyncing {
+		a.resyncing = true
+		go a.resync()
 	}
+	return false
+}
+
+// resync runs the barrier off the actor's goroutine and reports back through
+// the mailbox.
+func (a *resourceActor) resync() {
+	ctx, cancel := context.WithTimeout(a.term.ctx, resyncTimeout)
+	defer cancel()
+	err := a.term.engine.log.Barrier(ctx)
+	_ = a.term.send(a.id, &request{op: opResync, resyncErr: err}) // fails only when the term is over
+}
+
+// reload replaces the working copy with committed state.
+func (a *resourceActor) reload() {
 	a.dirty.Store(false)
 	a.resource = nil
 	a.term.engine.log.View(func(st *domain.State) {
@@ -98,7 +131,6 @@ func (a *resourceActor) ensureLoaded() bool {
 	})
 	a.reservations = make(map[string]*domain.Reservation)
 	a.loaded = true
-	return true
 }
 
 func (a *resourceActor) reserve(r *request, now int64) {

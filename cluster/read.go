@@ -164,3 +164,12 @@ func (n *Node) Status() Status {
 	}
 	return st
 }
+
+// Barrier returns once every entry proposed before it is applied here, or
+// with an error (not the leader, leadership lost, ctx done).
+func (n *Node) Barrier(ctx context.Context) error {
+	if err := n.notReady(); err != nil {
+		return err
+	}
+	return awaitFuture(ctx, n.raft.Barrier(n.cfg.BarrierTimeout))
+}
