@@ -105,7 +105,7 @@ func New(log Log, cfg Config, hooks Hooks) *Engine {
 	cfg.fill()
 	logger := cfg.Logger
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return logger.With("component", "protoactor")
+		return logger.With("library", "protoactor")
 	}))
 	return &Engine{cfg: cfg, log: log, system: system, ids: newIDGenerator(), hooks: hooks}
 }
