@@ -405,3 +405,23 @@ func TestUnknownOutcomeResyncsBeforeDeciding(t *testing.T) {
 	}
 	log.check(t)
 }
+
+// A stale expiry for a resource deleted since must not stop the timers.
+func TestExpiryOutlivesDeletedResources(t *testing.T) {
+	e, log := newTestEngine(t, Config{})
+	putVoucher(t, e, "gone", 1, 900)
+	if err := e.DeleteResource(context.Background(), "gone"); err != nil {
+		t.Fatal(err)
+	}
+	e.current().expiry.add("stale", "gone", time.Now().UnixNano())
+	putVoucher(t, e, "v1", 1, 1)
+	out, err := reserve(e, "v1", "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		var st domain.Status
+		log.View(func(s *domain.State) { r, _ := s.Reservation(out.Reservation.ID); st = r.Status })
+		return st == domain.StatusExpired
+	})
+}

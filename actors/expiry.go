@@ -2,6 +2,7 @@ package actors
 
 import (
 	"container/heap"
+	"errors"
 	"context"
 	"sync"
 	"time"
@@ -88,9 +89,11 @@ func (x *expiry) run(ctx context.Context) {
 		x.mu.Unlock()
 		for _, it := range due {
 			req := &request{op: opExpire, rid: it.rid, to: domain.StatusExpired}
-			if err := x.term.send(it.source, req); err != nil {
+			if err := x.term.send(it.source, req); errors.Is(err, domain.ErrUnavailable) {
 				return // the term is over; the next one rebuilds from committed state
 			}
+			// Any other error (a stale duplicate for a resource deleted since)
+			// concerns that hold only.
 		}
 		if len(due) == expiryBatch {
 			wait = 0
