@@ -2,8 +2,8 @@ package actors
 
 import (
 	"container/heap"
-	"errors"
 	"context"
+	"errors"
 	"sync"
 	"time"
 
