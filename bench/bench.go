@@ -29,8 +29,7 @@ const (
 	setupTimeout    = 5 * time.Minute
 	verifyTimeout   = 5 * time.Minute
 	shutdownTimeout = 30 * time.Second
-	setupParallel   = 16
-	readParallel    = 8
+	setupParallel   = 16 // also the read-back's parallelism
 	// expiryGrace is how late past expires_at a hold may still be held
 	// when the state is read back ("at most a few seconds late under load").
 	expiryGrace = 10 * time.Second
@@ -95,11 +94,16 @@ func (b *bench) execute(ctx context.Context) error {
 		b.say("embedded allot node on %s", node.url)
 	}
 
-	admin, err := b.mint(prefix+"-admin", httpapi.RoleAdmin)
-	if err != nil {
-		return fmt.Errorf("minting the admin token: %w", err)
+	// One admin identity per parallel setup call: the server rate-limits
+	// each user.
+	admins := make([]string, setupParallel)
+	var err error
+	for i := range admins {
+		if admins[i], err = b.mint(fmt.Sprintf("%s-setup-%d", prefix, i), httpapi.RoleAdmin); err != nil {
+			return fmt.Errorf("minting an admin token: %w", err)
+		}
 	}
-	client := api.New(targets, loadgen.NewClient(setupParallel+readParallel, 30*time.Second), admin)
+	client := api.New(targets, loadgen.NewClient(setupParallel, 30*time.Second), admins)
 	rctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	err = client.WaitReady(rctx)
 	cancel()
@@ -236,7 +240,7 @@ func (b *bench) check(ctx context.Context, client *api.Client, scn *scenario.Sce
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	resources, err := reader.ReadAll(vctx, ids, readParallel)
+	resources, err := reader.ReadAll(vctx, ids, setupParallel)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}

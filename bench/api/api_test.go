@@ -25,6 +25,8 @@ type fake struct {
 	reservations int            // listed for every resource
 	reads        int            // GETs of resources
 	drift        int            // resource reads whose held count differs
+	callers      map[string]int // PUTs per Authorization header
+	voucher      bool           // resources are vouchers without holds
 }
 
 func (f *fake) handler() http.Handler {
@@ -39,11 +41,13 @@ func (f *fake) handler() http.Handler {
 		return c != "" && !(c == "linearizable" && f.linearizable)
 	}
 	mux.HandleFunc("PUT /v1/resources/{id}", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer admin-token" {
+		auth := r.Header.Get("Authorization")
+		if auth != "Bearer admin-1" && auth != "Bearer admin-2" {
 			problem(w, http.StatusUnauthorized, "unauthenticated")
 			return
 		}
 		f.mu.Lock()
+		f.callers[auth]++
 		f.puts[r.PathValue("id")]++
 		n := f.puts[r.PathValue("id")]
 		f.mu.Unlock()
@@ -65,6 +69,10 @@ func (f *fake) handler() http.Handler {
 			held = f.reads % 2 // changes between the two reads of one round
 		}
 		f.mu.Unlock()
+		if f.voucher {
+			fmt.Fprintf(w, `{"id":%q,"kind":"voucher","capacity":5,"available":4,"held":0,"confirmed":1}`, r.PathValue("id"))
+			return
+		}
 		fmt.Fprintf(w, `{"id":%q,"kind":"room","per_user_limit":0,"held":%d,"nights":{"2026-12-01":{"rooms":5,"available":4}}}`,
 			r.PathValue("id"), held)
 	})
@@ -97,16 +105,17 @@ func (f *fake) handler() http.Handler {
 	return mux
 }
 
-func newFake(t *testing.T, f *fake, token string) *Client {
+func newFake(t *testing.T, f *fake, tokens ...string) *Client {
 	f.puts = map[string]int{}
+	f.callers = map[string]int{}
 	srv := httptest.NewServer(f.handler())
 	t.Cleanup(srv.Close)
-	return New([]string{srv.URL}, srv.Client(), token)
+	return New([]string{srv.URL}, srv.Client(), tokens)
 }
 
 func TestPutResourcesRetriesThrottling(t *testing.T) {
 	f := &fake{throttleOnce: true}
-	c := newFake(t, f, "admin-token")
+	c := newFake(t, f, "admin-1", "admin-2")
 	var defs []scenario.ResourceDef
 	for i := range 20 {
 		defs = append(defs, scenario.ResourceDef{ID: fmt.Sprintf("res-%d", i), Body: []byte(`{"kind":"voucher"}`)})
@@ -120,6 +129,9 @@ func TestPutResourcesRetriesThrottling(t *testing.T) {
 		if n := f.puts[d.ID]; n != 2 {
 			t.Errorf("%s: %d PUTs, want 2 (429, then the retry)", d.ID, n)
 		}
+	}
+	if f.callers["Bearer admin-1"] != 20 || f.callers["Bearer admin-2"] != 20 {
+		t.Errorf("PUTs per admin %v, want the two identities taking turns", f.callers)
 	}
 }
 
@@ -138,7 +150,7 @@ func TestPutResourcesReportsRefusal(t *testing.T) {
 func TestReaderPagesAndFallsBack(t *testing.T) {
 	for _, lin := range []bool{true, false} {
 		f := &fake{linearizable: lin, reservations: 2500}
-		c := newFake(t, f, "admin-token")
+		c := newFake(t, f, "admin-1")
 		ctx := context.Background()
 		r, err := c.NewReader(ctx, "h1")
 		if err != nil {
@@ -167,15 +179,15 @@ func TestReaderPagesAndFallsBack(t *testing.T) {
 				t.Fatalf("decoded %+v", x)
 			}
 		}
-		if c.ServerTime().IsZero() {
-			t.Error("no server time recorded from Date headers")
+		if got[0].ReadAt.IsZero() {
+			t.Error("no read time taken from the Date header")
 		}
 	}
 }
 
 func TestReaderRereadsWhileCountsChange(t *testing.T) {
 	f := &fake{linearizable: true, reservations: 1, drift: 5}
-	c := newFake(t, f, "admin-token")
+	c := newFake(t, f, "admin-1")
 	r, err := c.NewReader(context.Background(), "h1") // read 1
 	if err != nil {
 		t.Fatal(err)
@@ -187,5 +199,21 @@ func TestReaderRereadsWhileCountsChange(t *testing.T) {
 	}
 	if f.reads != 7 || res.Held != 0 || len(res.Reservations) != 1 {
 		t.Fatalf("reads %d held %d reservations %d, want a stable third round", f.reads, res.Held, len(res.Reservations))
+	}
+}
+
+func TestReaderReadsSettledResourceOnce(t *testing.T) {
+	f := &fake{linearizable: true, reservations: 1, voucher: true}
+	c := newFake(t, f, "admin-1")
+	r, err := c.NewReader(context.Background(), "v1") // read 1
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.ReadResource(context.Background(), "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.reads != 2 || res.Confirmed != 1 || res.Available != 4 || len(res.Reservations) != 1 {
+		t.Fatalf("reads %d, resource %+v: want one read of a resource without holds", f.reads, res)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -198,7 +199,7 @@ func Run(ctx context.Context, cfg Config, src Source) (*Result, error) {
 	if cfg.Rate > 0 {
 		d.interval = float64(time.Second) / cfg.Rate
 		if cfg.Requests > 0 {
-			d.maxSlot = int64(float64(cfg.Warmup)/d.interval+0.999999) + cfg.Requests
+			d.maxSlot = int64(math.Ceil(float64(cfg.Warmup)/d.interval)) + cfg.Requests
 		}
 	}
 	workers := make([]*worker, cfg.Concurrency)

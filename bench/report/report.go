@@ -77,7 +77,7 @@ type Report struct {
 	Baseline        *Run          `json:"baseline,omitempty"`
 	ThroughputRatio float64       `json:"throughput_ratio,omitempty"` // allot / baseline
 	Verify          *Verification `json:"verify,omitempty"`
-	Error           string        `json:"error,omitempty"`
+	Error           string        `json:"error,omitempty"` // why the run stopped short; also printed on stderr
 }
 
 // Shape says how a run was driven.
@@ -173,9 +173,6 @@ func (r *Report) WriteText(w io.Writer) {
 				fmt.Fprintf(w, "         %s\n", e)
 			}
 		}
-	}
-	if r.Error != "" {
-		fmt.Fprintf(w, "\nerror: %s\n", r.Error)
 	}
 }
 

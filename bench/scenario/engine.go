@@ -114,7 +114,6 @@ type ledger struct {
 // new users. Only its goroutine touches it until the run ends.
 type worker struct {
 	s        *Scenario
-	id       int
 	rng      *rand.Rand
 	admin    string // "Bearer ..." of this worker's admin identity
 	planners []weighted
@@ -131,7 +130,6 @@ type worker struct {
 func newWorker(s *Scenario, id int) *worker {
 	w := &worker{
 		s:        s,
-		id:       id,
 		rng:      rand.New(rand.NewPCG(s.env.Seed, uint64(id))),
 		planners: append([]weighted(nil), s.planners...),
 		ledger:   ledger{soldOut: make(map[verify.SoldOut]struct{})},
@@ -147,14 +145,15 @@ func newWorker(s *Scenario, id int) *worker {
 }
 
 // mintUser returns the Authorization header of a fresh user, minted once
-// and reused for all that user's requests.
-func (w *worker) mintUser(sub string) (string, bool) {
+// and reused for all that user's requests. A failure is counted; the
+// user's requests then go without a token and are refused.
+func (w *worker) mintUser(sub string) string {
 	tok, err := w.s.env.Mint(sub, "user")
 	if err != nil {
 		w.unexpected("minting a token for %s: %v", sub, err)
-		return "", false
+		return ""
 	}
-	return "Bearer " + tok, true
+	return "Bearer " + tok
 }
 
 func (w *worker) unexpected(format string, args ...any) {
@@ -230,6 +229,11 @@ func (w *worker) Done(c *loadgen.Call, r *loadgen.Response, now time.Time) {
 	w.cur = nil
 	w.ledger.responses++
 	if retryable(r) {
+		if c.Op != OpReserve {
+			// It may have happened, and the run may end before a retry
+			// tells: from now on the target status is plausible.
+			maybe(f.ack, targetStatus(c.Op))
+		}
 		f.attempt++
 		if f.attempt < maxAttempts {
 			w.schedule(f, now.Add(w.backoff(f.attempt, r.RetryAfter)))
@@ -237,8 +241,6 @@ func (w *worker) Done(c *loadgen.Call, r *loadgen.Response, now time.Time) {
 		}
 		if c.Op == OpReserve {
 			w.ledger.unknown++
-		} else {
-			f.ack.Maybe = append(f.ack.Maybe, targetStatus(c.Op))
 		}
 		return // give up on this user
 	}
@@ -361,6 +363,16 @@ func retryable(r *loadgen.Response) bool {
 		return true
 	}
 	return false
+}
+
+// maybe adds status to the ones a's reservation may be in.
+func maybe(a *verify.Ack, status string) {
+	for _, m := range a.Maybe {
+		if m == status {
+			return
+		}
+	}
+	a.Maybe = append(a.Maybe, status)
 }
 
 func targetStatus(op int) string {

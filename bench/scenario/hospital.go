@@ -59,7 +59,7 @@ func (h *hospital) resources() []ResourceDef { return h.defs }
 func (h *hospital) start(w *worker) *flow {
 	n := h.next.Add(1)
 	user := fmt.Sprintf("%s-hos-p%d", h.prefix, n)
-	auth, _ := w.mintUser(user)
+	auth := w.mintUser(user)
 	doctors := len(h.slots) / (hospitalDays * slotsPerDay)
 	u := w.rng.Float64()
 	doctor := int(u * u * float64(doctors)) // skewed: low numbers are the popular doctors

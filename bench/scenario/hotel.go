@@ -85,7 +85,7 @@ func (h *hotel) resources() []ResourceDef { return h.defs }
 func (h *hotel) start(w *worker) *flow {
 	n := h.next.Add(1)
 	user := fmt.Sprintf("%s-htl-g%d", h.prefix, n)
-	auth, _ := w.mintUser(user)
+	auth := w.mintUser(user)
 	nights := 1 + w.rng.IntN(maxStay)
 	in := w.rng.IntN(hotelNights - nights + 1)
 	rooms := 1

@@ -27,6 +27,7 @@ type fakeServer struct {
 	reqs     []seen
 	override func(w http.ResponseWriter, r *http.Request, prior int) bool // prior: earlier requests with the same user and key
 	counts   map[string]int
+	base     http.Handler // baseline.Handler(), made once
 }
 
 func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -40,7 +41,7 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.override != nil && f.override(w, r, prior) {
 		return
 	}
-	baseline.Handler().ServeHTTP(w, r)
+	f.base.ServeHTTP(w, r)
 }
 
 func (f *fakeServer) requests() []seen {
@@ -100,7 +101,7 @@ func TestScenariosPlayTheirFlows(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f := &fakeServer{counts: map[string]int{}}
+			f := &fakeServer{base: baseline.Handler(), counts: map[string]int{}}
 			res := run(t, s, f, 800*time.Millisecond)
 			ops := map[string]bool{}
 			for _, op := range res.Ops {
@@ -155,7 +156,7 @@ func TestSeckillRetriesWithSameKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeServer{counts: map[string]int{}, override: func(w http.ResponseWriter, r *http.Request, prior int) bool {
+	f := &fakeServer{base: baseline.Handler(), counts: map[string]int{}, override: func(w http.ResponseWriter, r *http.Request, prior int) bool {
 		if strings.HasSuffix(r.URL.Path, "/reservations") && prior == 0 {
 			problem(w, http.StatusServiceUnavailable, "outcome_unknown")
 			return true
@@ -195,7 +196,7 @@ func TestHospitalMovesOnWhenSoldOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeServer{counts: map[string]int{}, override: func(w http.ResponseWriter, r *http.Request, _ int) bool {
+	f := &fakeServer{base: baseline.Handler(), counts: map[string]int{}, override: func(w http.ResponseWriter, r *http.Request, _ int) bool {
 		problem(w, http.StatusConflict, "sold_out")
 		return true
 	}}
@@ -243,7 +244,7 @@ func TestGivingUpRecordsUnknown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeServer{counts: map[string]int{}, override: func(w http.ResponseWriter, r *http.Request, _ int) bool {
+	f := &fakeServer{base: baseline.Handler(), counts: map[string]int{}, override: func(w http.ResponseWriter, r *http.Request, _ int) bool {
 		if strings.HasSuffix(r.URL.Path, "/confirm") {
 			w.Header().Set("Retry-After", "0")
 			problem(w, http.StatusServiceUnavailable, "unavailable")
