@@ -87,17 +87,31 @@ type Engine struct {
 }
 
 // Hooks lets the caller observe the engine (metrics); every field is optional
-// and must be cheap and non-blocking.
+// and must be cheap and non-blocking: most are called on the write path.
 type Hooks struct {
-	// Decided is called for every decision on a reservation: outcome is a
-	// status name ("held", "confirmed", "cancelled", "expired", ...) or an
-	// error code ("sold_out", "limit_exceeded", ...).
-	Decided func(kind domain.Kind, outcome string)
-	// Committed is called once per applied batch with its size and the time
-	// from the first event's decision to commit.
-	Committed func(events int, wait time.Duration)
+	// Decided is called by a resource actor for every decision on a
+	// reservation of a resource of kind: with err nil, to is the status the
+	// reservation moves to, or 0 when the transition had already happened
+	// and nothing changes; otherwise err is the rule that refused the
+	// request (sold out, limit, window, state, a late confirm, ...).
+	Decided func(kind domain.Kind, to domain.Status, err error)
+	// Committed is called once per batch of events the proposer finished,
+	// committed or not (see BatchStats).
+	Committed func(BatchStats)
 	// ExpiryLag is called when an expiry is decided, with how late it is.
 	ExpiryLag func(lag time.Duration)
+	// Replayed is called when a request is answered from the committed
+	// record of its Idempotency-Key instead of being decided again.
+	Replayed func()
+	// Activated is called when a resource actor starts, Passivated when one
+	// stops after IdleTimeout without messages (actors stopped because
+	// leadership ended are not passivations).
+	Activated, Passivated func()
+	// MailboxDepth is called for a sample of the requests sent to resource
+	// actors (one in 16 per registry shard) with how many requests were
+	// already waiting in that actor's mailbox. It runs under a registry
+	// lock.
+	MailboxDepth func(depth int64)
 }
 
 // New returns an engine that is not yet leading.
@@ -268,6 +282,11 @@ func (e *Engine) Transition(ctx context.Context, cmd domain.TransitionCommand) (
 	default:
 		return domain.Outcome{}, fmt.Errorf("transition to %s: %w", cmd.To, domain.ErrInvalidArgument)
 	}
+	if e.current() == nil {
+		// A follower's committed state may lag: do not answer not_found
+		// from it.
+		return domain.Outcome{}, fmt.Errorf("this node does not lead: %w", domain.ErrNotLeader)
+	}
 	var resourceID string
 	var found bool
 	e.log.View(func(st *domain.State) {
@@ -328,6 +347,9 @@ func (e *Engine) claimIdem(r *request) (domain.Outcome, bool, error) {
 	e.inflight.release(k)
 	if rec.Fingerprint != r.idem.Fingerprint {
 		return domain.Outcome{}, true, fmt.Errorf("Idempotency-Key already used for another request: %w", domain.ErrIdempotencyKeyReused)
+	}
+	if e.hooks.Replayed != nil {
+		e.hooks.Replayed()
 	}
 	return domain.Outcome{Code: rec.Code, Reservation: rec.Reservation, Replayed: true}, true, nil
 }

@@ -68,7 +68,7 @@ func (p *proposer) run(ctx context.Context) {
 			case <-ctx.Done():
 			}
 		}
-		p.finish(batch, nil, fmt.Errorf("leadership is changing: %w", domain.ErrUnavailable))
+		p.finish(batch, time.Time{}, nil, fmt.Errorf("leadership is changing: %w", domain.ErrUnavailable))
 	}
 }
 
@@ -93,15 +93,17 @@ func (p *proposer) propose(batch []proposal) {
 	for i := range batch {
 		b.Events[i] = batch[i].event
 	}
+	proposed := time.Now()
 	p.term.engine.log.Propose(b, func(results []error, err error) {
 		<-p.slots
-		p.finish(batch, results, err)
+		p.finish(batch, proposed, results, err)
 	})
 }
 
 // finish answers every request of a batch: applied, refused by the FSM (a
 // bug: the working copy was wrong, so the actor reloads), or unknown.
-func (p *proposer) finish(batch []proposal, results []error, err error) {
+// proposed is when the batch went to the log, zero if it never did.
+func (p *proposer) finish(batch []proposal, proposed time.Time, results []error, err error) {
 	e := p.term.engine
 	now := time.Now()
 	for i := range batch {
@@ -126,7 +128,11 @@ func (p *proposer) finish(batch []proposal, results []error, err error) {
 		pr.actor.pending.Add(-1)
 		e.answer(pr.req, rep)
 	}
-	if e.hooks.Committed != nil && err == nil && len(batch) > 0 {
-		e.hooks.Committed(len(batch), now.Sub(batch[0].decidedAt))
+	if e.hooks.Committed != nil && len(batch) > 0 {
+		bs := BatchStats{Events: len(batch), Wait: now.Sub(batch[0].decidedAt), Err: err}
+		if !proposed.IsZero() {
+			bs.Commit = now.Sub(proposed)
+		}
+		e.hooks.Committed(bs)
 	}
 }

@@ -21,7 +21,11 @@ type registry struct {
 type registryShard struct {
 	sync.Mutex
 	actors map[string]*registryEntry
+	sends  uint32 // requests sent through the shard, to sample mailbox depths
 }
+
+// mailboxSampleMask picks the sends whose mailbox depth is reported: one in 16.
+const mailboxSampleMask = 15
 
 type registryEntry struct {
 	pid  *actor.PID
@@ -57,6 +61,14 @@ func (t *term) send(resourceID string, req *request) error {
 		pid := t.engine.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return act }))
 		e = &registryEntry{pid: pid, act: act}
 		s.actors[resourceID] = e
+		if h := t.engine.hooks.Activated; h != nil {
+			h()
+		}
+	}
+	if s.sends++; s.sends&mailboxSampleMask == 0 {
+		if h := t.engine.hooks.MailboxDepth; h != nil {
+			h(e.sent - e.act.received.Load())
+		}
 	}
 	e.sent++
 	t.engine.system.Root.Send(e.pid, req)

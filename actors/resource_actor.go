@@ -50,6 +50,9 @@ func (a *resourceActor) Receive(ctx actor.Context) {
 		ctx.SetReceiveTimeout(a.term.engine.cfg.IdleTimeout)
 	case *actor.ReceiveTimeout:
 		if a.term.registry.tryPassivate(a) {
+			if h := a.term.engine.hooks.Passivated; h != nil {
+				h()
+			}
 			ctx.Stop(ctx.Self())
 		}
 	case *request:
@@ -250,15 +253,9 @@ func (a *resourceActor) propose(r *request, ev domain.Event, ok reply) {
 }
 
 func (a *resourceActor) decided(kind domain.Kind, err error, status domain.Status) {
-	hook := a.term.engine.hooks.Decided
-	if hook == nil {
-		return
+	if hook := a.term.engine.hooks.Decided; hook != nil {
+		hook(kind, status, err)
 	}
-	if err != nil {
-		hook(kind, domain.ErrorCode(err))
-		return
-	}
-	hook(kind, status.String())
 }
 
 // idemRecord builds the record that stores this answer under the request's

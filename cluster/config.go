@@ -12,6 +12,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"allot/actors/domain"
 )
 
@@ -25,8 +27,9 @@ type Config struct {
 	// other nodes: host:port with a concrete IP (not 0.0.0.0). Port 0
 	// picks a free port; Node.RaftAddr tells which.
 	RaftAddr string
-	// HTTPAddr is where this node serves the HTTP API, shown in Status so
-	// that clients and other nodes can find the leader.
+	// HTTPAddr is the base URL of this node's HTTP API (http://host:port).
+	// The node records it in committed state when it leads, so that the
+	// other nodes can forward requests to it; empty records nothing.
 	HTTPAddr string
 	// DataDir holds the Raft log, stable store and snapshots (see package
 	// storage for the layout).
@@ -96,6 +99,15 @@ type Config struct {
 	// ShutdownTimeout bounds each step of Shutdown: the leadership transfer
 	// and Raft's shutdown.
 	ShutdownTimeout time.Duration
+
+	// Metrics, when set, is where the node registers its Prometheus
+	// collectors, hashicorp/raft's own metrics included (see metrics.go and
+	// raftmetrics.go). nil registers nothing.
+	Metrics prometheus.Registerer
+
+	// beforeBarrier, when set, runs before each attempt of a new leader's
+	// barrier: tests hold a leader there to watch it refuse service.
+	beforeBarrier func()
 }
 
 // DefaultConfig returns the defaults of API.md's `allot serve` with Raft
@@ -144,6 +156,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("data dir is empty")
+	}
+	if c.HTTPAddr != "" {
+		m := domain.Member{ID: c.NodeID, RaftAddr: c.RaftAddr, HTTPAddr: c.HTTPAddr}
+		if err := m.Validate(); err != nil {
+			bad("%v", err)
+		}
 	}
 	for _, d := range []struct {
 		name string

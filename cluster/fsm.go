@@ -36,6 +36,12 @@ type FSM struct {
 	// barrier (NoteApplied).
 	applied    atomic.Uint64
 	violations atomic.Uint64
+	restores   atomic.Uint64
+
+	// members mirrors the member records of st, replaced (never changed)
+	// whenever they change, so that routing a request to the leader reads
+	// it without taking mu.
+	members atomic.Pointer[map[string]domain.Member]
 
 	waitMu  sync.Mutex
 	nwait   atomic.Int32 // len(waiters), read without waitMu on the apply path
@@ -55,7 +61,9 @@ func NewFSM(logger *slog.Logger) *FSM {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &FSM{logger: logger, st: domain.NewState()}
+	f := &FSM{logger: logger, st: domain.NewState()}
+	f.members.Store(new(map[string]domain.Member))
+	return f
 }
 
 // Apply applies one entry; see ApplyBatch.
@@ -80,6 +88,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			batches[i], decodeErrs[i] = domain.DecodeBatch(l.Data)
 		}
 	}
+	membersChanged := false
 	f.mu.Lock()
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
@@ -96,9 +105,14 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			if err := f.st.Apply(&evs[j]); err != nil {
 				errs[j] = err
 				f.violation(l, j, &evs[j], err)
+			} else if t := evs[j].Type; t == domain.EvSetMember || t == domain.EvRemoveMember {
+				membersChanged = true
 			}
 		}
 		resp[i] = errs
+	}
+	if membersChanged {
+		f.refreshMembersLocked()
 	}
 	f.mu.Unlock()
 	if len(logs) > 0 {
@@ -230,8 +244,30 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.st = st
+	f.refreshMembersLocked()
 	f.mu.Unlock()
+	f.restores.Add(1)
 	return nil
+}
+
+// Restores counts the snapshots restored into this FSM: the node's own at
+// start, or one the leader sent to a follower too far behind for its log.
+func (f *FSM) Restores() uint64 { return f.restores.Load() }
+
+// refreshMembersLocked republishes the member records; f.mu is held.
+func (f *FSM) refreshMembersLocked() {
+	ms := f.st.Members()
+	m := make(map[string]domain.Member, len(ms))
+	for _, mem := range ms {
+		m[mem.ID] = mem
+	}
+	f.members.Store(&m)
+}
+
+// Member returns the committed record of node id without locking the state.
+func (f *FSM) Member(id string) (domain.Member, bool) {
+	m, ok := (*f.members.Load())[id]
+	return m, ok
 }
 
 type fsmSnapshot struct {

@@ -53,7 +53,8 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 	}
 }
 
-// becomeReady runs the new leader's barrier until it passes, leadership
+// becomeReady runs the new leader's barrier (and records the leader's own
+// addresses if committed state lacks them) until it passes, leadership
 // changes (a newer notification is waiting) or the node stops. After
 // BarrierRetries failures in a row it tries to hand leadership to another
 // voter; a lone node keeps retrying.
@@ -69,7 +70,15 @@ func (n *Node) becomeReady(notify <-chan bool) bool {
 			return false
 		}
 		start := time.Now()
+		if n.cfg.beforeBarrier != nil {
+			n.cfg.beforeBarrier()
+		}
 		index, err := n.barrier()
+		if err == nil {
+			var own uint64
+			own, err = n.recordSelf()
+			index = max(index, own)
+		}
 		if err == nil {
 			if superseded() {
 				return false

@@ -33,6 +33,10 @@ type Node struct {
 	// never sees "ready" paired with another term's barrier.
 	readyTerm atomic.Uint64
 	closing   atomic.Bool
+	metrics   *nodeMetrics // nil without Config.Metrics
+	// hadState records whether the data dir held Raft state at Start: a
+	// restarted node, which needs no bootstrap or join.
+	hadState bool
 
 	pendingMu     sync.Mutex
 	pending       map[*proposal]struct{}
@@ -80,7 +84,9 @@ func Start(cfg Config) (*Node, error) {
 		logger:   logger,
 		stores:   stores,
 		fsm:      NewFSM(logger),
+		metrics:  newNodeMetrics(cfg.Metrics),
 		raftAddr: string(trans.LocalAddr()),
+		hadState: hasState,
 		pending:  make(map[*proposal]struct{}),
 		stop:     make(chan struct{}),
 	}
@@ -92,13 +98,17 @@ func Start(cfg Config) (*Node, error) {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: raft config: %w: %w", domain.ErrInvalidArgument, err)
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, stores.LogStore(), stores.StableStore(), stores.SnapshotStore(), trans)
+	n.raft, err = raft.NewRaft(rc, n.metrics.fsm(n.fsm), stores.LogStore(), stores.StableStore(), stores.SnapshotStore(), trans)
 	if err != nil {
 		trans.Close()
 		stores.Close()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	n.verifier = &verifier{raft: n.raft, timeout: cfg.ReadTimeout}
+	if err := n.metrics.register(n); err != nil {
+		n.Shutdown()
+		return nil, err
+	}
 	n.wg.Add(1)
 	go n.watchLeadership(notify)
 
@@ -147,6 +157,10 @@ func (n *Node) RaftAddr() string { return n.raftAddr }
 
 // HTTPAddr is the configured HTTP address of this node.
 func (n *Node) HTTPAddr() string { return n.cfg.HTTPAddr }
+
+// HadState reports whether the data dir held Raft state when the node
+// started: it was a member before and finds its cluster by itself.
+func (n *Node) HadState() bool { return n.hadState }
 
 // Raft is the underlying Raft instance, for tests and diagnostics.
 func (n *Node) Raft() *raft.Raft { return n.raft }
@@ -215,6 +229,7 @@ func (n *Node) shutdown() error {
 	cancel()
 	close(n.stop)
 	n.wg.Wait()
+	n.metrics.unregister(n)
 	n.failPending()
 	if err != nil {
 		return fmt.Errorf("cluster: raft shutdown: %w", err)

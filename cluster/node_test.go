@@ -212,6 +212,7 @@ func TestNodeLifecycle(t *testing.T) {
 
 	cfg := testConfig(t, dir, &calls)
 	cfg.Bootstrap = false
+	cfg.RaftAddr = n.RaftAddr() // the same addresses: no new member record
 	n = startNode(t, cfg)
 	waitFor(t, "leader ready after restart", n.Ready)
 	if got := calls.get(); len(got) != 3 || !got[2] {

@@ -107,8 +107,8 @@ type Status struct {
 	State string
 	// LeaderID is the leader this node knows of, "" if none.
 	LeaderID string
-	// LeaderHTTPAddr is the leader's HTTP address when this node knows it
-	// (today: when it is the leader itself).
+	// LeaderHTTPAddr is the leader's HTTP address when committed state
+	// records it.
 	LeaderHTTPAddr string
 	Term           uint64
 	CommitIndex    uint64
@@ -123,11 +123,12 @@ type Status struct {
 type NodeStatus struct {
 	ID       string
 	RaftAddr string
-	// HTTPAddr is known for this node only, so far.
+	// HTTPAddr is the node's recorded HTTP address ("" until recorded).
 	HTTPAddr string
 	Voter    bool
 	// State is leader, follower, candidate or shutdown for this node,
-	// leader for the known leader, unknown for other members.
+	// leader for the known leader, unknown for other members (only they
+	// know their state).
 	State string
 }
 
@@ -145,8 +146,11 @@ func (n *Node) Status() Status {
 		AppliedIndex: n.raft.AppliedIndex(),
 		Violations:   n.fsm.Violations(),
 	}
-	if st.LeaderID == n.cfg.NodeID {
+	switch m, ok := n.fsm.Member(st.LeaderID); {
+	case st.LeaderID == n.cfg.NodeID:
 		st.LeaderHTTPAddr = n.cfg.HTTPAddr
+	case ok:
+		st.LeaderHTTPAddr = m.HTTPAddr
 	}
 	servers, err := n.servers()
 	if err != nil {
@@ -154,6 +158,9 @@ func (n *Node) Status() Status {
 	}
 	for _, s := range servers {
 		ns := NodeStatus{ID: string(s.ID), RaftAddr: string(s.Address), Voter: s.Suffrage == raft.Voter, State: "unknown"}
+		if m, ok := n.fsm.Member(ns.ID); ok {
+			ns.HTTPAddr = m.HTTPAddr
+		}
 		switch ns.ID {
 		case st.ID:
 			ns.HTTPAddr, ns.State = st.HTTPAddr, st.State

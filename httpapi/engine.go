@@ -40,13 +40,29 @@ type NodeInfo struct {
 	State    string `json:"state"`
 }
 
-// ClusterInfo is the body of GET /v1/cluster.
+// ClusterInfo is the body of GET /v1/cluster: the answering node's view.
 type ClusterInfo struct {
+	// ID is the node that answered.
+	ID           string      `json:"id"`
 	Leader       *LeaderInfo `json:"leader"`
 	Term         uint64      `json:"term"`
 	CommitIndex  uint64      `json:"commit_index"`
 	AppliedIndex uint64      `json:"applied_index"`
-	Nodes        []NodeInfo  `json:"nodes"`
+	// The answering node's health, so that the answer explains itself:
+	// its Raft state, whether it is ready and if not why (what /readyz
+	// says), how far applying trails the commit index, and when it last
+	// heard from a leader (seconds; 0 on the leader, null if never).
+	State               string   `json:"state"`
+	Ready               bool     `json:"ready"`
+	Reason              string   `json:"reason,omitempty"`
+	LastLogIndex        uint64   `json:"last_log_index"`
+	ApplyLag            uint64   `json:"apply_lag"`
+	LastContactSeconds  *float64 `json:"last_contact_seconds"`
+	InvariantViolations uint64   `json:"invariant_violations"`
+	// StateHash is the hex digest of the answering node's committed state,
+	// only with ?hash=true: equal on nodes that applied the same log.
+	StateHash string     `json:"state_hash,omitempty"`
+	Nodes     []NodeInfo `json:"nodes"`
 }
 
 // LeaderInfo names the current leader.
@@ -55,11 +71,30 @@ type LeaderInfo struct {
 	HTTPAddr string `json:"http_addr"`
 }
 
-// Cluster reports membership and readiness.
+// Cluster reports membership and readiness, locates the leader and
+// changes membership.
 type Cluster interface {
+	// Info is this node's view of the cluster. The state of a node other
+	// than this one and the leader may be "unknown"; the handler asks it.
 	Info() ClusterInfo
 	// Ready returns nil when this node can serve (it knows a leader and
 	// has applied the log it knows of; a leader has passed its barrier),
 	// else an error saying why not.
 	Ready() error
+	// LeaderHTTPAddr returns the base URL of the leader's HTTP API when
+	// another node leads and its address is known; false on the leader
+	// itself and when no leader is known. It is called on every request
+	// that needs the leader, so it must be cheap.
+	LeaderHTTPAddr() (string, bool)
+	// StateHash is the hex digest of this node's committed state. It may
+	// take a while on a large state.
+	StateHash() string
+	// AddVoter adds node m as a voter (or updates its addresses) and
+	// records its HTTP address. Idempotent; domain.ErrNotLeader or
+	// domain.ErrUnavailable when this node cannot, before changing
+	// anything.
+	AddVoter(ctx context.Context, m domain.Member) error
+	// RemoveServer removes node id from the cluster; domain.ErrNotFound
+	// when it is no member.
+	RemoveServer(ctx context.Context, id string) error
 }

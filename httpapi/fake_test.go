@@ -201,10 +201,50 @@ func (f *fakeEngine) lastConsistency() domain.Consistency {
 	return f.lastRead
 }
 
-// fakeCluster is a Cluster with a settable readiness.
+// fakeCluster is a Cluster with a settable readiness and leader, which
+// records membership changes.
 type fakeCluster struct {
 	mu       sync.Mutex
 	notReady error
+	leader   string // another node's base URL; "" when this node leads
+	added    []domain.Member
+	removed  []string
+	memErr   error // returned by AddVoter and RemoveServer when set
+	nodes    []NodeInfo
+}
+
+func (f *fakeCluster) setLeader(url string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.leader = url
+}
+
+func (f *fakeCluster) LeaderHTTPAddr() (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.leader, f.leader != ""
+}
+
+func (f *fakeCluster) StateHash() string { return "abc123" }
+
+func (f *fakeCluster) AddVoter(_ context.Context, m domain.Member) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.memErr != nil {
+		return f.memErr
+	}
+	f.added = append(f.added, m)
+	return nil
+}
+
+func (f *fakeCluster) RemoveServer(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.memErr != nil {
+		return f.memErr
+	}
+	f.removed = append(f.removed, id)
+	return nil
 }
 
 func (f *fakeCluster) setNotReady(err error) {
@@ -220,10 +260,16 @@ func (f *fakeCluster) Ready() error {
 }
 
 func (f *fakeCluster) Info() ClusterInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	nodes := []NodeInfo{{ID: "n1", RaftAddr: "127.0.0.1:7000", HTTPAddr: "127.0.0.1:8080", Voter: true, State: "leader"}}
+	if f.nodes != nil {
+		nodes = append([]NodeInfo(nil), f.nodes...)
+	}
 	return ClusterInfo{
 		Leader: &LeaderInfo{ID: "n1", HTTPAddr: "127.0.0.1:8080"},
 		Term:   3, CommitIndex: 123, AppliedIndex: 123,
-		Nodes: []NodeInfo{{ID: "n1", RaftAddr: "127.0.0.1:7000", HTTPAddr: "127.0.0.1:8080", Voter: true, State: "leader"}},
+		Nodes: nodes,
 	}
 }
 
@@ -279,6 +325,7 @@ func newEnv(t testing.TB, modify func(*Config)) *testEnv {
 		t.Fatalf("New: %v", err)
 	}
 	e.srv = srv
+	t.Cleanup(srv.Close)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	e.url = ts.URL

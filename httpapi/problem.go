@@ -16,7 +16,6 @@ import (
 // Errors that only the HTTP layer produces; the rest are domain sentinels.
 var (
 	errPayloadTooLarge = errors.New("payload too large")
-	errNotImplemented  = errors.New("not implemented")
 )
 
 // Problem types are "https://allot.dev/problems/<code>": one stable URI per
@@ -70,8 +69,6 @@ func classify(err error) problemKind {
 		return problemKind{422, "idempotency_key_reused", typeBase + "idempotency_key_reused", "Idempotency key reused"}
 	case errors.Is(err, domain.ErrRateLimited):
 		return problemKind{429, "rate_limited", typeBase + "rate_limited", "Rate limited"}
-	case errors.Is(err, errNotImplemented):
-		return problemKind{501, "not_implemented", typeBase + "not_implemented", "Not implemented"}
 	}
 	return problemKind{500, "internal", typeBase + "internal", "Internal error"}
 }

@@ -33,7 +33,6 @@ func TestClassifyEverySentinel(t *testing.T) {
 		{errPayloadTooLarge, 413, "payload_too_large"},
 		{domain.ErrIdempotencyKeyReused, 422, "idempotency_key_reused"},
 		{domain.ErrRateLimited, 429, "rate_limited"},
-		{errNotImplemented, 501, "not_implemented"},
 		{domain.ErrUnavailable, 503, "unavailable"},
 		{domain.ErrNotLeader, 503, "unavailable"},
 		{domain.ErrOutcomeUnknown, 503, "outcome_unknown"},
@@ -160,10 +159,6 @@ func TestErrorCodesOverHTTP(t *testing.T) {
 		if !strings.Contains(e.logs.String(), "disk on fire") {
 			t.Errorf("internal error not logged; log:\n%s", e.logs.String())
 		}
-	})
-	t.Run("not_implemented", func(t *testing.T) {
-		e.do("POST", "/v1/cluster/nodes", e.admin, `{"id":"n2"}`).wantProblem(t, 501, "not_implemented")
-		e.do("DELETE", "/v1/cluster/nodes/n2", e.admin, "").wantProblem(t, 501, "not_implemented")
 	})
 }
 

@@ -45,6 +45,7 @@ type Server struct {
 	limiter *rateLimiter // nil when rate limiting is off
 	tokens  *tokenCache  // nil when token caching is off
 	metrics *httpMetrics
+	fwd     *forwarder
 
 	// bufs holds *bytes.Buffer for request bodies, reused across requests
 	// because every write reads its whole body (it is hashed for the
@@ -77,6 +78,7 @@ func New(cfg Config) (*Server, error) {
 		log:         cfg.Logger,
 		parser:      newTokenParser(),
 		metrics:     m,
+		fwd:         newForwarder(cfg.RequestTimeout, cfg.Logger),
 		reqIDPrefix: hex.EncodeToString(seed[:]) + "-",
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
@@ -124,27 +126,41 @@ func (s *Server) routes() {
 
 	s.handle(http.MethodGet, "/healthz", s.healthz)
 	s.handle(http.MethodGet, "/readyz", s.readyz)
-	metrics := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})
+	// A collector that fails (say, a bridged library's metric breaking a
+	// rule) is logged and left out; everything else is still served.
+	metrics := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+	})
 	s.handle(http.MethodGet, "/metrics", gin.WrapH(metrics))
+	s.pprofRoutes()
 
-	s.handle(http.MethodPut, "/v1/resources/:id", s.authed(s.putResource, true))
-	s.handle(http.MethodGet, "/v1/resources/:id", s.authed(s.getResource, false))
-	s.handle(http.MethodDelete, "/v1/resources/:id", s.authed(s.deleteResource, true))
-	s.handle(http.MethodGet, "/v1/resources", s.authed(s.listResources, false))
-	s.handle(http.MethodPost, "/v1/resources/:id/reservations", s.authed(s.reserve, false))
+	// Writes and default reads need the leader: a follower forwards them
+	// (after authenticating and rate limiting the caller itself).
+	write := func(h authedHandler, adminOnly bool) gin.HandlerFunc {
+		return s.authed(s.viaLeader(onLeader, h), adminOnly)
+	}
+	read := func(h authedHandler) gin.HandlerFunc { return s.authed(s.viaLeader(leaderRead, h), false) }
 
-	s.handle(http.MethodGet, "/v1/reservations/:rid", s.authed(s.getReservation, false))
-	s.handle(http.MethodGet, "/v1/reservations", s.authed(s.listReservations, false))
+	s.handle(http.MethodPut, "/v1/resources/:id", write(s.putResource, true))
+	s.handle(http.MethodGet, "/v1/resources/:id", read(s.getResource))
+	s.handle(http.MethodDelete, "/v1/resources/:id", write(s.deleteResource, true))
+	s.handle(http.MethodGet, "/v1/resources", read(s.listResources))
+	s.handle(http.MethodPost, "/v1/resources/:id/reservations", write(s.reserve, false))
+
+	s.handle(http.MethodGet, "/v1/reservations/:rid", read(s.getReservation))
+	s.handle(http.MethodGet, "/v1/reservations", read(s.listReservations))
 	// Ownership of confirm and cancel is the engine's check (it sees the
 	// reservation); check-in and complete are admin-only by role.
-	s.handle(http.MethodPost, "/v1/reservations/:rid/confirm", s.authed(s.transition(domain.StatusConfirmed), false))
-	s.handle(http.MethodPost, "/v1/reservations/:rid/cancel", s.authed(s.transition(domain.StatusCancelled), false))
-	s.handle(http.MethodPost, "/v1/reservations/:rid/check-in", s.authed(s.transition(domain.StatusCheckedIn), true))
-	s.handle(http.MethodPost, "/v1/reservations/:rid/complete", s.authed(s.transition(domain.StatusCompleted), true))
+	s.handle(http.MethodPost, "/v1/reservations/:rid/confirm", write(s.transition(domain.StatusConfirmed), false))
+	s.handle(http.MethodPost, "/v1/reservations/:rid/cancel", write(s.transition(domain.StatusCancelled), false))
+	s.handle(http.MethodPost, "/v1/reservations/:rid/check-in", write(s.transition(domain.StatusCheckedIn), true))
+	s.handle(http.MethodPost, "/v1/reservations/:rid/complete", write(s.transition(domain.StatusCompleted), true))
 
+	// Every node answers for itself; membership changes run on the leader.
 	s.handle(http.MethodGet, "/v1/cluster", s.authed(s.clusterInfo, false))
-	s.handle(http.MethodPost, "/v1/cluster/nodes", s.authed(s.notImplemented, true))
-	s.handle(http.MethodDelete, "/v1/cluster/nodes/:id", s.authed(s.notImplemented, true))
+	s.handle(http.MethodPost, "/v1/cluster/nodes", write(s.addNode, true))
+	s.handle(http.MethodDelete, "/v1/cluster/nodes/:id", write(s.removeNode, true))
 }
 
 // handle registers a route behind its own pre-resolved metrics.
@@ -233,20 +249,4 @@ func (s *Server) readyz(c *gin.Context) {
 		return
 	}
 	c.Data(http.StatusOK, "application/json", []byte(`{"status":"ready"}`))
-}
-
-func (s *Server) clusterInfo(c *gin.Context, _ domain.Principal) {
-	if _, err := domain.ParseConsistency(c.Query("consistency")); err != nil {
-		s.fail(c, err)
-		return
-	}
-	info := s.cfg.Cluster.Info()
-	if info.Nodes == nil {
-		info.Nodes = []NodeInfo{}
-	}
-	s.writeJSON(c, http.StatusOK, info)
-}
-
-func (s *Server) notImplemented(c *gin.Context, _ domain.Principal) {
-	s.fail(c, fmt.Errorf("cluster membership changes over HTTP: %w", errNotImplemented))
 }

@@ -11,23 +11,31 @@ import (
 	"allot/actors/domain"
 )
 
-// The snapshot stream format, version 1:
+// The snapshot stream format, version 2:
 //
 //	header   "ALLOTSNP" (8 bytes), format version (1 byte)
 //	records  type (1 byte), payload length (uvarint), payload
 //	         type 1: a resource     (domain.AppendResource)
 //	         type 2: a reservation  (domain.AppendReservation)
 //	         type 3: an idem record (domain.AppendIdem), in apply order
-//	end      type 0xFF, resource, reservation and idem record counts
-//	         (uvarints), CRC-32C (Castagnoli, 4 bytes little endian) of
-//	         every byte before it, then nothing
+//	         type 4: a member       (domain.AppendMember)
+//	end      type 0xFF, resource, reservation, idem record and member
+//	         counts (uvarints), CRC-32C (Castagnoli, 4 bytes little endian)
+//	         of every byte before it, then nothing
+//
+// Version 1 is version 2 without member records and without the member
+// count; it is still read, so that a node upgraded in place restores the
+// snapshots it already has.
 //
 // Records are streamed through a buffer one at a time: neither side ever
 // holds the encoded snapshot in memory. A reader that meets a version it
 // does not know refuses the stream rather than guessing.
 
 // SnapshotVersion is the format version WriteSnapshot writes.
-const SnapshotVersion = 1
+const SnapshotVersion = 2
+
+// snapshotVersionNoMembers is the oldest format ReadSnapshot reads.
+const snapshotVersionNoMembers = 1
 
 const (
 	snapshotMagic = "ALLOTSNP"
@@ -35,6 +43,7 @@ const (
 	recResource    = 1
 	recReservation = 2
 	recIdem        = 3
+	recMember      = 4
 	recEnd         = 0xFF
 
 	// maxRecordSize bounds one record. A resource carries its per-user
@@ -54,7 +63,7 @@ func WriteSnapshot(w io.Writer, st *domain.State) error {
 	sw := &snapshotWriter{w: bufio.NewWriterSize(w, bufferSize), table: crc32.MakeTable(crc32.Castagnoli)}
 	sw.write([]byte(snapshotMagic))
 	sw.write([]byte{SnapshotVersion})
-	var nRes, nResv, nIdem uint64
+	var nRes, nResv, nIdem, nMember uint64
 	err := st.EachResource(func(r *domain.Resource) error {
 		nRes++
 		sw.buf = domain.AppendResource(sw.buf[:0], r)
@@ -74,6 +83,13 @@ func WriteSnapshot(w io.Writer, st *domain.State) error {
 			return sw.record(recIdem)
 		})
 	}
+	if err == nil {
+		err = st.EachMember(func(m domain.Member) error {
+			nMember++
+			sw.buf = domain.AppendMember(sw.buf[:0], &m)
+			return sw.record(recMember)
+		})
+	}
 	if err != nil {
 		return err
 	}
@@ -81,6 +97,7 @@ func WriteSnapshot(w io.Writer, st *domain.State) error {
 	end = binary.AppendUvarint(end, nRes)
 	end = binary.AppendUvarint(end, nResv)
 	end = binary.AppendUvarint(end, nIdem)
+	end = binary.AppendUvarint(end, nMember)
 	sw.write(end)
 	sw.err = writeAll(sw.w, binary.LittleEndian.AppendUint32(nil, sw.crc), sw.err)
 	if sw.err == nil {
@@ -146,19 +163,24 @@ func ReadSnapshot(r io.Reader) (*domain.State, error) {
 	if string(head[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, fmt.Errorf("read snapshot: not an allot snapshot: %w", domain.ErrCorrupt)
 	}
-	if v := head[len(snapshotMagic)]; v != SnapshotVersion {
-		return nil, fmt.Errorf("read snapshot: unknown format version %d (this build reads %d): %w",
-			v, SnapshotVersion, domain.ErrCorrupt)
+	version := head[len(snapshotMagic)]
+	if version < snapshotVersionNoMembers || version > SnapshotVersion {
+		return nil, fmt.Errorf("read snapshot: unknown format version %d (this build reads %d to %d): %w",
+			version, snapshotVersionNoMembers, SnapshotVersion, domain.ErrCorrupt)
 	}
 	st := domain.NewState()
-	var counts [3]uint64 // resources, reservations, idem records
+	var counts [4]uint64 // resources, reservations, idem records, members
+	nCounts := len(counts)
+	if version == snapshotVersionNoMembers {
+		nCounts = 3
+	}
 	for rec := 0; ; rec++ {
 		typ, err := sr.ReadByte()
 		if err != nil {
 			return nil, sr.wrap(fmt.Sprintf("record %d", rec), err)
 		}
 		if typ == recEnd {
-			if err := sr.end(st, counts); err != nil {
+			if err := sr.end(st, counts, nCounts); err != nil {
 				return nil, err
 			}
 			return st, nil
@@ -182,6 +204,13 @@ func ReadSnapshot(r io.Reader) (*domain.State, error) {
 			var idem domain.IdemRecord
 			if idem, err = domain.DecodeIdem(payload); err == nil {
 				st.LoadIdem(idem)
+			}
+		case recMember:
+			var m domain.Member
+			if version == snapshotVersionNoMembers {
+				err = fmt.Errorf("member record in a version %d snapshot: %w", version, domain.ErrCorrupt)
+			} else if m, err = domain.DecodeMember(payload); err == nil {
+				st.LoadMember(m)
 			}
 		default:
 			err = fmt.Errorf("unknown record type %d: %w", typ, domain.ErrCorrupt)
@@ -261,10 +290,11 @@ func (sr *snapshotReader) payload() ([]byte, error) {
 	return sr.buf, nil
 }
 
-// end checks the end record: counts, checksum, and that nothing follows.
-func (sr *snapshotReader) end(st *domain.State, counts [3]uint64) error {
-	var want [3]uint64
-	for i := range want {
+// end checks the end record: counts (the first n of them are in the
+// stream, the rest must be 0), checksum, and that nothing follows.
+func (sr *snapshotReader) end(st *domain.State, counts [4]uint64, n int) error {
+	var want [4]uint64
+	for i := range want[:n] {
 		v, err := sr.uvarint()
 		if err != nil {
 			return sr.wrap("end record", err)
@@ -282,7 +312,8 @@ func (sr *snapshotReader) end(st *domain.State, counts [3]uint64) error {
 	if counts != want {
 		return fmt.Errorf("read snapshot: %v records, end record says %v: %w", counts, want, domain.ErrCorrupt)
 	}
-	if res, resv, idem, _ := st.Counts(); [3]uint64{uint64(res), uint64(resv), uint64(idem)} != want {
+	res, resv, idem, _ := st.Counts()
+	if [4]uint64{uint64(res), uint64(resv), uint64(idem), uint64(len(st.Members()))} != want {
 		return fmt.Errorf("read snapshot: duplicate records: %w", domain.ErrCorrupt)
 	}
 	if _, err := sr.r.ReadByte(); err != io.EOF {

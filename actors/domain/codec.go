@@ -62,6 +62,10 @@ func appendEvent(b []byte, ev *Event) []byte {
 	case EvTransition:
 		b = appendString(b, ev.ReservationID)
 		b = append(b, byte(ev.To))
+	case EvSetMember:
+		b = AppendMember(b, &ev.Member)
+	case EvRemoveMember:
+		b = appendString(b, ev.Member.ID)
 	}
 	if ev.Idem == nil {
 		return append(b, 0)
@@ -81,6 +85,10 @@ func (d *decoder) event(ev *Event) {
 	case EvTransition:
 		ev.ReservationID = d.string()
 		ev.To = Status(d.byte())
+	case EvSetMember:
+		d.member(&ev.Member)
+	case EvRemoveMember:
+		ev.Member.ID = d.string()
 	case EvDeleteResource:
 	default:
 		d.fail("event type %d", ev.Type)

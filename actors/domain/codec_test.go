@@ -90,7 +90,7 @@ func TestDecodeBatchCorrupt(t *testing.T) {
 	bad[len(bad)-1] = 2 // the idempotency flag is 0 or 1
 	corrupt("idempotency flag", bad)
 	bad = append([]byte(nil), del...)
-	bad[2] = 9 // event type
+	bad[2] = 200 // event type
 	corrupt("event type", bad)
 	corrupt("huge count", binary.AppendUvarint([]byte{domain.BatchVersion}, 1<<62))
 	corrupt("count over input", binary.AppendUvarint([]byte{domain.BatchVersion}, 2))

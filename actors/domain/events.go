@@ -11,6 +11,8 @@ const (
 	EvDeleteResource                      // remove a resource without taken units
 	EvReserve                             // add a reservation
 	EvTransition                          // move a reservation to another status
+	EvSetMember                           // record a cluster node's addresses
+	EvRemoveMember                        // forget a cluster node
 )
 
 // Event is one decision of the leader. All times and ids in it were stamped
@@ -24,6 +26,7 @@ type Event struct {
 	Reservation   Reservation // EvReserve: the new reservation
 	ReservationID string      // EvTransition
 	To            Status      // EvTransition
+	Member        Member      // EvSetMember; EvRemoveMember uses Member.ID only
 
 	// Idem, when set, stores the answer under the client's Idempotency-Key
 	// in the same step as the change it answers for.

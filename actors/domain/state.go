@@ -12,9 +12,9 @@ import (
 
 // State is the committed state of one shard: resources, reservations,
 // per-user counts (inside resources), idempotency records and the index of
-// held reservations that will expire. It changes only through Apply (and the
-// Load methods while restoring a snapshot). It is not safe for concurrent
-// use; the FSM guards it.
+// held reservations that will expire, and the cluster's member records. It
+// changes only through Apply (and the Load methods while restoring a
+// snapshot). It is not safe for concurrent use; the FSM guards it.
 type State struct {
 	resources    map[string]*Resource
 	resourceIDs  *btree.BTreeG[string] // ordered, for paged listing
@@ -26,6 +26,8 @@ type State struct {
 	idem     map[string]IdemRecord
 	idemFIFO []string // idem keys in apply order, for pruning by age
 	idemHead int
+
+	members map[string]Member // cluster nodes by id
 }
 
 // NewState returns an empty State.
@@ -38,6 +40,7 @@ func NewState() *State {
 		byResource:   make(map[string][]string),
 		held:         make(map[string]struct{}),
 		idem:         make(map[string]IdemRecord),
+		members:      make(map[string]Member),
 	}
 }
 
@@ -55,6 +58,10 @@ func (s *State) Apply(ev *Event) error {
 		err = s.applyReserve(ev)
 	case EvTransition:
 		err = s.applyTransition(ev)
+	case EvSetMember:
+		err = s.applySetMember(ev)
+	case EvRemoveMember:
+		err = s.applyRemoveMember(ev)
 	default:
 		err = invalidf("unknown event type %d", ev.Type)
 	}
@@ -352,6 +359,9 @@ func (s *State) Clone() *State {
 		c.idem[k] = rec
 	}
 	c.idemFIFO = slices.Clone(s.idemFIFO[s.idemHead:])
+	for id, m := range s.members {
+		c.members[id] = m
+	}
 	return c
 }
 
@@ -464,6 +474,7 @@ func (s *State) Hash() [32]byte {
 	})
 	buf = binary.AppendUvarint(buf[:0], uint64(len(s.held)))
 	h.Write(buf)
+	s.hashMembers(buf, func(b []byte) { h.Write(b) })
 	var out [32]byte
 	h.Sum(out[:0])
 	return out

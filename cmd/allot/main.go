@@ -68,7 +68,7 @@ func serve(args []string, stderr io.Writer) error {
 	httpAddr := fs.String("http-addr", def.HTTPAddr, "HTTP API listen address")
 	raftAddr := fs.String("raft-addr", def.RaftAddr, "Raft listen address")
 	bootstrap := fs.Bool("bootstrap", false, "found a new cluster with this node (implied when --join is empty)")
-	join := fs.String("join", "", "comma-separated HTTP addresses of running nodes to join")
+	join := fs.String("join", "", "comma-separated HTTP addresses of running nodes to ask to add this one")
 	secretFile := fs.String("auth-secret-file", "", "file holding the JWT secret")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseWithEnv(fs, args); err != nil {
@@ -79,8 +79,12 @@ func serve(args []string, stderr io.Writer) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-	if *join != "" {
-		return errors.New("--join: joining a running cluster is not supported by this version; start a lone node")
+	joinURLs, err := parseJoin(*join)
+	if err != nil {
+		return err
+	}
+	if *bootstrap && len(joinURLs) > 0 {
+		return errors.New("--bootstrap and --join exclude each other: found a new cluster or join a running one")
 	}
 	secret, err := server.LoadSecret(os.Getenv("ALLOT_AUTH_SECRET"), *secretFile, *dataDir, true)
 	if err != nil {
@@ -88,7 +92,9 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	cfg := def
 	cfg.NodeID, cfg.DataDir, cfg.HTTPAddr, cfg.RaftAddr = *nodeID, *dataDir, *httpAddr, *raftAddr
-	cfg.Bootstrap = *bootstrap || *join == ""
+	// A lone node (no --join) founds its own cluster the first time; with
+	// state in the data dir both flags are moot.
+	cfg.Bootstrap = *bootstrap || len(joinURLs) == 0
 	cfg.AuthSecret, cfg.Logger = secret, logger
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -97,12 +103,35 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if len(joinURLs) > 0 {
+		if err := srv.Join(ctx, joinURLs); err != nil {
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return errors.Join(err, srv.Shutdown(shutdownCtx))
+		}
+	}
 	<-ctx.Done()
 	stop()
 	logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// parseJoin splits --join into base URLs ("host:port" is taken as http).
+func parseJoin(list string) ([]string, error) {
+	var urls []string
+	for _, part := range strings.Split(list, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		u, err := httpapi.NormalizeBaseURL(part)
+		if err != nil {
+			return nil, fmt.Errorf("--join: %w", err)
+		}
+		urls = append(urls, u)
+	}
+	return urls, nil
 }
 
 func token(args []string, stdout, stderr io.Writer) error {

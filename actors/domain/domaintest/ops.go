@@ -331,7 +331,7 @@ func (g *Gen) invalid(st *domain.State) (domain.Event, error) {
 		ev.ReservationID = "rsv-missing-" + strconv.Itoa(g.intn(10))
 		return ev, fmt.Errorf("reservation %s: %w", ev.ReservationID, domain.ErrNotFound)
 	case n == 4:
-		ev.Type = domain.EventType(5 + g.intn(250))
+		ev.Type = domain.EventType(128 + g.intn(128)) // far above the types in use
 		return ev, fmt.Errorf("event type %d: %w", ev.Type, domain.ErrInvalidArgument)
 	default:
 		ev.Type = domain.EvPutResource

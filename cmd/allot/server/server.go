@@ -5,17 +5,19 @@ package server
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"allot/actors"
+	"allot/actors/domain"
 	"allot/cluster"
 	"allot/httpapi"
 )
@@ -32,6 +34,9 @@ type Config struct {
 	RaftAddr string
 	// Bootstrap makes a node without state found a new one-node cluster.
 	Bootstrap bool
+	// JoinTimeout bounds Join: how long a new node keeps asking the running
+	// ones to add it.
+	JoinTimeout time.Duration
 	// AuthSecret signs and checks JWTs (at least 32 bytes).
 	AuthSecret []byte
 	// Logger receives structured logs; nil discards them.
@@ -49,14 +54,15 @@ type Config struct {
 // DefaultConfig is a lone node on loopback in ./allot-data.
 func DefaultConfig() Config {
 	return Config{
-		NodeID:    "n1",
-		DataDir:   "./allot-data",
-		HTTPAddr:  "127.0.0.1:8080",
-		RaftAddr:  "127.0.0.1:7000",
-		Bootstrap: true,
-		Engine:    actors.DefaultConfig(),
-		HTTP:      httpapi.DefaultConfig(),
-		Cluster:   cluster.DefaultConfig(),
+		NodeID:      "n1",
+		DataDir:     "./allot-data",
+		HTTPAddr:    "127.0.0.1:8080",
+		RaftAddr:    "127.0.0.1:7000",
+		Bootstrap:   true,
+		JoinTimeout: 2 * time.Minute,
+		Engine:      actors.DefaultConfig(),
+		HTTP:        httpapi.DefaultConfig(),
+		Cluster:     cluster.DefaultConfig(),
 	}
 }
 
@@ -68,6 +74,8 @@ type Server struct {
 	http     *http.Server
 	node     *cluster.Node
 	engine   *actors.Engine
+	api      *httpapi.Server
+	registry *prometheus.Registry // what /metrics serves
 	served   chan error
 
 	shutdownOnce sync.Once
@@ -81,7 +89,7 @@ func Start(cfg Config) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: logger, served: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: logger, registry: newRegistry(), served: make(chan error, 1)}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("http listen: %w", err)
@@ -96,6 +104,7 @@ func Start(cfg Config) (*Server, error) {
 	cc.HTTPAddr = "http://" + ln.Addr().String()
 	cc.Bootstrap = cfg.Bootstrap
 	cc.Logger = logger.With("component", "cluster")
+	cc.Metrics = s.registry
 	cc.OnLeadership = func(leader bool) {
 		<-engineReady
 		s.engine.SetLeader(leader)
@@ -109,14 +118,13 @@ func Start(cfg Config) (*Server, error) {
 
 	ec := cfg.Engine
 	ec.Logger = logger.With("component", "actors")
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s.engine = actors.New(node, ec, actors.Hooks{})
+	s.engine = actors.New(node, ec, newEngineMetrics(s.registry).hooks())
 	close(engineReady)
+	s.registry.MustRegister(engineCollector{s.engine}, newStateCollector(node.View))
 
 	hc := cfg.HTTP
 	hc.Engine, hc.Reader, hc.Cluster = s.engine, node, clusterView{node}
-	hc.NodeID, hc.AuthSecret, hc.Registry = cfg.NodeID, cfg.AuthSecret, reg
+	hc.NodeID, hc.AuthSecret, hc.Registry = cfg.NodeID, cfg.AuthSecret, s.registry
 	hc.Logger = logger.With("component", "http")
 	api, err := httpapi.New(hc)
 	if err != nil {
@@ -124,6 +132,7 @@ func Start(cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	s.api = api
 	s.http = httpapi.NewHTTPServer(ln.Addr().String(), api.Handler())
 	go func() { s.served <- s.http.Serve(ln) }()
 	logger.Info("allot node started", "node", cfg.NodeID, "http", ln.Addr().String(), "raft", node.Status().RaftAddr, "data_dir", cfg.DataDir)
@@ -145,6 +154,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = errors.Join(err, s.http.Close())
 		}
+		s.api.Close()
 		s.shutdownErr = errors.Join(err, s.stopCore())
 		if serveErr := <-s.served; !errors.Is(serveErr, http.ErrServerClosed) {
 			s.shutdownErr = errors.Join(s.shutdownErr, serveErr)
@@ -164,6 +174,21 @@ type clusterView struct{ node *cluster.Node }
 
 func (v clusterView) Ready() error { return v.node.Ready() }
 
+func (v clusterView) LeaderHTTPAddr() (string, bool) { return v.node.LeaderHTTPAddr() }
+
+func (v clusterView) StateHash() string {
+	h := v.node.StateHash()
+	return hex.EncodeToString(h[:])
+}
+
+func (v clusterView) AddVoter(ctx context.Context, m domain.Member) error {
+	return v.node.AddVoter(ctx, m)
+}
+
+func (v clusterView) RemoveServer(ctx context.Context, id string) error {
+	return v.node.RemoveServer(ctx, id)
+}
+
 func (v clusterView) Info() httpapi.ClusterInfo {
 	st := v.node.Status()
 	info := httpapi.ClusterInfo{Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
@@ -171,6 +196,7 @@ func (v clusterView) Info() httpapi.ClusterInfo {
 	if st.LeaderID != "" {
 		info.Leader = &httpapi.LeaderInfo{ID: st.LeaderID, HTTPAddr: st.LeaderHTTPAddr}
 	}
+	addHealth(&info, v.node.Health())
 	for _, n := range st.Nodes {
 		info.Nodes = append(info.Nodes, httpapi.NodeInfo{ID: n.ID, RaftAddr: n.RaftAddr, HTTPAddr: n.HTTPAddr, Voter: n.Voter, State: n.State})
 	}

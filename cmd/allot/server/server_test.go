@@ -69,6 +69,7 @@ type response struct {
 	Code     int
 	Body     []byte
 	Replayed bool
+	Header   http.Header
 }
 
 func (c *client) do(method, path, user string, body any, header ...string) (response, error) {
@@ -93,7 +94,7 @@ func (c *client) do(method, path, user string, body any, header ...string) (resp
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return response{Code: resp.StatusCode, Body: b, Replayed: resp.Header.Get("Idempotent-Replayed") == "true"}, err
+	return response{Code: resp.StatusCode, Body: b, Replayed: resp.Header.Get("Idempotent-Replayed") == "true", Header: resp.Header}, err
 }
 
 func (c *client) status(method, path, user string, body any) int {
