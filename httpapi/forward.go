@@ -73,8 +73,8 @@ func (s *Server) viaLeader(r routing, h authedHandler) authedHandler {
 		case !ok:
 			h(c, p)
 		case c.Request.Header.Get(headerForwarded) != "":
-			s.fail(c, fmt.Errorf("request forwarded by %s reached a node that does not lead (the leader is at %s): %w",
-				c.Request.Header.Get(headerForwarded), leader, domain.ErrUnavailable))
+			s.fail(c, fmt.Errorf("a forwarded request reached a node that does not lead (the leader is at %s): %w",
+				leader, domain.ErrUnavailable))
 		default:
 			s.forward(c, leader, r == leaderRead)
 		}
@@ -118,8 +118,7 @@ func (s *Server) forward(c *gin.Context, base string, read bool) {
 // the connection could not be made, and a read changes nothing anyway: both
 // are unavailable. A write that may have reached the leader is ambiguous.
 func forwardError(base string, err error, read bool) error {
-	var op *net.OpError
-	if read || errors.As(err, &op) && op.Op == "dial" {
+	if op, ok := errors.AsType[*net.OpError](err); read || ok && op.Op == "dial" {
 		return fmt.Errorf("forward to the leader at %s: %v: %w", base, err, domain.ErrUnavailable)
 	}
 	return fmt.Errorf("forward to the leader at %s: %v: %w", base, err, domain.ErrOutcomeUnknown)

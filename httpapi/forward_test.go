@@ -71,7 +71,7 @@ func TestForwardNoLoop(t *testing.T) {
 	// is answered there, not forwarded again.
 	leader.cl.setLeader("http://127.0.0.1:1")
 	p := follower.do("POST", "/v1/resources/v1/reservations", follower.alice, "").wantProblem(t, 503, "unavailable")
-	if !strings.Contains(p.Detail, "forwarded by n2") {
+	if !strings.Contains(p.Detail, "forwarded request reached a node that does not lead") {
 		t.Fatalf("detail %q", p.Detail)
 	}
 	// A client cannot make a follower skip forwarding into a local write

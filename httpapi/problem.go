@@ -31,46 +31,59 @@ type problemKind struct {
 }
 
 // classify is the one mapping from errors to HTTP status and problem code.
-// Order matters only for errors that wrap several sentinels: the first
-// match wins, and "unknown outcome" outranks everything because a client
-// that takes an ambiguous write for a failure may book twice.
+// The code comes from domain.ErrorCode (which also labels metrics), so the
+// two can never disagree; only the errors that the HTTP layer makes itself
+// and context errors (a write whose deadline passed: outcome unknown) are
+// handled here first.
 func classify(err error) problemKind {
+	code := domain.ErrorCode(err)
 	switch {
-	case errors.Is(err, domain.ErrOutcomeUnknown),
-		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return problemKind{503, "outcome_unknown", typeBase + "outcome_unknown", "Outcome unknown"}
-	case errors.Is(err, domain.ErrUnavailable), errors.Is(err, domain.ErrNotLeader):
-		return problemKind{503, "unavailable", typeBase + "unavailable", "Unavailable"}
-	case errors.Is(err, domain.ErrInvalidArgument):
-		return problemKind{400, "invalid_argument", typeBase + "invalid_argument", "Invalid argument"}
-	case errors.Is(err, domain.ErrUnauthenticated):
-		return problemKind{401, "unauthenticated", typeBase + "unauthenticated", "Unauthenticated"}
-	case errors.Is(err, domain.ErrPermissionDenied):
-		return problemKind{403, "permission_denied", typeBase + "permission_denied", "Permission denied"}
-	case errors.Is(err, domain.ErrNotFound):
-		return problemKind{404, "not_found", typeBase + "not_found", "Not found"}
-	case errors.Is(err, domain.ErrSoldOut):
-		return problemKind{409, "sold_out", typeBase + "sold_out", "Sold out"}
-	case errors.Is(err, domain.ErrLimitExceeded):
-		return problemKind{409, "limit_exceeded", typeBase + "limit_exceeded", "Per-user limit exceeded"}
-	case errors.Is(err, domain.ErrNotOpen):
-		return problemKind{409, "not_open", typeBase + "not_open", "Not open yet"}
-	case errors.Is(err, domain.ErrClosed):
-		return problemKind{409, "closed", typeBase + "closed", "Closed"}
-	case errors.Is(err, domain.ErrExpired):
-		return problemKind{409, "expired", typeBase + "expired", "Hold expired"}
-	case errors.Is(err, domain.ErrInvalidState), errors.Is(err, domain.ErrAlreadyExists):
-		return problemKind{409, "invalid_state", typeBase + "invalid_state", "Invalid state"}
-	case errors.Is(err, domain.ErrRequestInProgress):
-		return problemKind{409, "request_in_progress", typeBase + "request_in_progress", "Request in progress"}
+	case code == "outcome_unknown", errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		code = "outcome_unknown"
 	case errors.Is(err, errPayloadTooLarge):
-		return problemKind{413, "payload_too_large", typeBase + "payload_too_large", "Payload too large"}
-	case errors.Is(err, domain.ErrIdempotencyKeyReused):
-		return problemKind{422, "idempotency_key_reused", typeBase + "idempotency_key_reused", "Idempotency key reused"}
-	case errors.Is(err, domain.ErrRateLimited):
-		return problemKind{429, "rate_limited", typeBase + "rate_limited", "Rate limited"}
+		code = "payload_too_large"
 	}
-	return problemKind{500, "internal", typeBase + "internal", "Internal error"}
+	status, title := problemStatus(code)
+	return problemKind{status: status, code: code, typ: typeBase + code, title: title}
+}
+
+// problemStatus gives the HTTP status and title of a problem code.
+func problemStatus(code string) (int, string) {
+	switch code {
+	case "invalid_argument":
+		return 400, "Invalid argument"
+	case "unauthenticated":
+		return 401, "Unauthenticated"
+	case "permission_denied":
+		return 403, "Permission denied"
+	case "not_found":
+		return 404, "Not found"
+	case "sold_out":
+		return 409, "Sold out"
+	case "limit_exceeded":
+		return 409, "Per-user limit exceeded"
+	case "not_open":
+		return 409, "Not open yet"
+	case "closed":
+		return 409, "Closed"
+	case "invalid_state":
+		return 409, "Invalid state"
+	case "expired":
+		return 409, "Hold expired"
+	case "request_in_progress":
+		return 409, "Request in progress"
+	case "payload_too_large":
+		return 413, "Payload too large"
+	case "idempotency_key_reused":
+		return 422, "Idempotency key reused"
+	case "rate_limited":
+		return 429, "Rate limited"
+	case "unavailable":
+		return 503, "Unavailable"
+	case "outcome_unknown":
+		return 503, "Outcome unknown"
+	}
+	return 500, "Internal error"
 }
 
 // fail answers err as a problem details body. 5xx answers are logged; a

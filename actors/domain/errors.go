@@ -61,10 +61,16 @@ func ErrorCode(err error) string {
 	return "internal"
 }
 
+// errorCodes is ordered: for an error that wraps several sentinels the first
+// match wins, and "outcome unknown" outranks everything, because a client
+// that takes an ambiguous write for a failure may book twice.
 var errorCodes = [...]struct {
 	err  error
 	code string
 }{
+	{ErrOutcomeUnknown, "outcome_unknown"},
+	{ErrUnavailable, "unavailable"},
+	{ErrNotLeader, "unavailable"},
 	{ErrInvalidArgument, "invalid_argument"},
 	{ErrUnauthenticated, "unauthenticated"},
 	{ErrPermissionDenied, "permission_denied"},
@@ -73,13 +79,10 @@ var errorCodes = [...]struct {
 	{ErrLimitExceeded, "limit_exceeded"},
 	{ErrNotOpen, "not_open"},
 	{ErrClosed, "closed"},
+	{ErrExpired, "expired"},
 	{ErrInvalidState, "invalid_state"},
 	{ErrAlreadyExists, "invalid_state"},
-	{ErrExpired, "expired"},
 	{ErrRequestInProgress, "request_in_progress"},
 	{ErrIdempotencyKeyReused, "idempotency_key_reused"},
 	{ErrRateLimited, "rate_limited"},
-	{ErrOutcomeUnknown, "outcome_unknown"},
-	{ErrUnavailable, "unavailable"},
-	{ErrNotLeader, "unavailable"},
 }

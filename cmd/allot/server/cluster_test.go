@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,20 +188,35 @@ func TestClusterLeaderLossMidBatch(t *testing.T) {
 	old.c.mustJSON("PUT", "/v1/resources/v1", "admin", map[string]any{"kind": "voucher", "capacity": 10, "hold_seconds": 0}, http.StatusCreated, nil)
 	body := map[string]int{"quantity": 1}
 
-	// Phase 1: the entry reaches the old leader's log only. With one
-	// follower back, whoever wins has it (the old leader votes only for a
-	// log as long as its own; it may even hand the entry over on its way
-	// out), so the new leader commits it and the retry is a replay.
+	// Phase 1: a batch of entries reaches the old leader's log only. With
+	// one follower back, whoever wins has them (the old leader votes only
+	// for a log as long as its own; it may even hand the entries over on
+	// its way out), so the new leader commits them and every retry is a
+	// replay.
 	fs := tc.followers()
 	tc.stop(fs[0])
 	tc.stop(fs[1])
-	r, err := old.c.do("POST", "/v1/resources/v1/reservations", "alice", body, "Idempotency-Key", "alice-1")
-	mustStatus(t, r, err, http.StatusServiceUnavailable, "outcome_unknown")
+	users := []string{"alice", "amir", "anna", "arjun"}
+	var wg sync.WaitGroup
+	for _, u := range users {
+		wg.Go(func() {
+			r, err := old.c.do("POST", "/v1/resources/v1/reservations", u, body, "Idempotency-Key", u+"-1")
+			if err != nil || r.Code != http.StatusServiceUnavailable || !bytes.Contains(r.Body, []byte(`"outcome_unknown"`)) {
+				t.Errorf("%s without quorum: %d %s %v", u, r.Code, r.Body, err)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
 	tc.restart(fs[0])
 	tc.leader()
-	r = fs[0].c.retry("POST", "/v1/resources/v1/reservations", "alice", body, "Idempotency-Key", "alice-1")
-	if r.Code != http.StatusCreated || !r.Replayed {
-		t.Fatalf("the first attempt committed; the retry should replay it: %d %s", r.Code, r.Body)
+	for _, u := range users {
+		r := fs[0].c.retry("POST", "/v1/resources/v1/reservations", u, body, "Idempotency-Key", u+"-1")
+		if r.Code != http.StatusCreated || !r.Replayed {
+			t.Fatalf("%s: the first attempt committed; the retry should replay it: %d %s", u, r.Code, r.Body)
+		}
 	}
 	tc.restart(fs[1])
 	tc.waitConverged()
@@ -210,7 +227,7 @@ func TestClusterLeaderLossMidBatch(t *testing.T) {
 	fs = tc.followers()
 	tc.stop(fs[0])
 	tc.stop(fs[1])
-	r, err = old.c.do("POST", "/v1/resources/v1/reservations", "bob", body, "Idempotency-Key", "bob-1")
+	r, err := old.c.do("POST", "/v1/resources/v1/reservations", "bob", body, "Idempotency-Key", "bob-1")
 	mustStatus(t, r, err, http.StatusServiceUnavailable, "outcome_unknown")
 	tc.stop(old)
 	tc.restart(fs[0])
@@ -223,8 +240,10 @@ func TestClusterLeaderLossMidBatch(t *testing.T) {
 	tc.restart(old) // its uncommitted entry is overwritten by the new leader's log
 	tc.waitConverged()
 	for _, nd := range tc.nodes {
-		if a, b := countReservations(nd, "v1", "alice"), countReservations(nd, "v1", "bob"); a != 1 || b != 1 {
-			t.Fatalf("%s: alice has %d reservations, bob %d; want 1 each", nd.id, a, b)
+		for _, u := range append(users, "bob") {
+			if n := countReservations(nd, "v1", u); n != 1 {
+				t.Fatalf("%s: %s has %d reservations; want 1", nd.id, u, n)
+			}
 		}
 	}
 }

@@ -40,8 +40,9 @@ func (s *Server) Join(ctx context.Context, urls []string) error {
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
-	defer client.CloseIdleConnections()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	wait := 200 * time.Millisecond
 	for {
 		var lastErr error
