@@ -19,7 +19,8 @@ import (
 //
 // ReserveSoldOut is the flash-crowd path (decide and reject, nothing logged);
 // ReserveCommitRaft is decide + group commit on a real single-node Raft log
-// with bbolt on disk.
+// with bbolt on disk; ReserveCommitRaft3 the same on a 3-node cluster over
+// loopback (every entry on a quorum's disks before the answer).
 
 func BenchmarkReserveSoldOut(b *testing.B) {
 	e := startLocal(b, 0)
@@ -31,40 +32,66 @@ func BenchmarkReserveCommitRaft(b *testing.B) {
 	benchReserve(b, e)
 }
 
-// startLocal runs an engine on a one-node Raft cluster in a temp dir with a
-// voucher "v" of the given capacity and no per-user limit.
-func startLocal(b *testing.B, capacity int64) *actors.Engine {
+func BenchmarkReserveCommitRaft3(b *testing.B) {
+	e := startCluster(b, 3, 1<<40)
+	benchReserve(b, e)
+}
+
+func startLocal(b *testing.B, capacity int64) *actors.Engine { return startCluster(b, 1, capacity) }
+
+// startCluster runs an engine on each of n Raft nodes over loopback (bbolt
+// logs in temp dirs), waits for n1 to lead with every node a voter, creates a
+// voucher "v" of the given capacity without a per-user limit, and returns
+// the leader's engine.
+func startCluster(b *testing.B, n int, capacity int64) *actors.Engine {
 	b.Helper()
-	cfg := cluster.DefaultConfig()
-	cfg.NodeID, cfg.RaftAddr, cfg.HTTPAddr, cfg.DataDir = "n1", "127.0.0.1:0", "http://127.0.0.1:0", b.TempDir()
-	cfg.Bootstrap = true
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 100*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
-	leading := make(chan bool, 4)
-	engineSet := make(chan *actors.Engine, 1)
-	cfg.OnLeadership = func(l bool) {
-		e := <-engineSet
-		e.SetLeader(l)
+	leading := make(chan string, 4*n)
+	var leader *actors.Engine
+	var nodes []*cluster.Node
+	for i := 1; i <= n; i++ {
+		cfg := cluster.DefaultConfig()
+		cfg.NodeID, cfg.RaftAddr, cfg.DataDir = fmt.Sprintf("n%d", i), "127.0.0.1:0", b.TempDir()
+		cfg.HTTPAddr = fmt.Sprintf("http://127.0.0.1:%d", 18000+i) // recorded only; nothing listens
+		cfg.Bootstrap = i == 1
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		engineSet := make(chan *actors.Engine, 1)
+		cfg.OnLeadership = func(l bool) {
+			e := <-engineSet
+			e.SetLeader(l)
+			engineSet <- e
+			if l {
+				leading <- cfg.NodeID
+			}
+		}
+		node, err := cluster.Start(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e := actors.New(node, actors.DefaultConfig(), actors.Hooks{})
 		engineSet <- e
-		leading <- l
+		b.Cleanup(func() { e.Close(); _ = node.Shutdown() })
+		nodes = append(nodes, node)
+		if i == 1 {
+			leader = e
+			select {
+			case <-leading:
+			case <-time.After(10 * time.Second):
+				b.Fatal("no leader")
+			}
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = nodes[0].AddVoter(ctx, domain.Member{ID: cfg.NodeID, RaftAddr: node.RaftAddr(), HTTPAddr: cfg.HTTPAddr})
+		cancel()
+		if err != nil {
+			b.Fatalf("add %s: %v", cfg.NodeID, err)
+		}
 	}
-	node, err := cluster.Start(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	e := actors.New(node, actors.DefaultConfig(), actors.Hooks{})
-	engineSet <- e
-	select {
-	case <-leading:
-	case <-time.After(10 * time.Second):
-		b.Fatal("no leader")
-	}
-	b.Cleanup(func() { e.Close(); _ = node.Shutdown() })
 	spec := domain.Spec{Kind: domain.KindVoucher, Capacity: capacity}
-	if _, _, err := e.PutResource(context.Background(), "v", spec); err != nil {
+	if _, _, err := leader.PutResource(context.Background(), "v", spec); err != nil {
 		b.Fatal(err)
 	}
-	return e
+	return leader
 }
 
 func benchReserve(b *testing.B, e *actors.Engine) {
