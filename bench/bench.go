@@ -81,17 +81,22 @@ func (b *bench) execute(ctx context.Context) error {
 
 	targets, label := b.opts.targets, strings.Join(b.opts.targets, ",")
 	if len(targets) == 0 {
-		node, err := startEmbedded(b.secret)
+		urls, stop, err := startCluster(ctx, b.opts.nodes, b.secret)
 		if err != nil {
-			return fmt.Errorf("starting the embedded node: %w", err)
+			return fmt.Errorf("starting the embedded cluster: %w", err)
 		}
 		defer func() {
-			if err := node.stop(); err != nil {
-				b.say("stopping the embedded node: %v", err)
+			if err := stop(); err != nil {
+				b.say("stopping the embedded cluster: %v", err)
 			}
 		}()
-		targets, label = []string{node.url}, "embedded single node "+node.url
-		b.say("embedded allot node on %s", node.url)
+		targets = urls
+		if len(urls) == 1 {
+			label = "embedded single node " + urls[0]
+		} else {
+			label = fmt.Sprintf("embedded %d-node cluster %s", len(urls), strings.Join(urls, ","))
+		}
+		b.say("%s", label)
 	}
 
 	// One admin identity per parallel setup call: the server rate-limits
@@ -262,36 +267,102 @@ func (b *bench) check(ctx context.Context, client *api.Client, scn *scenario.Sce
 	return nil
 }
 
-// embedded is an allot node run inside this process.
-type embedded struct {
-	srv *server.Server
-	dir string
-	url string
-}
+// maxNodes bounds --nodes: an embedded cluster shares this machine's CPUs
+// with the load generator.
+const maxNodes = 7
 
-// startEmbedded starts a lone bootstrapped node on 127.0.0.1 with its data
-// in a fresh temporary directory.
-func startEmbedded(secret []byte) (*embedded, error) {
-	dir, err := os.MkdirTemp("", "allot-bench-")
-	if err != nil {
-		return nil, err
+// startCluster starts n allot nodes in this process on 127.0.0.1, each with
+// its data in a fresh temporary directory: the first bootstraps, the others
+// join through it. It returns once every node is ready and knows all n as
+// voters. stop shuts the nodes down in reverse order and removes their
+// directories.
+func startCluster(ctx context.Context, n int, secret []byte) (urls []string, stop func() error, err error) {
+	var (
+		srvs []*server.Server
+		dirs []string
+	)
+	stop = func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		var errs []error
+		for i := len(srvs) - 1; i >= 0; i-- {
+			errs = append(errs, srvs[i].Shutdown(sctx))
+		}
+		for _, d := range dirs {
+			errs = append(errs, os.RemoveAll(d))
+		}
+		return errors.Join(errs...)
 	}
-	cfg := server.DefaultConfig()
-	cfg.NodeID, cfg.DataDir = "bench", dir
-	cfg.HTTPAddr, cfg.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Bootstrap, cfg.AuthSecret = true, secret
-	srv, err := server.Start(cfg)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	return &embedded{srv: srv, dir: dir, url: "http://" + srv.HTTPAddr()}, nil
-}
-
-func (e *embedded) stop() error {
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, stop())
+			urls, stop = nil, nil
+		}
+	}()
+	rctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
-	return errors.Join(e.srv.Shutdown(ctx), os.RemoveAll(e.dir))
+	for i := range n {
+		dir, err := os.MkdirTemp("", "allot-bench-")
+		if err != nil {
+			return nil, nil, err
+		}
+		dirs = append(dirs, dir)
+		cfg := server.DefaultConfig()
+		cfg.NodeID, cfg.DataDir = fmt.Sprintf("bench%d", i+1), dir
+		cfg.HTTPAddr, cfg.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.Bootstrap, cfg.AuthSecret = i == 0, secret
+		srv, err := server.Start(cfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("node %s: %w", cfg.NodeID, err)
+		}
+		srvs = append(srvs, srv)
+		urls = append(urls, "http://"+srv.HTTPAddr())
+		if i == 0 {
+			// The others join through the first once it leads.
+			if err := waitFor(rctx, func() error { return srv.Node().Ready() }); err != nil {
+				return nil, nil, fmt.Errorf("node %s: %w", cfg.NodeID, err)
+			}
+		} else if err := srv.Join(rctx, urls[:1]); err != nil {
+			return nil, nil, fmt.Errorf("node %s: %w", cfg.NodeID, err)
+		}
+	}
+	err = waitFor(rctx, func() error {
+		for _, s := range srvs {
+			if err := s.Node().Ready(); err != nil {
+				return fmt.Errorf("node %s: %w", s.Node().ID(), err)
+			}
+			voters := 0
+			for _, ns := range s.Node().Status().Nodes {
+				if ns.Voter && ns.HTTPAddr != "" {
+					voters++
+				}
+			}
+			if voters != n {
+				return fmt.Errorf("node %s knows %d of %d voters", s.Node().ID(), voters, n)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster not formed: %w", err)
+	}
+	return urls, stop, nil
+}
+
+// waitFor polls cond until it returns nil or ctx ends, then returns cond's
+// last error.
+func waitFor(ctx context.Context, cond func() error) error {
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // liveLine is the progress line, drawn only when the output is a terminal.

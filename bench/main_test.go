@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,8 +29,9 @@ func TestOptions(t *testing.T) {
 		t.Errorf("targets %q rate %v", o.targets, o.rate)
 	}
 	for _, args := range [][]string{
-		{"--nodes", "3"},
 		{"--nodes", "0"},
+		{"--nodes", "8"},
+		{"--nodes", "3", "--target", "http://10.0.0.1:8080"},
 		{"--scenario", "casino"},
 		{"--target", "10.0.0.1:8080"},
 		{"--target", "http://h:1/v1"},
@@ -42,8 +46,11 @@ func TestOptions(t *testing.T) {
 			t.Errorf("%q accepted", args)
 		}
 	}
-	if _, err := parseOptions([]string{"--nodes", "3"}, io.Discard); err == nil || !strings.Contains(err.Error(), "not supported yet") {
-		t.Errorf("--nodes 3: %v, want a clear refusal", err)
+	if o, err := parseOptions([]string{"--nodes", "3"}, io.Discard); err != nil || o.nodes != 3 {
+		t.Errorf("--nodes 3: %v, nodes %d", err, o.nodes)
+	}
+	if _, err := parseOptions([]string{"--nodes", "8"}, io.Discard); err == nil || !strings.Contains(err.Error(), "at most 7") {
+		t.Errorf("--nodes 8: %v, want a clear refusal", err)
 	}
 }
 
@@ -103,4 +110,64 @@ func TestEmbeddedRun(t *testing.T) {
 	if rep.Allot.Responses["409 sold_out"] == 0 {
 		t.Errorf("no sold_out answers: %v", rep.Allot.Responses)
 	}
+}
+
+// TestEmbeddedCluster runs a small seckill against a 3-node embedded
+// cluster, as --nodes 3 does, and checks that it verifies and that every
+// node took reservation requests.
+func TestEmbeddedCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded cluster")
+	}
+	secret := "bench-cluster-test-secret-0123456789abcdef"
+	urls, stop, err := startCluster(context.Background(), 3, []byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}()
+	t.Setenv("ALLOT_AUTH_SECRET", secret)
+	var out, errs bytes.Buffer
+	code := run([]string{"--target", strings.Join(urls, ","), "--duration", "20s", "--concurrency", "6",
+		"--vouchers", "2", "--stock", "20", "--users", "200"}, &out, &errs)
+	if code != exitPass {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errs.String())
+	}
+	if !strings.Contains(out.String(), "verify: PASS") {
+		t.Errorf("summary lacks the verdict:\n%s", out.String())
+	}
+	for _, u := range urls {
+		if n := reserveRequests(t, u); n == 0 {
+			t.Errorf("%s answered no reservation requests", u)
+		}
+	}
+}
+
+// reserveRequests sums allot_http_requests_total of the reserve route in
+// base's /metrics.
+func reserveRequests(t *testing.T, base string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "allot_http_requests_total{") || !strings.Contains(line, `reservations"`) || !strings.Contains(line, `method="POST"`) {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
