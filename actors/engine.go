@@ -232,6 +232,15 @@ const (
 	opResync // the barrier a dirty actor waited for has returned (err in resyncErr)
 )
 
+// idemUser is the user whose Idempotency-Key scope the request belongs to:
+// the reserving user, or the caller of a transition.
+func (r *request) idemUser() string {
+	if r.op == opReserve {
+		return r.reserve.User
+	}
+	return r.caller.User
+}
+
 // answer delivers the reply and releases the idempotency key.
 func (e *Engine) answer(r *request, rep reply) {
 	if r.idemClear != "" {
@@ -329,10 +338,7 @@ func (e *Engine) claimIdem(r *request) (domain.Outcome, bool, error) {
 	if r.idem == nil {
 		return domain.Outcome{}, false, nil
 	}
-	user := r.caller.User
-	if r.op == opReserve {
-		user = r.reserve.User
-	}
+	user := r.idemUser()
 	k := user + "\x00" + r.idem.Key
 	if !e.inflight.claim(k) {
 		return domain.Outcome{}, true, fmt.Errorf("a request with this Idempotency-Key is still running: %w", domain.ErrRequestInProgress)

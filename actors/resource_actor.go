@@ -264,10 +264,6 @@ func idemRecord(r *request, out domain.Outcome, now int64) *domain.IdemRecord {
 	if r.idem == nil {
 		return nil
 	}
-	user := r.caller.User
-	if r.op == opReserve {
-		user = r.reserve.User
-	}
-	return &domain.IdemRecord{User: user, Key: r.idem.Key, Fingerprint: r.idem.Fingerprint,
+	return &domain.IdemRecord{User: r.idemUser(), Key: r.idem.Key, Fingerprint: r.idem.Fingerprint,
 		Code: out.Code, Reservation: out.Reservation, CreatedAt: now}
 }
