@@ -75,6 +75,11 @@ func (m *memLog) Barrier(ctx context.Context) error {
 	}
 }
 
+// LeaseValid: an in-memory log has no rival leader.
+func (m *memLog) LeaseValid() bool { return true }
+
+func (m *memLog) VerifyLeader(context.Context) error { return nil }
+
 func (m *memLog) View(fn func(*domain.State)) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()

@@ -22,4 +22,15 @@ type Log interface {
 	// this node (or fails, e.g. when leadership is lost). An actor whose
 	// event had an unknown outcome uses it before trusting committed state.
 	Barrier(ctx context.Context) error
+	// LeaseValid reports whether this node may give a definite answer from
+	// its state right now without asking a quorum: it is the ready leader
+	// and a quorum acknowledged it so recently (measured on the monotonic
+	// clock) that no other node can have been elected since. A rejection,
+	// a no-op or a read is only sent under the lease (or after
+	// VerifyLeader): a leader that was paused past its lease may have been
+	// replaced without knowing it.
+	LeaseValid() bool
+	// VerifyLeader confirms with a quorum that this node still leads,
+	// renewing the lease; it fails once leadership is lost or ctx ends.
+	VerifyLeader(ctx context.Context) error
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"allot/actors/domain"
@@ -104,6 +105,14 @@ type Config struct {
 	// collectors, hashicorp/raft's own metrics included (see metrics.go and
 	// raftmetrics.go). nil registers nothing.
 	Metrics prometheus.Registerer
+
+	// WrapStream, when set, wraps the TCP stream layer the Raft transport
+	// dials and accepts on: the seam where the test kit partitions, delays
+	// and drops Raft traffic. Nil uses plain TCP.
+	WrapStream func(raft.StreamLayer) raft.StreamLayer
+	// WrapLogStore, when set, wraps the Raft log store: the seam where the
+	// test kit slows or fails log writes. Nil uses the store as it is.
+	WrapLogStore func(raft.LogStore) raft.LogStore
 
 	// beforeBarrier, when set, runs before each attempt of a new leader's
 	// barrier: tests hold a leader there to watch it refuse service.

@@ -72,8 +72,7 @@ func Start(cfg Config) (*Node, error) {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: read raft state: %w", err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, nil, cfg.TransportMaxPool,
-		cfg.TransportTimeout, raftLog.Named("transport"))
+	trans, err := newTransport(&cfg, raftLog)
 	if err != nil {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.RaftAddr, err)
@@ -98,7 +97,11 @@ func Start(cfg Config) (*Node, error) {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: raft config: %w: %w", domain.ErrInvalidArgument, err)
 	}
-	n.raft, err = raft.NewRaft(rc, n.metrics.fsm(n.fsm), stores.LogStore(), stores.StableStore(), stores.SnapshotStore(), trans)
+	logStore := stores.LogStore()
+	if cfg.WrapLogStore != nil {
+		logStore = cfg.WrapLogStore(logStore)
+	}
+	n.raft, err = raft.NewRaft(rc, n.metrics.fsm(n.fsm), logStore, stores.StableStore(), stores.SnapshotStore(), trans)
 	if err != nil {
 		trans.Close()
 		stores.Close()

@@ -180,3 +180,28 @@ func (n *Node) Barrier(ctx context.Context) error {
 	}
 	return awaitFuture(ctx, n.raft.Barrier(n.cfg.BarrierTimeout))
 }
+
+// LeaseValid reports whether this ready leader may answer from its state
+// without asking a quorum first.
+//
+// TODO(lease): no lease is kept yet, so every definite answer verifies
+// leadership first: correct, and slower than it needs to be.
+func (n *Node) LeaseValid() bool { return false }
+
+// VerifyLeader confirms with a quorum that this node is still the ready
+// leader of the term it became ready in.
+func (n *Node) VerifyLeader(ctx context.Context) error {
+	term := n.readyTerm.Load()
+	if !n.readyIn(term) {
+		return n.notReady()
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReadTimeout)
+	defer cancel()
+	if err := n.verifier.verify(ctx); err != nil {
+		return n.leaderCheckError(err)
+	}
+	if n.raft.CurrentTerm() != term {
+		return fmt.Errorf("leadership changed during the check: %w", domain.ErrNotLeader)
+	}
+	return nil
+}
