@@ -35,6 +35,9 @@ type Config struct {
 	ExpiryRetry time.Duration
 	// Logger receives engine logs; nil discards them.
 	Logger *slog.Logger
+	// Clock is the wall clock leader time is read from; nil is the
+	// machine's. See leaderClock for how steps of it are handled.
+	Clock Clock
 }
 
 // DefaultConfig returns the defaults.
@@ -67,6 +70,9 @@ func (c *Config) fill() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = systemClock{}
 	}
 }
 
