@@ -7,6 +7,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -139,6 +140,8 @@ type term struct {
 	registry registry
 	proposer *proposer
 	expiry   *expiry
+	clock    *leaderClock
+	lease    leaseGate
 	wg       sync.WaitGroup
 }
 
@@ -165,16 +168,17 @@ func (e *Engine) SetLeader(leader bool) {
 
 func (e *Engine) newTerm() *term {
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &term{engine: e, ctx: ctx, cancel: cancel}
+	t := &term{engine: e, ctx: ctx, cancel: cancel, lease: leaseGate{engine: e, ctx: ctx}}
 	t.registry.init()
 	t.proposer = newProposer(e, t)
 	t.expiry = newExpiry(t)
+	e.log.View(func(st *domain.State) {
+		t.clock = newLeaderClock(e.cfg.Clock, st.LastTime())
+		st.EachHeld(func(r domain.Reservation) { t.expiry.add(r.ID, r.ResourceID, r.ExpiresAt) })
+	})
 	t.wg.Add(2)
 	go func() { defer t.wg.Done(); t.proposer.run(ctx) }()
 	go func() { defer t.wg.Done(); t.expiry.run(ctx) }()
-	e.log.View(func(st *domain.State) {
-		st.EachHeld(func(r domain.Reservation) { t.expiry.add(r.ID, r.ResourceID, r.ExpiresAt) })
-	})
 	return t
 }
 
@@ -236,6 +240,7 @@ const (
 	opDelete
 	opExpire
 	opResync // the barrier a dirty actor waited for has returned (err in resyncErr)
+	opWake   // nothing to do but recover if dirty (see resourceActor.wake)
 )
 
 // idemUser is the user whose Idempotency-Key scope the request belongs to:
@@ -269,6 +274,9 @@ func (e *Engine) call(ctx context.Context, resourceID string, r *request) reply 
 	if err := t.send(resourceID, r); err != nil {
 		r.done = nil
 		e.answer(r, reply{})
+		if errors.Is(err, domain.ErrNotFound) {
+			err = e.confirmed(ctx, err) // read from committed state: only a leader may say so
+		}
 		return reply{err: err}
 	}
 	select {
@@ -310,7 +318,7 @@ func (e *Engine) Transition(ctx context.Context, cmd domain.TransitionCommand) (
 		resourceID = res.ResourceID
 	})
 	if !found {
-		return domain.Outcome{}, fmt.Errorf("reservation %s: %w", cmd.ReservationID, domain.ErrNotFound)
+		return domain.Outcome{}, e.confirmed(ctx, fmt.Errorf("reservation %s: %w", cmd.ReservationID, domain.ErrNotFound))
 	}
 	if out, done, err := e.claimIdem(r); done {
 		return out, err

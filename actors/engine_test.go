@@ -50,7 +50,7 @@ func (m *memLog) Propose(b *domain.Batch, done func([]error, error)) {
 		m.mu.Lock()
 		res := make([]error, len(dec.Events))
 		for i := range dec.Events {
-			if res[i] = m.st.Apply(&dec.Events[i]); res[i] != nil {
+			if res[i] = m.st.Apply(&dec.Events[i]); res[i] != nil && !errors.Is(res[i], domain.ErrDuplicateKey) {
 				m.refused.Add(1)
 			}
 		}

@@ -76,7 +76,7 @@ func (x *expiry) run(ctx context.Context) {
 	var due []expiryItem
 	for {
 		due = due[:0]
-		now := time.Now().UnixNano()
+		now := x.term.clock.now()
 		wait := time.Hour
 		x.mu.Lock()
 		for len(x.h) > 0 && len(due) < expiryBatch {

@@ -2,7 +2,9 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"allot/actors/domain"
@@ -15,6 +17,7 @@ type proposal struct {
 	req       *request
 	ok        reply // the answer if the event applies
 	actor     *resourceActor
+	ordinal   uint64 // the event's number among its actor's (answerGate)
 	decidedAt time.Time
 }
 
@@ -23,10 +26,27 @@ type proposal struct {
 // keeps at most MaxInflightBatches entries in flight: under light load a
 // batch is one event and waits for nothing; under heavy load events pile up
 // while entries commit and the next batch is large.
+//
+// Batches finish in the order they were proposed, whatever order the log
+// reports their outcomes in: an actor's events then resolve in the order it
+// decided them, which its answerGate relies on.
 type proposer struct {
 	term  *term
 	in    chan proposal
 	slots chan struct{} // one token per entry in flight
+	seq   uint64        // batches numbered by run, in proposal order
+
+	orderMu sync.Mutex
+	next    uint64             // the batch to finish next
+	early   map[uint64]outcome // batches whose outcome came before an earlier one's
+}
+
+// outcome is what the log said about one batch.
+type outcome struct {
+	batch    []proposal
+	proposed time.Time
+	results  []error
+	err      error
 }
 
 func newProposer(e *Engine, t *term) *proposer {
@@ -34,6 +54,7 @@ func newProposer(e *Engine, t *term) *proposer {
 		term:  t,
 		in:    make(chan proposal, e.cfg.QueueSize),
 		slots: make(chan struct{}, e.cfg.MaxInflightBatches),
+		early: make(map[uint64]outcome),
 	}
 }
 
@@ -59,16 +80,18 @@ func (p *proposer) run(ctx context.Context) {
 			return
 		}
 		batch := p.drain(append(make([]proposal, 0, 8), first), max)
+		seq := p.seq
+		p.seq++
 		if ctx.Err() == nil {
 			select {
 			case p.slots <- struct{}{}:
 				batch = p.drain(batch, max) // more arrived while entries were in flight
-				p.propose(batch)
+				p.propose(seq, batch)
 				continue
 			case <-ctx.Done():
 			}
 		}
-		p.finish(batch, time.Time{}, nil, fmt.Errorf("leadership is changing: %w", domain.ErrUnavailable))
+		p.complete(seq, outcome{batch: batch, err: fmt.Errorf("leadership is changing: %w", domain.ErrUnavailable)})
 	}
 }
 
@@ -88,7 +111,7 @@ func (p *proposer) drain(batch []proposal, max int) []proposal {
 	return batch
 }
 
-func (p *proposer) propose(batch []proposal) {
+func (p *proposer) propose(seq uint64, batch []proposal) {
 	b := &domain.Batch{Events: make([]domain.Event, len(batch))}
 	for i := range batch {
 		b.Events[i] = batch[i].event
@@ -96,37 +119,73 @@ func (p *proposer) propose(batch []proposal) {
 	proposed := time.Now()
 	p.term.engine.log.Propose(b, func(results []error, err error) {
 		<-p.slots
-		p.finish(batch, proposed, results, err)
+		p.complete(seq, outcome{batch: batch, proposed: proposed, results: results, err: err})
 	})
 }
 
-// finish answers every request of a batch: applied, refused by the FSM (a
-// bug: the working copy was wrong, so the actor reloads), or unknown.
-// proposed is when the batch went to the log, zero if it never did.
+// complete finishes batch seq and every later one already reported, in
+// order. The lock is held while finishing so that no two batches finish
+// out of order or at once.
+func (p *proposer) complete(seq uint64, o outcome) {
+	p.orderMu.Lock()
+	defer p.orderMu.Unlock()
+	p.early[seq] = o
+	for {
+		o, ok := p.early[p.next]
+		if !ok {
+			return
+		}
+		delete(p.early, p.next)
+		p.next++
+		p.finish(o.batch, o.proposed, o.results, o.err)
+	}
+}
+
+// finish answers every request of a batch — applied, answered from the
+// committed record of its Idempotency-Key, refused by the FSM (a bug: the
+// working copy was wrong), or unknown — and resolves each event in its
+// actor's answerGate. An actor whose event did not commit as decided is
+// dirty: it reloads from committed state after a barrier, and is woken to
+// do so as soon as nothing of it is in flight, so that holds whose outcome
+// was unknown get their expiry timers back. proposed is when the batch went
+// to the log, zero if it never did.
 func (p *proposer) finish(batch []proposal, proposed time.Time, results []error, err error) {
 	e := p.term.engine
 	now := time.Now()
+	var kick []*resourceActor
 	for i := range batch {
 		pr := &batch[i]
 		rep := pr.ok
+		var dup *domain.DuplicateKeyError
 		switch {
 		case err != nil:
 			rep = reply{err: err}
 		case i >= len(results):
 			rep = reply{err: fmt.Errorf("log answered %d results for %d events: %w", len(results), len(batch), domain.ErrOutcomeUnknown)}
+		case errors.As(results[i], &dup):
+			rep = replayRecord(pr.req, dup.Record)
+			if e.hooks.Replayed != nil && rep.err == nil {
+				e.hooks.Replayed()
+			}
 		case results[i] != nil:
 			rep = reply{err: fmt.Errorf("committed state refused the decision: %w", results[i])}
 		}
-		if rep.err != nil {
-			pr.actor.dirty.Store(true) // before pending drops, so the actor sees it
+		committed := err == nil && i < len(results) && results[i] == nil
+		if !committed {
+			pr.actor.dirty.Store(true) // before the gate resolves, so the actor sees it
 			if pr.req.op == opExpire {
-				p.term.expiry.add(pr.event.ReservationID, pr.event.ResourceID, now.Add(e.cfg.ExpiryRetry).UnixNano())
+				p.term.expiry.add(pr.event.ReservationID, pr.event.ResourceID, p.term.clock.now()+int64(e.cfg.ExpiryRetry))
 			}
 		} else if ev := &pr.event; ev.Type == domain.EvReserve && ev.Reservation.Status == domain.StatusHeld {
 			p.term.expiry.add(ev.Reservation.ID, ev.ResourceID, ev.Reservation.ExpiresAt)
 		}
-		pr.actor.pending.Add(-1)
 		e.answer(pr.req, rep)
+		if pr.actor.resolve(pr.ordinal, committed) {
+			kick = append(kick, pr.actor)
+		}
+	}
+	for _, a := range kick {
+		a.wake()
 	}
 	if e.hooks.Committed != nil && len(batch) > 0 {
 		bs := BatchStats{Events: len(batch), Wait: now.Sub(batch[0].decidedAt), Err: err}
@@ -135,4 +194,13 @@ func (p *proposer) finish(batch []proposal, proposed time.Time, results []error,
 		}
 		e.hooks.Committed(bs)
 	}
+}
+
+// replayRecord is the answer to a request whose Idempotency-Key turned out
+// to have a committed answer already when its event reached the FSM.
+func replayRecord(r *request, rec domain.IdemRecord) reply {
+	if r.idem != nil && rec.Fingerprint != r.idem.Fingerprint {
+		return reply{err: fmt.Errorf("Idempotency-Key already used for another request: %w", domain.ErrIdempotencyKeyReused)}
+	}
+	return reply{outcome: domain.Outcome{Code: rec.Code, Reservation: rec.Reservation, Replayed: true}}
 }

@@ -87,7 +87,10 @@ func (r *registry) tryPassivate(act *resourceActor) bool {
 	s.Lock()
 	defer s.Unlock()
 	e := s.actors[act.id]
-	if e == nil || e.act != act || e.sent != act.received.Load() || act.pending.Load() != 0 {
+	// A dirty actor stays until it has resynchronised: a successor would
+	// reload without the barrier an unknown outcome needs.
+	if e == nil || e.act != act || e.sent != act.received.Load() || act.pending.Load() != 0 ||
+		act.dirty.Load() || act.resyncing {
 		return false
 	}
 	delete(s.actors, act.id)

@@ -37,6 +37,7 @@ type resourceActor struct {
 	received atomic.Int64 // requests received, compared with the registry's sent count
 	pending  atomic.Int64 // events handed to the proposer, not yet applied or failed
 	dirty    atomic.Bool  // an event failed: the working copy must be reloaded
+	gate     answerGate   // answers waiting for the events they depend on
 }
 
 func newResourceActor(t *term, id string) *resourceActor {
@@ -54,7 +55,11 @@ func (a *resourceActor) Receive(ctx actor.Context) {
 				h()
 			}
 			ctx.Stop(ctx.Self())
+			return
 		}
+		// protoactor cancels the timeout once it fires: arm it again, or an
+		// actor that could not stop now would never stop.
+		ctx.SetReceiveTimeout(a.term.engine.cfg.IdleTimeout)
 	case *request:
 		a.received.Add(1)
 		a.handle(msg)
@@ -71,14 +76,21 @@ func (a *resourceActor) handle(r *request) {
 		a.resyncing = false
 		if r.resyncErr == nil {
 			a.reload()
+			a.rearmExpiries()
+		} else {
+			a.wakeAfter(e.cfg.ExpiryRetry) // try again, even if no request comes
 		}
 		return
 	}
 	if !a.ensureLoaded() {
+		if r.op == opExpire { // not dropped: asked again once the actor has recovered
+			a.term.expiry.add(r.rid, a.id, a.term.clock.now()+int64(e.cfg.ExpiryRetry))
+			return
+		}
 		e.answer(r, reply{err: fmt.Errorf("resource %s is recovering from a failed commit: %w", a.id, domain.ErrUnavailable)})
 		return
 	}
-	now := time.Now().UnixNano()
+	now := a.term.clock.now()
 	switch r.op {
 	case opReserve:
 		a.reserve(r, now)
@@ -88,6 +100,7 @@ func (a *resourceActor) handle(r *request) {
 		a.put(r, now)
 	case opDelete:
 		a.delete(r, now)
+	case opWake: // ensureLoaded above did what was needed
 	}
 }
 
@@ -114,6 +127,25 @@ func (a *resourceActor) ensureLoaded() bool {
 	return false
 }
 
+// wake asks the actor to look at itself (resynchronise when dirty) even if
+// no request is coming; it is a no-op once the term is over.
+func (a *resourceActor) wake() { _ = a.term.send(a.id, &request{op: opWake}) }
+
+// wakeAfter wakes the actor after d, unless the term ends first.
+func (a *resourceActor) wakeAfter(d time.Duration) {
+	t := time.AfterFunc(d, a.wake)
+	context.AfterFunc(a.term.ctx, func() { t.Stop() })
+}
+
+// rearmExpiries schedules an expiry check for every hold of the resource in
+// committed state. After an unknown outcome a hold may have committed
+// without the proposer learning it; duplicates in the heap are harmless.
+func (a *resourceActor) rearmExpiries() {
+	a.term.engine.log.View(func(st *domain.State) {
+		st.EachHeldOf(a.id, func(res domain.Reservation) { a.term.expiry.add(res.ID, a.id, res.ExpiresAt) })
+	})
+}
+
 // resync runs the barrier off the actor's goroutine and reports back through
 // the mailbox.
 func (a *resourceActor) resync() {
@@ -134,19 +166,20 @@ func (a *resourceActor) reload() {
 	})
 	a.reservations = make(map[string]*domain.Reservation)
 	a.loaded = true
+	a.resetGate()
 }
 
 func (a *resourceActor) reserve(r *request, now int64) {
 	e := a.term.engine
 	if a.resource == nil {
-		e.answer(r, reply{err: fmt.Errorf("resource %s: %w", a.id, domain.ErrNotFound)})
+		a.reply(r, reply{err: fmt.Errorf("resource %s: %w", a.id, domain.ErrNotFound)})
 		return
 	}
 	kind := a.resource.Spec.Kind
 	res, err := a.resource.DecideReserve(r.reserve, "", now)
 	if err != nil { // the flash-crowd path: no id, no event, no log
 		a.decided(kind, err, 0)
-		e.answer(r, reply{err: err})
+		a.reply(r, reply{err: err})
 		return
 	}
 	res.ID = e.ids.next(now)
@@ -161,30 +194,50 @@ func (a *resourceActor) reserve(r *request, now int64) {
 }
 
 func (a *resourceActor) transition(r *request, now int64) {
-	e := a.term.engine
 	res := a.reservation(r.rid)
-	if res == nil || a.resource == nil {
-		e.answer(r, reply{err: fmt.Errorf("reservation %s: %w", r.rid, domain.ErrNotFound)})
+	if r.op == opExpire {
+		a.expire(r, res, now)
 		return
 	}
-	if r.op == opTransition && !r.caller.CanAccess(res.User) {
-		e.answer(r, reply{err: fmt.Errorf("reservation %s belongs to another user: %w", r.rid, domain.ErrPermissionDenied)})
+	if res == nil || a.resource == nil {
+		a.reply(r, reply{err: fmt.Errorf("reservation %s: %w", r.rid, domain.ErrNotFound)})
+		return
+	}
+	if !r.caller.CanAccess(res.User) {
+		a.reply(r, reply{err: fmt.Errorf("reservation %s belongs to another user: %w", r.rid, domain.ErrPermissionDenied)})
 		return
 	}
 	kind := a.resource.Spec.Kind
 	noop, err := a.resource.CheckTransition(res, r.to, now)
 	if err != nil || noop {
-		if r.op == opTransition {
-			a.decided(kind, err, 0)
-		}
-		e.answer(r, reply{outcome: domain.Outcome{Code: http.StatusOK, Reservation: *res}, err: err})
+		a.decided(kind, err, 0)
+		a.reply(r, reply{outcome: domain.Outcome{Code: http.StatusOK, Reservation: *res}, err: err})
 		return
 	}
-	if r.op == opExpire && e.hooks.ExpiryLag != nil {
-		e.hooks.ExpiryLag(time.Duration(now - res.ExpiresAt))
+	a.applyTransition(r, res, now)
+}
+
+// expire turns a due hold into an expired event. A hold that is not due by
+// leader time yet (the heap's look was early, or the wall clock stepped) is
+// looked at again when it is; one that is no longer held needs nothing (if
+// what moved it does not commit, the resync re-arms its timer).
+func (a *resourceActor) expire(r *request, res *domain.Reservation, now int64) {
+	if res == nil || a.resource == nil || res.Status != domain.StatusHeld {
+		return
 	}
+	if now < res.ExpiresAt {
+		a.term.expiry.add(res.ID, a.id, res.ExpiresAt)
+		return
+	}
+	if h := a.term.engine.hooks.ExpiryLag; h != nil {
+		h(time.Duration(now - res.ExpiresAt))
+	}
+	a.applyTransition(r, res, now)
+}
+
+func (a *resourceActor) applyTransition(r *request, res *domain.Reservation, now int64) {
 	a.resource.ApplyTransition(res, r.to, now)
-	a.decided(kind, nil, r.to)
+	a.decided(a.resource.Spec.Kind, nil, r.to)
 	ev := domain.Event{Type: domain.EvTransition, At: now, ResourceID: a.id, ReservationID: res.ID, To: r.to}
 	out := domain.Outcome{Code: http.StatusOK, Reservation: *res}
 	ev.Idem = idemRecord(r, out, now)
@@ -208,7 +261,6 @@ func (a *resourceActor) reservation(rid string) *domain.Reservation {
 }
 
 func (a *resourceActor) put(r *request, now int64) {
-	e := a.term.engine
 	created := a.resource == nil
 	next := a.resource
 	if created {
@@ -217,7 +269,7 @@ func (a *resourceActor) put(r *request, now int64) {
 		next = next.Clone()
 	}
 	if err := next.CheckUpdate(&r.spec); err != nil {
-		e.answer(r, reply{err: err})
+		a.reply(r, reply{err: err})
 		return
 	}
 	next.ApplyUpdate(r.spec, now)
@@ -227,13 +279,12 @@ func (a *resourceActor) put(r *request, now int64) {
 }
 
 func (a *resourceActor) delete(r *request, now int64) {
-	e := a.term.engine
 	if a.resource == nil {
-		e.answer(r, reply{err: fmt.Errorf("resource %s: %w", a.id, domain.ErrNotFound)})
+		a.reply(r, reply{err: fmt.Errorf("resource %s: %w", a.id, domain.ErrNotFound)})
 		return
 	}
 	if a.resource.HasTaken() {
-		e.answer(r, reply{err: fmt.Errorf("resource %s has held or confirmed reservations: %w", a.id, domain.ErrInvalidState)})
+		a.reply(r, reply{err: fmt.Errorf("resource %s has held or confirmed reservations: %w", a.id, domain.ErrInvalidState)})
 		return
 	}
 	a.resource = nil
@@ -244,11 +295,11 @@ func (a *resourceActor) delete(r *request, now int64) {
 // it commits. Blocks only while the proposer's queue is full (back-pressure).
 func (a *resourceActor) propose(r *request, ev domain.Event, ok reply) {
 	a.pending.Add(1)
-	p := proposal{event: ev, req: r, ok: ok, actor: a, decidedAt: time.Now()}
+	p := proposal{event: ev, req: r, ok: ok, actor: a, ordinal: a.nextOrdinal(), decidedAt: time.Now()}
 	if !a.term.proposer.enqueue(p) {
-		a.pending.Add(-1)
 		a.dirty.Store(true)
 		a.term.engine.answer(r, reply{err: fmt.Errorf("leadership is changing: %w", domain.ErrUnavailable)})
+		a.resolve(p.ordinal, false)
 	}
 }
 

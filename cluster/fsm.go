@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -102,7 +103,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		evs := batches[i].Events
 		errs := make([]error, len(evs))
 		for j := range evs {
-			if err := f.st.Apply(&evs[j]); err != nil {
+			if err := f.st.Apply(&evs[j]); errors.Is(err, domain.ErrDuplicateKey) {
+				errs[j] = err // a retry decided twice: answered from the record, not a bug
+			} else if err != nil {
 				errs[j] = err
 				f.violation(l, j, &evs[j], err)
 			} else if t := evs[j].Type; t == domain.EvSetMember || t == domain.EvRemoveMember {

@@ -11,7 +11,7 @@ import (
 	"allot/actors/domain"
 )
 
-// The snapshot stream format, version 2:
+// The snapshot stream format, version 3:
 //
 //	header   "ALLOTSNP" (8 bytes), format version (1 byte)
 //	records  type (1 byte), payload length (uvarint), payload
@@ -19,12 +19,14 @@ import (
 //	         type 2: a reservation  (domain.AppendReservation)
 //	         type 3: an idem record (domain.AppendIdem), in apply order
 //	         type 4: a member       (domain.AppendMember)
+//	         type 5: leader time    (varint: State.LastTime), at most once, not counted
 //	end      type 0xFF, resource, reservation, idem record and member
 //	         counts (uvarints), CRC-32C (Castagnoli, 4 bytes little endian)
 //	         of every byte before it, then nothing
 //
-// Version 1 is version 2 without member records and without the member
-// count; it is still read, so that a node upgraded in place restores the
+// Version 2 is version 3 without the leader-time record; version 1 is
+// version 2 without member records and without the member count. Both are
+// still read, so that a node upgraded in place restores the
 // snapshots it already has.
 //
 // Records are streamed through a buffer one at a time: neither side ever
@@ -32,7 +34,7 @@ import (
 // does not know refuses the stream rather than guessing.
 
 // SnapshotVersion is the format version WriteSnapshot writes.
-const SnapshotVersion = 2
+const SnapshotVersion = 3
 
 // snapshotVersionNoMembers is the oldest format ReadSnapshot reads.
 const snapshotVersionNoMembers = 1
@@ -44,6 +46,7 @@ const (
 	recReservation = 2
 	recIdem        = 3
 	recMember      = 4
+	recLastTime    = 5
 	recEnd         = 0xFF
 
 	// maxRecordSize bounds one record. A resource carries its per-user
@@ -89,6 +92,10 @@ func WriteSnapshot(w io.Writer, st *domain.State) error {
 			sw.buf = domain.AppendMember(sw.buf[:0], &m)
 			return sw.record(recMember)
 		})
+	}
+	if err == nil && st.LastTime() != 0 {
+		sw.buf = binary.AppendVarint(sw.buf[:0], st.LastTime())
+		err = sw.record(recLastTime)
 	}
 	if err != nil {
 		return err
@@ -171,6 +178,7 @@ func ReadSnapshot(r io.Reader) (*domain.State, error) {
 	st := domain.NewState()
 	var counts [4]uint64 // resources, reservations, idem records, members
 	nCounts := len(counts)
+	sawLastTime := false
 	if version == snapshotVersionNoMembers {
 		nCounts = 3
 	}
@@ -212,6 +220,19 @@ func ReadSnapshot(r io.Reader) (*domain.State, error) {
 			} else if m, err = domain.DecodeMember(payload); err == nil {
 				st.LoadMember(m)
 			}
+		case recLastTime:
+			if version < 3 || sawLastTime {
+				err = fmt.Errorf("unexpected leader-time record in a version %d snapshot: %w", version, domain.ErrCorrupt)
+			} else if at, n := binary.Varint(payload); n != len(payload) || n <= 0 {
+				err = fmt.Errorf("leader-time record: bad varint: %w", domain.ErrCorrupt)
+			} else {
+				st.LoadLastTime(at)
+				sawLastTime = true
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read snapshot: record %d: %w", rec, err)
+			}
+			continue
 		default:
 			err = fmt.Errorf("unknown record type %d: %w", typ, domain.ErrCorrupt)
 		}

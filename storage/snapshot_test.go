@@ -278,7 +278,15 @@ func TestSnapshotMembers(t *testing.T) {
 // TestSnapshotVersion1 reads a stream of the format before member records.
 func TestSnapshotVersion1(t *testing.T) {
 	st, _ := history(t, 6, 300)
-	v2 := encode(t, st)
+	v3 := encode(t, st)
+	// Version 1 had no leader-time record: cut it (the last record).
+	payload := binary.AppendVarint(nil, st.LastTime())
+	rec := append([]byte{recLastTime, byte(len(payload))}, payload...)
+	at := bytes.LastIndex(v3, rec)
+	if at < 0 || st.LastTime() == 0 {
+		t.Fatal("no leader-time record in the stream")
+	}
+	v2 := append(bytes.Clone(v3[:at]), v3[at+len(rec):]...)
 	// Without members, version 2 ends with a 0 member count and the CRC.
 	body := bytes.Clone(v2[:len(v2)-5])
 	body[len(snapshotMagic)] = snapshotVersionNoMembers
@@ -287,14 +295,15 @@ func TestSnapshotVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatalf("version 1: %v", err)
 	}
+	got.LoadLastTime(st.LastTime()) // not in version 1
 	if got.Hash() != st.Hash() {
 		t.Fatal("version 1 stream restores another state")
 	}
 	// Member records did not exist in version 1.
 	m := domain.Member{ID: "n1", RaftAddr: "a:1", HTTPAddr: "http://a:2"}
-	payload := domain.AppendMember(nil, &m)
-	bad := append([]byte(snapshotMagic), snapshotVersionNoMembers, recMember, byte(len(payload)))
-	bad = append(bad, payload...)
+	member := domain.AppendMember(nil, &m)
+	bad := append([]byte(snapshotMagic), snapshotVersionNoMembers, recMember, byte(len(member)))
+	bad = append(bad, member...)
 	bad = append(bad, recEnd, 0, 0, 0)
 	wantCorrupt(t, binary.LittleEndian.AppendUint32(bad, crc32.Checksum(bad, crc32.MakeTable(crc32.Castagnoli))), "member in version 1")
 }

@@ -40,6 +40,23 @@ var (
 	ErrOutcomeUnknown = errors.New("outcome unknown")
 )
 
+// ErrDuplicateKey is what State.Apply returns (inside a DuplicateKeyError)
+// for an event whose Idempotency-Key already has a committed answer.
+var ErrDuplicateKey = errors.New("idempotency key already answered")
+
+// DuplicateKeyError carries the committed answer an event's Idempotency-Key
+// already has; the event changed nothing, and its request gets this answer.
+type DuplicateKeyError struct {
+	Record IdemRecord
+}
+
+func (e *DuplicateKeyError) Error() string {
+	return fmt.Sprintf("idempotency key %q of user %q already answered: %v", e.Record.Key, e.Record.User, ErrDuplicateKey)
+}
+
+// Unwrap makes errors.Is(err, ErrDuplicateKey) hold.
+func (e *DuplicateKeyError) Unwrap() error { return ErrDuplicateKey }
+
 // invalidf wraps ErrInvalidArgument with a formatted detail.
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrInvalidArgument)

@@ -90,6 +90,7 @@ func TestMemberEventsRoundTrip(t *testing.T) {
 	mustApply(t, st, setMember("n2", "b:1", "http://b:2"))
 	restored := domain.NewState()
 	_ = st.EachMember(func(m domain.Member) error { restored.LoadMember(m); return nil })
+	restored.LoadLastTime(st.LastTime())
 	if restored.Hash() != st.Hash() {
 		t.Fatal("restored members hash differently")
 	}

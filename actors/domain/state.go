@@ -28,6 +28,10 @@ type State struct {
 	idemHead int
 
 	members map[string]Member // cluster nodes by id
+
+	// lastAt is the latest leader time of an applied event: a new leader
+	// starts its clock at or after it, so leader time never goes back.
+	lastAt int64
 }
 
 // NewState returns an empty State.
@@ -47,7 +51,17 @@ func NewState() *State {
 // Apply validates ev against the state and applies it, or changes nothing
 // and returns why not. A leader only proposes events its actors accepted, so
 // an error here is a bug (a violated invariant) and is the same on every node.
+//
+// An event that carries an Idempotency-Key already answered (and not yet
+// pruned) changes nothing and returns a *DuplicateKeyError with the answer
+// on record: the FSM, not only the leader's actors, makes sure one key
+// never takes effect twice.
 func (s *State) Apply(ev *Event) error {
+	if ev.Idem != nil {
+		if rec, ok := s.idem[idemMapKey(ev.Idem.User, ev.Idem.Key)]; ok && rec.CreatedAt >= ev.At-IdemTTL {
+			return &DuplicateKeyError{Record: rec}
+		}
+	}
 	var err error
 	switch ev.Type {
 	case EvPutResource:
@@ -70,12 +84,20 @@ func (s *State) Apply(ev *Event) error {
 	}
 	// Pruning only after success keeps a refused event free of side
 	// effects; before putIdem, so an expired record's key can be reused.
-	s.pruneIdem(ev.At)
+	s.lastAt = max(s.lastAt, ev.At)
+	s.pruneIdem(s.lastAt)
 	if ev.Idem != nil {
 		s.putIdem(*ev.Idem)
 	}
 	return nil
 }
+
+// LastTime is the latest leader time of an applied event (Unix ns), 0 for
+// an empty log.
+func (s *State) LastTime() int64 { return s.lastAt }
+
+// LoadLastTime sets LastTime while restoring a snapshot.
+func (s *State) LoadLastTime(at int64) { s.lastAt = max(s.lastAt, at) }
 
 func (s *State) applyPut(ev *Event) error {
 	if !ValidID(ev.ResourceID) {
@@ -263,6 +285,15 @@ func (s *State) ListReservations(user, resource, after string, fn func(Reservati
 	}
 }
 
+// EachHeldOf calls fn for every held reservation of one resource.
+func (s *State) EachHeldOf(resourceID string, fn func(Reservation)) {
+	for _, id := range s.byResource[resourceID] {
+		if res := s.reservations[id]; res.Status == StatusHeld {
+			fn(res)
+		}
+	}
+}
+
 // EachHeld calls fn for every held reservation (the expiry index).
 func (s *State) EachHeld(fn func(Reservation)) {
 	for id := range s.held {
@@ -362,6 +393,7 @@ func (s *State) Clone() *State {
 	for id, m := range s.members {
 		c.members[id] = m
 	}
+	c.lastAt = s.lastAt
 	return c
 }
 
@@ -475,6 +507,7 @@ func (s *State) Hash() [32]byte {
 	buf = binary.AppendUvarint(buf[:0], uint64(len(s.held)))
 	h.Write(buf)
 	s.hashMembers(buf, func(b []byte) { h.Write(b) })
+	h.Write(binary.AppendVarint(buf[:0], s.lastAt))
 	var out [32]byte
 	h.Sum(out[:0])
 	return out

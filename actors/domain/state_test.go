@@ -1,6 +1,7 @@
 package domain_test
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -168,8 +169,20 @@ func TestIdempotencyRecords(t *testing.T) {
 	mustApply(t, st, reserveWithKey("r2", "bob", "k", t0+1))
 	wantIdem("alice", "k", "r1")
 	wantIdem("bob", "k", "r2")
-	// The first answer stays.
-	mustApply(t, st, reserveWithKey("r3", "alice", "k", t0+2))
+	// The first answer stays, and the key takes effect once: a second event
+	// with it changes nothing and gets the answer on record.
+	before := st.Hash()
+	err := st.Apply(ptr(reserveWithKey("r3", "alice", "k", t0+2)))
+	var dup *domain.DuplicateKeyError
+	if !errors.As(err, &dup) || !errors.Is(err, domain.ErrDuplicateKey) || dup.Record.Reservation.ID != "r1" {
+		t.Fatalf("second event with alice's key: %v, want the duplicate answer for r1", err)
+	}
+	if st.Hash() != before {
+		t.Fatal("a duplicate-key event changed the state")
+	}
+	if _, ok := st.Reservation("r3"); ok {
+		t.Fatal("a duplicate-key event made a reservation")
+	}
 	wantIdem("alice", "k", "r1")
 	// A refused event stores nothing and prunes nothing, however late.
 	refused := reserveWithKey("r4", "carol", "k", t0+3*day)
@@ -348,3 +361,5 @@ func TestCloneConcurrently(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func ptr(ev domain.Event) *domain.Event { return &ev }
