@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,6 +187,12 @@ func (c *Cluster) start(nd *Node, bootstrap bool, join []string) {
 		c.opts.Tune(nd.index, &cfg)
 	}
 	srv, err := server.Start(cfg)
+	// A restarted node wants its old ports back; another process may hold
+	// one for a moment (an outgoing connection's ephemeral port).
+	for deadline := time.Now().Add(c.opts.Timeout); errors.Is(err, syscall.EADDRINUSE) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		srv, err = server.Start(cfg)
+	}
 	if err != nil {
 		c.t.Fatalf("servertest: start %s: %v", nd.id, err)
 	}

@@ -162,10 +162,10 @@ func TestForcedSnapshotIsInstalledOnAFollower(t *testing.T) {
 	if got := f.RaftNode().FSM().Restores(); got <= before {
 		t.Fatalf("%s restored %d snapshots, %d before", f.ID(), got, before)
 	}
-	first, _ := f.RaftNode().Raft().Stats()["last_snapshot_index"], 0
+	snap := f.RaftNode().Raft().Stats()["last_snapshot_index"]
 	c.WaitConverged()
 	c.Client(f.Index()).Must("GET", "/v1/resources/while-cut?consistency=stale", nil, http.StatusOK)
-	t.Logf("%s installed a snapshot (its last snapshot index %s)", f.ID(), first)
+	t.Logf("%s installed a snapshot (its last snapshot index %s)", f.ID(), snap)
 }
 
 func TestClockSkewShowsInLeaderTime(t *testing.T) {

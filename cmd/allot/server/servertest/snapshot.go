@@ -3,6 +3,7 @@ package servertest
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -41,8 +42,9 @@ func (c *Cluster) InstallSnapshot(i int) {
 	for range pad {
 		futures = append(futures, lr.Barrier(c.opts.Timeout))
 	}
+	deadline := time.Now().Add(c.opts.Timeout)
 	for _, f := range futures {
-		if err := awaitFuture(f, c.opts.Timeout); err != nil {
+		if err := awaitFuture(f, time.Until(deadline)); err != nil {
 			c.t.Fatalf("servertest: write %d entries without %s: %v", pad, nd.id, err)
 		}
 	}
