@@ -134,8 +134,132 @@ func pollUntil(within time.Duration, cond func() bool) bool {
 	return true
 }
 
+// formCluster starts n allot processes and forms them into a cluster as the
+// README does: the first bootstraps, the others join it. It returns once
+// every node is ready and known, with its HTTP address, to the others. If
+// the test fails, the tail of each node's log is printed.
+func formCluster(t *testing.T, hc *http.Client, n int) []*proc {
+	t.Helper()
+	procs := make([]*proc, n)
+	for i := range procs {
+		procs[i] = newProc(t, fmt.Sprintf("n%d", i+1))
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range procs {
+				t.Logf("--- log of %s:\n%s", p.id, p.tail(40))
+			}
+		}
+	})
+	procs[0].start("--bootstrap")
+	procs[0].waitReady(hc, 30*time.Second)
+	for _, p := range procs[1:] {
+		p.start("--join", procs[0].base)
+	}
+	for _, p := range procs {
+		p.waitReady(hc, 60*time.Second)
+	}
+	if !pollUntil(30*time.Second, func() bool {
+		info, err := clusterView(hc, procs[n-1], "")
+		if err != nil || len(info.Nodes) != n {
+			return false
+		}
+		for _, nd := range info.Nodes {
+			if nd.HTTPAddr == "" || (nd.State != "leader" && nd.State != "follower") {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("cluster of %d did not form", n)
+	}
+	return procs
+}
+
+// pause stops the process with SIGSTOP. It keeps its state and its sockets:
+// peers' connections stay open, the kernel still accepts new ones, and
+// nothing is answered, as with a process stalled by a long GC pause, a VM
+// migration or an overloaded host, until resume. Its clocks run on, so
+// that it wakes up to timers long overdue and a lease long gone.
+func (p *proc) pause() {
+	p.t.Helper()
+	p.signal(syscall.SIGSTOP)
+}
+
+// resume continues a paused process with SIGCONT.
+func (p *proc) resume() {
+	p.t.Helper()
+	p.signal(syscall.SIGCONT)
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil {
+		p.t.Fatalf("%s: %v to a process that is down", p.id, sig)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("%s: %v: %v", p.id, sig, err)
+	}
+}
+
+// leaderOf returns the process that the first answering node names as its
+// leader, nil if none answers with one.
+func leaderOf(hc *http.Client, procs []*proc) *proc {
+	for _, p := range procs {
+		info, err := clusterView(hc, p, "")
+		if err != nil || info.Leader == nil {
+			continue
+		}
+		for _, q := range procs {
+			if q.id == info.Leader.ID {
+				return q
+			}
+		}
+	}
+	return nil
+}
+
+// waitSameState waits until every process answers, is ready, and reports
+// the same applied index and state hash; it returns the hash.
+func waitSameState(t *testing.T, hc *http.Client, procs []*proc, within time.Duration) string {
+	t.Helper()
+	var last string
+	var hash string
+	if !pollUntil(within, func() bool {
+		hash = ""
+		var index uint64
+		for i, p := range procs {
+			info, err := clusterView(hc, p, "?hash=true")
+			switch {
+			case err != nil:
+				last = fmt.Sprintf("%s: %v", p.id, err)
+				return false
+			case !info.Ready || info.StateHash == "":
+				last = fmt.Sprintf("%s not ready: %s", p.id, info.Reason)
+				return false
+			case i == 0:
+				hash, index = info.StateHash, info.AppliedIndex
+			case info.AppliedIndex != index || info.StateHash != hash:
+				last = fmt.Sprintf("%s at %d with %.16s, %s at %d with %.16s",
+					procs[0].id, index, hash, p.id, info.AppliedIndex, info.StateHash)
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("nodes did not converge within %v: %s", within, last)
+	}
+	return hash
+}
+
 type clusterJSON struct {
 	ID           string `json:"id"`
+	State        string `json:"state"`
+	Ready        bool   `json:"ready"`
+	Reason       string `json:"reason"`
 	AppliedIndex uint64 `json:"applied_index"`
 	StateHash    string `json:"state_hash"`
 	Leader       *struct {
@@ -203,41 +327,7 @@ func flashCrowdFailover(t *testing.T, n, kill int) {
 		t.Skip("starts real processes")
 	}
 	hc := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	procs := make([]*proc, n)
-	for i := range procs {
-		procs[i] = newProc(t, fmt.Sprintf("n%d", i+1))
-	}
-	defer func() {
-		if t.Failed() {
-			for _, p := range procs {
-				t.Logf("--- log of %s:\n%s", p.id, p.tail(40))
-			}
-		}
-	}()
-
-	// Formation as in the README: the first node bootstraps, the others join it.
-	procs[0].start("--bootstrap")
-	procs[0].waitReady(hc, 30*time.Second)
-	for _, p := range procs[1:] {
-		p.start("--join", procs[0].base)
-	}
-	for _, p := range procs {
-		p.waitReady(hc, 60*time.Second)
-	}
-	if !pollUntil(30*time.Second, func() bool {
-		info, err := clusterView(hc, procs[n-1], "")
-		if err != nil || len(info.Nodes) != n {
-			return false
-		}
-		for _, nd := range info.Nodes {
-			if nd.HTTPAddr == "" || (nd.State != "leader" && nd.State != "follower") {
-				return false
-			}
-		}
-		return true
-	}) {
-		t.Fatalf("cluster of %d did not form", n)
-	}
+	procs := formCluster(t, hc, n)
 
 	mustDo := func(method, url string, body string) {
 		t.Helper()

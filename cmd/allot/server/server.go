@@ -49,6 +49,11 @@ type Config struct {
 	// Cluster tunes Raft; identity, addresses and callbacks are filled in
 	// by Start.
 	Cluster cluster.Config
+	// WrapLog, when set, wraps the Raft node as the engine sees it (the log
+	// it proposes to and reads committed state from): the seam where the
+	// test kit turns commits into unknown outcomes. Nil hands the engine the
+	// node itself.
+	WrapLog func(actors.Log) actors.Log
 }
 
 // DefaultConfig is a lone node on loopback in ./allot-data.
@@ -118,7 +123,11 @@ func Start(cfg Config) (*Server, error) {
 
 	ec := cfg.Engine
 	ec.Logger = logger.With("component", "actors")
-	s.engine = actors.New(node, ec, newEngineMetrics(s.registry).hooks())
+	var log actors.Log = node
+	if cfg.WrapLog != nil {
+		log = cfg.WrapLog(log)
+	}
+	s.engine = actors.New(log, ec, newEngineMetrics(s.registry).hooks())
 	close(engineReady)
 	s.registry.MustRegister(engineCollector{s.engine}, newStateCollector(node.View))
 
