@@ -489,7 +489,7 @@ func checkAlerts(t *testing.T, fams map[string]*dto.MetricFamily) {
 		}
 	}
 	for _, want := range []string{"AllotNoLeader", "AllotLeaderFlapping", "AllotExpiryLagHigh",
-		"AllotInvariantViolation", "AllotApplyLag", "AllotHTTP5xxRate"} {
+		"AllotInvariantViolation", "AllotApplyLag", "AllotHTTP5xxRate", "AllotClockSkew", "AllotLeaderClockStepped"} {
 		if !seen[want] {
 			t.Errorf("alert %s missing (have %v)", want, alerts)
 		}
