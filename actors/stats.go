@@ -38,6 +38,14 @@ type Stats struct {
 	// ExpiryTimers is the number of scheduled expiry checks in the leader's
 	// heap (a hold whose expiry is being retried may appear twice).
 	ExpiryTimers int
+	// ClockStepsIgnored is how many readings of the wall clock this term's
+	// leader time refused to follow because they were more than a second
+	// off its monotonic extrapolation (the wall clock stepped, or the term
+	// started behind the committed time). Above 0, leader time and this
+	// node's wall clock disagree; see ClockAhead for by how much.
+	ClockStepsIgnored uint64
+	// ClockAhead is leader time minus this node's wall clock, now.
+	ClockAhead time.Duration
 }
 
 // Stats reports the engine's current state. It visits every live actor,
@@ -53,6 +61,9 @@ func (e *Engine) Stats() Stats {
 		QueuedEvents:    len(t.proposer.in),
 		InflightBatches: len(t.proposer.slots),
 		ExpiryTimers:    t.expiry.pending(),
+
+		ClockStepsIgnored: t.clock.ignoredSteps(),
+		ClockAhead:        t.clock.aheadOfWall(),
 	}
 	st.ActiveActors, st.MaxMailbox = t.registry.load()
 	return st

@@ -63,6 +63,16 @@ type Config struct {
 	// until they expire, so that a token sent again skips decoding and
 	// signature checking. 0 disables the cache.
 	TokenCacheSize int
+
+	// Clock is read for the "time" of /healthz, from which the other nodes
+	// measure their clock offset to this one: give it the clock the engine
+	// stamps leader time from. nil is the machine's.
+	Clock Clock
+}
+
+// Clock is a wall clock (actors.Clock satisfies it).
+type Clock interface {
+	Now() time.Time
 }
 
 // RateLimit is a per-user token bucket. Every request under /v1 takes one

@@ -54,6 +54,40 @@ func TestRequestIDAndNodeHeaders(t *testing.T) {
 	}
 }
 
+// healthClock is a wall clock shifted by a fixed amount.
+type healthClock struct{ shift time.Duration }
+
+func (c healthClock) Now() time.Time { return time.Now().Add(c.shift) }
+
+// /healthz reports the node's wall clock (the configured one) in UTC with
+// nanoseconds, for the other nodes' clock-offset probes.
+func TestHealthzTime(t *testing.T) {
+	for _, shift := range []time.Duration{0, -90 * time.Minute} {
+		e := newEnv(t, func(c *Config) {
+			if shift != 0 {
+				c.Clock = healthClock{shift}
+			}
+		})
+		before := time.Now().Add(shift)
+		var st map[string]string
+		e.do("GET", "/healthz", "", "").want(t, http.StatusOK, &st)
+		after := time.Now().Add(shift)
+		if st["status"] != "ok" {
+			t.Errorf("healthz %v", st)
+		}
+		raw := st["time"]
+		got, err := time.Parse(time.RFC3339Nano, raw)
+		switch {
+		case err != nil:
+			t.Errorf("time %q: %v", raw, err)
+		case !strings.HasSuffix(raw, "Z") || len(raw) != len("2006-01-02T15:04:05.000000000Z"):
+			t.Errorf("time %q: want UTC with nine fractional digits", raw)
+		case got.Before(before) || got.After(after):
+			t.Errorf("shift %v: time %s not within [%s, %s]", shift, raw, before.UTC().Format(time.RFC3339Nano), after.UTC().Format(time.RFC3339Nano))
+		}
+	}
+}
+
 func TestHealthReadyAndUnmatched(t *testing.T) {
 	e := newEnv(t, nil)
 	var st map[string]string

@@ -262,10 +262,14 @@ var (
 		"Batches handed to Raft and not yet applied.", nil, nil)
 	descExpiryTimers = prometheus.NewDesc("allot_expiry_timers",
 		"Expiry checks scheduled in the leader's timer heap (0 unless it leads).", nil, nil)
+	descClockSteps = prometheus.NewDesc("allot_leader_clock_steps_ignored",
+		"Wall-clock readings this term's leader time did not follow, being more than a second off its monotonic course (0 unless it leads).", nil, nil)
+	descClockAhead = prometheus.NewDesc("allot_leader_clock_ahead_seconds",
+		"Leader time minus this node's wall clock (0 unless it leads).", nil, nil)
 )
 
 func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descActorsActive, descMailboxMax, descQueued, descInflight, descExpiryTimers} {
+	for _, d := range []*prometheus.Desc{descActorsActive, descMailboxMax, descQueued, descInflight, descExpiryTimers, descClockSteps, descClockAhead} {
 		ch <- d
 	}
 }
@@ -277,4 +281,6 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(st.QueuedEvents))
 	ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(st.InflightBatches))
 	ch <- prometheus.MustNewConstMetric(descExpiryTimers, prometheus.GaugeValue, float64(st.ExpiryTimers))
+	ch <- prometheus.MustNewConstMetric(descClockSteps, prometheus.GaugeValue, float64(st.ClockStepsIgnored))
+	ch <- prometheus.MustNewConstMetric(descClockAhead, prometheus.GaugeValue, st.ClockAhead.Seconds())
 }

@@ -204,6 +204,8 @@ var wantFamilies = map[string]family{
 	"allot_proposer_failed_batches_total":       {counter, []string{"reason"}},
 	"allot_proposer_queue_length":               {gauge, nil},
 	"allot_proposer_inflight_batches":           {gauge, nil},
+	"allot_leader_clock_steps_ignored":          {gauge, nil},
+	"allot_leader_clock_ahead_seconds":          {gauge, nil},
 	"allot_raft_state":                          {gauge, []string{"state"}},
 	"allot_raft_term":                           {gauge, nil},
 	"allot_raft_last_log_index":                 {gauge, nil},
@@ -227,8 +229,34 @@ var wantFamilies = map[string]family{
 	"process_resident_memory_bytes": {gauge, nil},
 }
 
+// clusterFamilies are exported only by a node that has peers (series per
+// peer), so TestMetrics's lone node has none of them;
+// TestClockOffsetsBetweenNodes checks them on three nodes.
+var clusterFamilies = map[string]family{
+	"allot_clock_offset_seconds":             {gauge, []string{"peer"}},
+	"allot_clock_offset_uncertainty_seconds": {gauge, []string{"peer"}},
+	"allot_clock_probe_failures_total":       {counter, []string{"peer"}},
+}
+
 func checkFamilies(t *testing.T, fams map[string]*dto.MetricFamily) {
-	for name, want := range wantFamilies {
+	checkFamilyShapes(t, fams, wantFamilies)
+	for name := range clusterFamilies {
+		if _, ok := fams[name]; ok {
+			t.Errorf("%s: exported by a node without peers", name)
+		}
+	}
+	if v := value(sample(fams, "allot_leader_clock_ahead_seconds")); math.Abs(v) > 0.5 {
+		t.Errorf("allot_leader_clock_ahead_seconds %v on a leader with a steady clock, want about 0", v)
+	}
+	expect(t, fams, "allot_leader_clock_steps_ignored", 0)
+	checkWorkload(t, fams)
+}
+
+// checkFamilyShapes checks that every family of want is exported with its
+// type and label names.
+func checkFamilyShapes(t *testing.T, fams map[string]*dto.MetricFamily, want map[string]family) {
+	t.Helper()
+	for name, want := range want {
 		f, ok := fams[name]
 		if !ok {
 			t.Errorf("%s: missing", name)
@@ -249,8 +277,10 @@ func checkFamilies(t *testing.T, fams map[string]*dto.MetricFamily) {
 			}
 		}
 	}
+}
 
-	// What the workload did.
+// checkWorkload checks the counts of what metricsWorkload did.
+func checkWorkload(t *testing.T, fams map[string]*dto.MetricFamily) {
 	for _, w := range []struct {
 		kind, outcome string
 		n             float64
@@ -390,7 +420,9 @@ func checkExprMetrics(t *testing.T, where, expr string, fams map[string]*dto.Met
 			}
 		}
 		f, ok := fams[base]
+		_, withPeers := clusterFamilies[base]
 		switch {
+		case !ok && withPeers: // checked by TestClockOffsetsBetweenNodes
 		case !ok:
 			t.Errorf("%s: %s is not exported", where, name)
 		case strings.HasSuffix(name, "_bucket") && f.GetType() != histogram:
@@ -457,7 +489,7 @@ func checkAlerts(t *testing.T, fams map[string]*dto.MetricFamily) {
 		}
 	}
 	for _, want := range []string{"AllotNoLeader", "AllotLeaderFlapping", "AllotExpiryLagHigh",
-		"AllotInvariantViolation", "AllotApplyLag", "AllotHTTP5xxRate"} {
+		"AllotInvariantViolation", "AllotApplyLag", "AllotHTTP5xxRate", "AllotClockSkew", "AllotLeaderClockStepped"} {
 		if !seen[want] {
 			t.Errorf("alert %s missing (have %v)", want, alerts)
 		}

@@ -44,7 +44,7 @@ type Config struct {
 	// Engine tunes the actors and the proposer.
 	Engine actors.Config
 	// HTTP tunes the API; its Engine, Reader, Cluster, NodeID, AuthSecret,
-	// Logger and Registry are filled in by Start.
+	// Logger, Registry and Clock (Engine.Clock) are filled in by Start.
 	HTTP httpapi.Config
 	// Cluster tunes Raft; identity, addresses and callbacks are filled in
 	// by Start.
@@ -54,6 +54,8 @@ type Config struct {
 	// test kit turns commits into unknown outcomes. Nil hands the engine the
 	// node itself.
 	WrapLog func(actors.Log) actors.Log
+	// ClockProbe tunes the measurement of the other nodes' clock offsets.
+	ClockProbe ClockProbeConfig
 }
 
 // DefaultConfig is a lone node on loopback in ./allot-data.
@@ -68,6 +70,7 @@ func DefaultConfig() Config {
 		Engine:      actors.DefaultConfig(),
 		HTTP:        httpapi.DefaultConfig(),
 		Cluster:     cluster.DefaultConfig(),
+		ClockProbe:  DefaultClockProbeConfig(),
 	}
 }
 
@@ -81,6 +84,7 @@ type Server struct {
 	engine   *actors.Engine
 	api      *httpapi.Server
 	registry *prometheus.Registry // what /metrics serves
+	probe    *clockProber
 	served   chan error
 
 	shutdownOnce sync.Once
@@ -135,6 +139,7 @@ func Start(cfg Config) (*Server, error) {
 	hc.Engine, hc.Reader, hc.Cluster = s.engine, node, clusterView{node}
 	hc.NodeID, hc.AuthSecret, hc.Registry = cfg.NodeID, cfg.AuthSecret, s.registry
 	hc.Logger = logger.With("component", "http")
+	hc.Clock = cfg.Engine.Clock // /healthz reports the clock leader time is read from
 	api, err := httpapi.New(hc)
 	if err != nil {
 		s.stopCore()
@@ -142,8 +147,11 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.api = api
+	s.probe = newClockProber(cfg.ClockProbe, cfg.Engine.Clock, clusterPeers(node), logger.With("component", "clock"))
+	s.registry.MustRegister(s.probe)
 	s.http = httpapi.NewHTTPServer(ln.Addr().String(), api.Handler())
 	go func() { s.served <- s.http.Serve(ln) }()
+	s.probe.start()
 	logger.Info("allot node started", "node", cfg.NodeID, "http", ln.Addr().String(), "raft", node.Status().RaftAddr, "data_dir", cfg.DataDir)
 	return s, nil
 }
@@ -154,11 +162,13 @@ func (s *Server) HTTPAddr() string { return s.listener.Addr().String() }
 // Node exposes the Raft node (tests, bench verification).
 func (s *Server) Node() *cluster.Node { return s.node }
 
-// Shutdown stops the node from the outside in: HTTP stops taking requests and
-// finishes (or times out) the ones in flight, the actors stop, Raft hands
-// leadership over if it can and shuts down, storage closes.
+// Shutdown stops the node from the outside in: the clock probe of the other
+// nodes stops, HTTP stops taking requests and finishes (or times out) the
+// ones in flight, the actors stop, Raft hands leadership over if it can and
+// shuts down, storage closes.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
+		s.probe.close()
 		err := s.http.Shutdown(ctx)
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = errors.Join(err, s.http.Close())
