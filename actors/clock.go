@@ -18,19 +18,25 @@ type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
 
-// maxClockStep is how far the wall clock may drift from the leader's
-// monotonic extrapolation before the engine stops following it: beyond it,
-// the wall clock is taken to have stepped and is ignored for the rest of
-// the term.
+// maxClockStep is how far the wall clock may jump ahead of the leader's
+// monotonic extrapolation and still be followed: beyond it, the wall clock
+// is taken to have stepped and is ignored.
 const maxClockStep = time.Second
+
+// slewDivisor sets how much slower than the monotonic clock leader time runs
+// while it is ahead of the wall clock (after a step back of the wall clock,
+// or a lead inherited from a leader whose clock was ahead): 1/100, so it
+// never goes back and catches up gradually, the way NTP slews.
+const slewDivisor = 100
 
 // leaderClock is leader time: the time stamped into every event. It never
 // goes backwards, not across leaders (it starts at or after the latest
 // time already committed) and not within a term (it follows the monotonic
-// clock, pulled towards the wall clock only while the two agree within
-// maxClockStep, so neither a step back nor a step forward of the wall
-// clock moves it). Across leaders it relies on clocks agreeing within the
-// skew the cluster is run with (see docs/DESIGN.md); allot measures that
+// clock; it follows the wall clock forward only by less than maxClockStep at
+// a time, and while the wall clock is behind it runs 1% slow until they
+// meet). So neither a step back nor a step forward of the wall clock moves
+// it abruptly. Across leaders it relies on clocks agreeing within the skew
+// the cluster is run with (see docs/DESIGN.md, "Time"); allot measures that
 // skew and alerts on it.
 type leaderClock struct {
 	wall   Clock
@@ -39,7 +45,8 @@ type leaderClock struct {
 	mu       sync.Mutex
 	last     int64         // leader time last returned, Unix ns
 	lastMono time.Duration // monotonic reading when last was returned
-	steps    uint64        // wall-clock steps ignored
+	stepped  bool          // the last reading did not follow the wall clock
+	steps    uint64        // times the wall clock stopped being followed
 }
 
 // newLeaderClock starts leader time for a term at the later of the wall
@@ -56,19 +63,31 @@ func (c *leaderClock) now() int64 {
 	mono := time.Since(c.origin)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	expected := c.last + int64(mono-c.lastMono)
-	t := wall
-	if d := wall - expected; d > int64(maxClockStep) || d < -int64(maxClockStep) {
-		t = expected // the wall clock stepped: keep to the monotonic clock
+	t, stepped := c.next(wall, mono)
+	if stepped && !c.stepped {
 		c.steps++
 	}
-	t = max(t, c.last)
-	c.last, c.lastMono = t, mono
+	c.last, c.lastMono, c.stepped = t, mono, stepped
 	return t
 }
 
-// ignoredSteps is how many readings of a stepped wall clock were replaced
-// by the monotonic extrapolation.
+// next is the leader time for a wall reading and a monotonic reading, and
+// whether the wall clock was not followed; c.mu is held.
+func (c *leaderClock) next(wall int64, mono time.Duration) (int64, bool) {
+	elapsed := int64(mono - c.lastMono)
+	expected := c.last + elapsed
+	if wall > expected+int64(maxClockStep) {
+		return expected, true // the wall clock jumped ahead
+	}
+	if slow := c.last + elapsed - elapsed/slewDivisor; wall < slow {
+		return slow, wall < expected-int64(maxClockStep) // ahead of the wall clock: slew
+	}
+	return wall, false
+}
+
+// ignoredSteps is how many times this term the wall clock stepped (or was
+// found behind leader time) by more than maxClockStep and stopped being
+// followed.
 func (c *leaderClock) ignoredSteps() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -8,16 +8,11 @@ import "time"
 // was ahead of this node's clock when the term started, until the wall clock
 // catches up. It computes what now would return without recording it, so a
 // metrics scrape neither advances leader time nor counts an ignored step.
-// Keep it in step with now.
 func (c *leaderClock) aheadOfWall() time.Duration {
 	wall := c.wall.Now().UnixNano()
 	mono := time.Since(c.origin)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	expected := c.last + int64(mono-c.lastMono)
-	t := wall
-	if d := wall - expected; d > int64(maxClockStep) || d < -int64(maxClockStep) {
-		t = expected
-	}
-	return time.Duration(max(t, c.last) - wall)
+	t, _ := c.next(wall, mono)
+	return time.Duration(t - wall)
 }

@@ -42,8 +42,8 @@ func TestLeaderClockIgnoresSteps(t *testing.T) {
 	if t2 < t1 || t2-t1 > int64(time.Second) {
 		t.Fatalf("after a step forward: %v later, want a little later", time.Duration(t2-t1))
 	}
-	if c.ignoredSteps() != 2 {
-		t.Fatalf("%d steps ignored, want 2", c.ignoredSteps())
+	if c.ignoredSteps() != 1 { // one stretch of not following the wall clock
+		t.Fatalf("%d steps ignored, want 1", c.ignoredSteps())
 	}
 	// Time keeps flowing with the monotonic clock.
 	time.Sleep(20 * time.Millisecond)
@@ -64,5 +64,28 @@ func TestLeaderClockFollowsSmallCorrections(t *testing.T) {
 	}
 	if c.ignoredSteps() != 0 {
 		t.Fatal("a small correction counted as a step")
+	}
+}
+
+// A lead over the wall clock (a step back, or time inherited from a leader
+// whose clock was ahead) shrinks: leader time runs 1% slow, never back.
+func TestLeaderClockSlewsBackToTheWallClock(t *testing.T) {
+	wall := &stepClock{}
+	base := time.Now().UnixNano()
+	wall.wall.Store(base)
+	c := newLeaderClock(wall, base+int64(50*time.Millisecond)) // committed 50ms ahead
+	start := c.now()
+	s0 := time.Now()
+	time.Sleep(100 * time.Millisecond)
+	wall.wall.Store(base + int64(100*time.Millisecond))
+	real := time.Since(s0)
+	t1 := c.now()
+	if adv := time.Duration(t1 - start); adv >= real || adv < real*97/100 {
+		t.Fatalf("leader time advanced %v in %v while ahead, want 1%% less", adv, real)
+	}
+	// Once the wall clock has caught up, it is followed again.
+	wall.wall.Store(base + int64(time.Second))
+	if t2 := c.now(); t2 != base+int64(time.Second) {
+		t.Fatalf("leader time %d, want the wall clock %d", t2, base+int64(time.Second))
 	}
 }
