@@ -118,6 +118,8 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.wg.Add(1)
 	go n.watchLeadership(notify)
+	n.wg.Add(1)
+	go n.promoteCaughtUp()
 
 	if cfg.Bootstrap && !hasState {
 		if err := n.bootstrap(); err != nil {

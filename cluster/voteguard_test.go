@@ -231,9 +231,9 @@ func (g *gatedLog) StoreLog(l *raft.Log) error { <-g.gate; return g.LogStore.Sto
 func (g *gatedLog) StoreLogs(ls []*raft.Log) error { <-g.gate; return g.LogStore.StoreLogs(ls) }
 
 // TestDefect9JoinerVotesOnlyOnceCaughtUp: a joining node is a non-voter
-// until its log has caught up, AddVoter says so and is picked up by the
-// next call, the node's vote guard opens only once it holds the leader's
-// committed entries, and its floor survives a restart.
+// until its log has caught up (AddVoter answers unavailable meanwhile), the
+// leader promotes it once it has, its vote guard opens only once it holds
+// the leader's committed entries, and its floor survives a restart.
 func TestDefect9JoinerVotesOnlyOnceCaughtUp(t *testing.T) {
 	nodes := startCluster(t, 1, nil)
 	l := nodes[0]
@@ -264,12 +264,17 @@ func TestDefect9JoinerVotesOnlyOnceCaughtUp(t *testing.T) {
 		t.Fatalf("n2 can vote before it caught up: %+v", vs)
 	}
 
+	// Once it can catch up, the leader promotes it without being asked
+	// again (a joiner may have given up), and a late retry succeeds.
 	log.open()
+	waitFor(t, "n2 promoted", func() error {
+		if got := serverIDs(t, l); fmt.Sprint(got) != "[n1/Voter n2/Voter]" {
+			return fmt.Errorf("configuration %v", got)
+		}
+		return nil
+	})
 	if err := l.AddVoter(context.Background(), m); err != nil {
 		t.Fatal(err)
-	}
-	if got := serverIDs(t, l); fmt.Sprint(got) != "[n1/Voter n2/Voter]" {
-		t.Fatalf("configuration %v", got)
 	}
 	waitFor(t, "n2's vote guard opens", func() error {
 		if vs := n2.VoteStatus(); !vs.CanVote {
