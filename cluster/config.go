@@ -39,6 +39,12 @@ type Config struct {
 	// itself as the only voter. It is ignored when the data dir already has
 	// state, so it is safe to leave set on restarts.
 	Bootstrap bool
+	// BootstrapGrace is how long a node about to bootstrap first listens for
+	// Raft RPCs arriving at its address: if one comes, a running cluster
+	// lists the address (its data dir was wiped) and the node does not
+	// found a new cluster (see bootstrap.go). Start waits this long. Zero
+	// means three times the longer of HeartbeatTimeout and ElectionTimeout.
+	BootstrapGrace time.Duration
 
 	// Logger receives the node's logs and Raft's (at RaftLogLevel and above).
 	// Nil means slog.Default().
@@ -150,6 +156,16 @@ func DefaultConfig() Config {
 	}
 }
 
+// bootstrapGrace is BootstrapGrace with its default applied: enough for
+// a leader's heartbeats (backed off to at most half a heartbeat timeout)
+// or a candidate's vote requests to arrive.
+func (c *Config) bootstrapGrace() time.Duration {
+	if c.BootstrapGrace > 0 {
+		return c.BootstrapGrace
+	}
+	return 3 * max(c.HeartbeatTimeout, c.ElectionTimeout)
+}
+
 // Validate checks the fields a Node needs; hashicorp/raft checks its own
 // limits again at Start.
 func (c *Config) Validate() error {
@@ -185,6 +201,9 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			bad("%s must be positive", d.name)
 		}
+	}
+	if c.BootstrapGrace < 0 {
+		bad("bootstrap grace must not be negative")
 	}
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
 		bad("leader lease timeout %v exceeds heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)

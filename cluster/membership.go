@@ -25,10 +25,14 @@ import (
 // AddVoter makes node m a voter (adding it, or moving it to a new Raft
 // address) and records its addresses in committed state. Only the ready
 // leader can: elsewhere it fails with domain.ErrNotLeader or
-// domain.ErrUnavailable before changing anything. A node that comes back
-// with the same id and address (say, with a wiped data dir) is already in
-// the configuration and only catches up; another node still listed at m's
-// Raft address under an older id is removed first, as it cannot be running.
+// domain.ErrUnavailable before changing anything. A new node joins as a
+// non-voter and is promoted once caught up (admit.go); the call fails with
+// domain.ErrUnavailable if that takes longer than ApplyTimeout, and the
+// next call goes on waiting. A node that comes back with the same id and
+// address (say, with a wiped data dir) is still a voter and only catches
+// up, its vote guard keeping it from voting until it has; another node
+// still listed at m's Raft address under an older id is removed first, as
+// it cannot be running.
 func (n *Node) AddVoter(ctx context.Context, m domain.Member) error {
 	if err := m.Validate(); err != nil {
 		return err
@@ -40,11 +44,11 @@ func (n *Node) AddVoter(ctx context.Context, m domain.Member) error {
 	if err != nil {
 		return fmt.Errorf("add voter %s: read configuration: %w: %w", m.ID, domain.ErrUnavailable, err)
 	}
-	member := false
+	var current *raft.Server
 	for _, s := range servers {
 		switch {
 		case string(s.ID) == m.ID:
-			member = s.Suffrage == raft.Voter && string(s.Address) == m.RaftAddr
+			current = &s
 		case string(s.Address) == m.RaftAddr && string(s.ID) == n.cfg.NodeID:
 			return fmt.Errorf("add voter %s: raft address %s is the leader's own: %w", m.ID, m.RaftAddr, domain.ErrInvalidArgument)
 		case string(s.Address) == m.RaftAddr:
@@ -54,12 +58,8 @@ func (n *Node) AddVoter(ctx context.Context, m domain.Member) error {
 			}
 		}
 	}
-	if !member {
-		f := n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.cfg.ApplyTimeout)
-		if err := n.changeConfig(ctx, f); err != nil {
-			return fmt.Errorf("add voter %s: %w", m.ID, err)
-		}
-		n.logger.Info("voter added", "id", m.ID, "raft_addr", m.RaftAddr, "http_addr", m.HTTPAddr)
+	if err := n.admit(ctx, m, current); err != nil {
+		return fmt.Errorf("add voter %s: %w", m.ID, err)
 	}
 	if old, ok := n.fsm.Member(m.ID); ok && old == m {
 		return nil

@@ -27,6 +27,7 @@ type Node struct {
 	fsm      *FSM
 	verifier *verifier
 	raftAddr string
+	trans    *guardedTransport // Raft's transport, behind the vote guard
 
 	// readyTerm is the term in which this node became leader and passed its
 	// barrier, 0 when it is not a ready leader. One word, so that a reader
@@ -48,10 +49,11 @@ type Node struct {
 	shutdownErr  error
 }
 
-// Start opens the stores in cfg.DataDir, starts Raft on cfg.RaftAddr and,
-// for a node without state and with cfg.Bootstrap, bootstraps a cluster of
-// this one voter. It returns once Raft runs; leadership comes later
-// (OnLeadership, Ready).
+// Start opens the stores in cfg.DataDir, starts Raft on cfg.RaftAddr behind
+// the vote guard and, for a node without state and with cfg.Bootstrap,
+// bootstraps a cluster of this one voter unless a running cluster makes
+// contact within cfg.BootstrapGrace (bootstrap.go). It returns once Raft
+// runs; leadership comes later (OnLeadership, Ready).
 func Start(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -72,7 +74,7 @@ func Start(cfg Config) (*Node, error) {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: read raft state: %w", err)
 	}
-	trans, err := newTransport(&cfg, raftLog)
+	trans, err := newGuardedTransport(&cfg, raftLog, stores, hasState)
 	if err != nil {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.RaftAddr, err)
@@ -85,6 +87,7 @@ func Start(cfg Config) (*Node, error) {
 		fsm:      NewFSM(logger),
 		metrics:  newNodeMetrics(cfg.Metrics),
 		raftAddr: string(trans.LocalAddr()),
+		trans:    trans,
 		hadState: hasState,
 		pending:  make(map[*proposal]struct{}),
 		stop:     make(chan struct{}),
@@ -107,6 +110,7 @@ func Start(cfg Config) (*Node, error) {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
+	trans.attach(n.raft, stores)
 	n.verifier = &verifier{raft: n.raft, timeout: cfg.ReadTimeout}
 	if err := n.metrics.register(n); err != nil {
 		n.Shutdown()
@@ -114,20 +118,13 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.wg.Add(1)
 	go n.watchLeadership(notify)
+	n.wg.Add(1)
+	go n.promoteCaughtUp()
 
 	if cfg.Bootstrap && !hasState {
-		boot := raft.Configuration{Servers: []raft.Server{{
-			Suffrage: raft.Voter, ID: raft.ServerID(cfg.NodeID), Address: trans.LocalAddr(),
-		}}}
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		err := awaitFuture(ctx, n.raft.BootstrapCluster(boot))
-		cancel()
-		switch {
-		case err == nil:
-			logger.Info("bootstrapped a new cluster", "raft_addr", n.raftAddr)
-		case !errors.Is(err, raft.ErrCantBootstrap):
+		if err := n.bootstrap(); err != nil {
 			n.Shutdown()
-			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
+			return nil, err
 		}
 	}
 	logger.Info("raft started", "raft_addr", n.raftAddr, "existing_state", hasState)

@@ -1,0 +1,55 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// bootstrap founds a new cluster with this node, which has no Raft state,
+// as its only voter: unless a Raft RPC reaches its address within
+// Config.BootstrapGrace. A leader that still lists this address sends it
+// heartbeats every tenth of a heartbeat timeout (backing off to at most
+// half of one while the node was down), and a candidate asks it for its
+// vote, so a node whose data dir was wiped hears its old cluster within
+// the grace period. It then does not found a cluster of its own, which
+// would acknowledge writes beside the real one and put its own first entry
+// into the log it later receives; it stays a blank node, and its vote
+// guard keeps it from voting until the cluster has brought it back.
+//
+// What this cannot see: a cluster none of whose nodes reaches this one
+// during the grace period (all down, or partitioned away). A cluster id
+// checked on every RPC (issue 9) closes that.
+func (n *Node) bootstrap() error {
+	grace := n.cfg.bootstrapGrace()
+	wait := time.NewTimer(grace)
+	defer wait.Stop()
+	select {
+	case <-n.trans.contacted():
+		n.logger.Error("this address is a member of a running cluster: rejoin it with --join; not founding a new cluster",
+			"raft_addr", n.raftAddr, "heard", n.trans.firstContact())
+		return nil
+	case <-wait.C:
+	}
+	boot := raft.Configuration{Servers: []raft.Server{{
+		Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.NodeID), Address: n.trans.LocalAddr(),
+	}}}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+	err := awaitFuture(ctx, n.raft.BootstrapCluster(boot))
+	cancel()
+	switch {
+	case err == nil:
+		// A new cluster: nothing was voted or committed in it before.
+		n.trans.guard.disarm(0, "founded a new cluster")
+		n.logger.Info("bootstrapped a new cluster", "raft_addr", n.raftAddr, "waited", grace)
+	case errors.Is(err, raft.ErrCantBootstrap):
+		// State arrived after the grace period: a leader got through.
+		n.logger.Error("raft state arrived while bootstrapping: this address is a member of a running cluster; not founding a new cluster")
+	default:
+		return fmt.Errorf("cluster: bootstrap: %w", err)
+	}
+	return nil
+}
