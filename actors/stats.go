@@ -38,10 +38,10 @@ type Stats struct {
 	// ExpiryTimers is the number of scheduled expiry checks in the leader's
 	// heap (a hold whose expiry is being retried may appear twice).
 	ExpiryTimers int
-	// ClockStepsIgnored is how many readings of the wall clock this term's
-	// leader time refused to follow because they were more than a second
-	// off its monotonic extrapolation (the wall clock stepped, or the term
-	// started behind the committed time). Above 0, leader time and this
+	// ClockStepsIgnored is how many times this term's leader time stopped
+	// following the wall clock because it was more than a second off its
+	// monotonic course (the wall clock stepped, or the term started more
+	// than a second behind the committed time). Above 0, leader time and this
 	// node's wall clock disagree; see ClockAhead for by how much.
 	ClockStepsIgnored uint64
 	// ClockAhead is leader time minus this node's wall clock, now.

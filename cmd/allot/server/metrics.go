@@ -263,7 +263,7 @@ var (
 	descExpiryTimers = prometheus.NewDesc("allot_expiry_timers",
 		"Expiry checks scheduled in the leader's timer heap (0 unless it leads).", nil, nil)
 	descClockSteps = prometheus.NewDesc("allot_leader_clock_steps_ignored",
-		"Wall-clock readings this term's leader time did not follow, being more than a second off its monotonic course (0 unless it leads).", nil, nil)
+		"Times this term's leader time stopped following the wall clock, it being more than a second off its monotonic course (0 unless it leads).", nil, nil)
 	descClockAhead = prometheus.NewDesc("allot_leader_clock_ahead_seconds",
 		"Leader time minus this node's wall clock (0 unless it leads).", nil, nil)
 )
