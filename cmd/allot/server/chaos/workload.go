@@ -222,8 +222,9 @@ func (c *client) readReservation(ctx context.Context) {
 }
 
 func (c *client) readResource(ctx context.Context, r *Resource) {
-	in := linearize.Input{Op: linearize.OpReadResource, Client: c.id, Resource: r.ID, User: "reader"}
-	c.call(ctx, in, "GET", "/v1/resources/"+r.ID+c.consistency(), nil, "reader", false, "")
+	user := fmt.Sprintf("u%d", c.rng.IntN(c.w.Users)) // spread over users: each has its own rate limit
+	in := linearize.Input{Op: linearize.OpReadResource, Client: c.id, Resource: r.ID, User: user}
+	c.call(ctx, in, "GET", "/v1/resources/"+r.ID+c.consistency(), nil, user, false, "")
 }
 
 // consistency picks a read level that promises linearizable reads: the
