@@ -133,7 +133,10 @@ func mutate(h History, i int, rng *rand.Rand) (History, string) {
 }
 
 func TestRandomMutationsAreCaught(t *testing.T) {
-	const mutations = 36
+	mutations := 45
+	if raceEnabled {
+		mutations = 15
+	}
 	rng := rand.New(rand.NewPCG(*seedFlag+99, 1))
 	var caught, tried int
 	var total time.Duration
