@@ -50,7 +50,26 @@ func TestRandomHistoriesOfACorrectServerPass(t *testing.T) {
 		if !r.Ok() {
 			t.Fatalf("seed %d: a correct server's history is not linearizable: %s", seed, r)
 		}
+		fs := finalOf(h)
+		if len(fs.Resources) != len(simResources()) {
+			t.Fatalf("final state of %d resources", len(fs.Resources))
+		}
+		if err := CheckFinal(fs, Acks(h)); err != nil {
+			t.Fatalf("seed %d: final state: %v", seed, err)
+		}
 	}
+}
+
+// finalOf takes the final state from the lists that end a simulated run.
+func finalOf(h History) FinalState {
+	var fs FinalState
+	for _, op := range h.Operations {
+		if ev := op.Input.(*Invocation); ev.Op == OpListReservations && ev.Client == simFinalClient {
+			fs.Resources = append(fs.Resources, FinalResource{ID: ev.Resource, Spec: simResources()[ev.Resource],
+				Reservations: op.Output.(Output).List})
+		}
+	}
+	return fs
 }
 
 // mutate changes the output of one operation of h the way a broken server

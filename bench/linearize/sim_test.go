@@ -22,6 +22,9 @@ const (
 	simOffset = 20 * time.Millisecond // leader clock ahead of the clients'
 )
 
+// simFinalClient is the lane of the reads of the final state.
+const simFinalClient = 100
+
 type simResv struct {
 	id, user string
 	qty      int64
@@ -256,7 +259,7 @@ func simulate(cfg simConfig) History {
 	// the final state, read once everything settled
 	r.now += int64(time.Minute)
 	for _, id := range r.resIDs {
-		in := Input{Op: OpListReservations, Resource: id, User: "admin", Admin: true, Client: cfg.clients}
+		in := Input{Op: OpListReservations, Resource: id, User: "admin", Admin: true, Client: simFinalClient}
 		p := r.rec.Call(in)
 		r.now++
 		p.Return(r.srv.apply(in, r.now))
