@@ -21,6 +21,13 @@ type Options struct {
 	// Lateness bounds how long after expires_at (leader time) a hold may
 	// still be held: API.md's "a few seconds late under load".
 	Lateness time.Duration
+	// UnknownHorizon, when set, assumes that a write whose outcome is
+	// unknown took effect within this long after the client gave up, or
+	// never. 0 (the default, as etcd's robustness tests do) lets it take
+	// effect any time up to the end of the history. Legal histories check
+	// fast either way; proving a history illegal searches every placement of
+	// every unknown outcome, which a horizon keeps tractable.
+	UnknownHorizon time.Duration
 	// Timeout bounds the search; 0 = none. Past it the result is
 	// porcupine.Unknown.
 	Timeout time.Duration
@@ -79,11 +86,11 @@ func Check(h History, opts Options) (Result, error) {
 		specs[id] = r
 	}
 	res := Result{Resources: make(map[string]ResourceCount)}
-	ops, err := prepare(h, specs, &res)
+	ops, err := prepare(h, specs, opts.UnknownHorizon, &res)
 	if err != nil {
 		return res, err
 	}
-	m := newModel(ops, specs, h.Epoch, opts.Skew, opts.Lateness)
+	m := newModel(ops, specs, h.Epoch, opts.Skew, opts.Lateness, opts.UnknownHorizon)
 	pm := m.porcupine()
 	res.Outcome = porcupine.CheckOperationsTimeout(pm, ops, opts.Timeout)
 	if res.Outcome != porcupine.Ok && opts.VisualizationPath != "" {
@@ -98,9 +105,10 @@ func Check(h History, opts Options) (Result, error) {
 }
 
 // prepare validates h, leaves out the operations that cannot constrain
-// anything, counts, and gives each unknown outcome a lane of its own in the
-// visualization (it overlaps its client's later operations).
-func prepare(h History, specs map[string]*rspec, res *Result) ([]porcupine.Operation, error) {
+// anything, counts, applies the horizon, and gives each unknown outcome a
+// lane of its own in the visualization (it overlaps its client's later
+// operations).
+func prepare(h History, specs map[string]*rspec, horizon time.Duration, res *Result) ([]porcupine.Operation, error) {
 	keyRes := make(map[string]string)
 	lane := 0
 	for _, op := range h.Operations {
@@ -136,6 +144,11 @@ func prepare(h History, specs map[string]*rspec, res *Result) ([]porcupine.Opera
 			res.Unknown++
 			op.ClientId = lane
 			lane++
+			if horizon > 0 && ev.GaveUp+int64(horizon) < op.Return {
+				c := *ev
+				c.Return = ev.GaveUp + int64(horizon)
+				op.Input, op.Return = &c, c.Return
+			}
 		}
 		res.Resources[ev.Resource] = rc
 		ops = append(ops, op)

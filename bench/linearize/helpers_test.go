@@ -45,6 +45,7 @@ func (h *hist) history() History {
 		if op.Output.(Output).IsUnknown() {
 			op.Return = end + 1
 			op.Input.(*Invocation).Return = end + 1
+			op.Input.(*Invocation).GaveUp = op.Call
 		}
 		out.Operations = append(out.Operations, op)
 	}

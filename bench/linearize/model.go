@@ -16,6 +16,7 @@ import (
 type model struct {
 	epoch      time.Time
 	skew, late int64
+	horizon    bool // unknown outcomes return by Options.UnknownHorizon
 	specs      map[string]*rspec
 	// keyTotal counts the operations of each (user, key) in the history.
 	keyTotal map[string]int
@@ -29,8 +30,8 @@ type model struct {
 	binderLast map[string]int64
 }
 
-func newModel(ops []porcupine.Operation, specs map[string]*rspec, epoch time.Time, skew, late time.Duration) *model {
-	m := &model{epoch: epoch, skew: int64(skew), late: int64(late), specs: specs,
+func newModel(ops []porcupine.Operation, specs map[string]*rspec, epoch time.Time, skew, late, horizon time.Duration) *model {
+	m := &model{epoch: epoch, skew: int64(skew), late: int64(late), horizon: horizon > 0, specs: specs,
 		keyTotal: make(map[string]int), orphan: make(map[string]bool),
 		idLast: make(map[string]int64), binderLast: make(map[string]int64)}
 	made := make(map[string]bool)

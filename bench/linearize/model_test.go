@@ -344,3 +344,29 @@ func TestCheckRefusesBadHistories(t *testing.T) {
 		t.Fatal("key on two resources accepted")
 	}
 }
+
+func TestRoomNights(t *testing.T) {
+	specs := map[string]Spec{res: {Kind: "room", Hold: 10 * time.Second,
+		Inventory: map[string]int64{"2026-12-01": 1, "2026-12-02": 2}}}
+	stay := func(user, in, out string) Input {
+		i := reserve(user, "")
+		i.CheckIn, i.CheckOut = in, out
+		return i
+	}
+	nights := func(a1, a2 int64) Output {
+		return Output{Status: 200, Counts: &Counts{Nights: map[string]NightCount{
+			"2026-12-01": {Rooms: 1, Available: a1}, "2026-12-02": {Rooms: 2, Available: a2}}}}
+	}
+	h := new(hist).
+		op(0, 0, 0.1, stay("a", "2026-12-01", "2026-12-03"), created("r1", "a", 10)).
+		op(1, 0.2, 0.3, stay("b", "2026-12-01", "2026-12-02"), problem(409, "sold_out")).
+		op(1, 0.4, 0.5, stay("b", "2026-12-02", "2026-12-03"), created("r2", "b", 10.45)).
+		op(2, 1, 1.1, readRes(), nights(0, 0))
+	wantOk(t, h, opts(specs))
+	h.op(2, 1.2, 1.3, stay("c", "2026-12-02", "2026-12-03"), created("r3", "c", 11.25))
+	wantIllegal(t, h, opts(specs))
+	h = new(hist).
+		op(0, 0, 0.1, stay("a", "2026-12-01", "2026-12-03"), created("r1", "a", 10)).
+		op(2, 1, 1.1, readRes(), nights(1, 1))
+	wantIllegal(t, h, opts(specs))
+}

@@ -36,6 +36,9 @@ type Pending struct {
 type Invocation struct {
 	Input
 	Call, Return int64 // nanoseconds since History.Epoch; Return of an unknown outcome: end of history
+	// GaveUp is when the client stopped waiting for an unknown outcome
+	// (Options.UnknownHorizon counts from it); the Return otherwise.
+	GaveUp int64
 }
 
 // History is what a Recorder saw, ready for Check.
@@ -102,14 +105,15 @@ func (r *Recorder) History() History {
 	for _, p := range r.ops {
 		out, ret := p.out, p.ret
 		if !p.closed {
-			out = Output{Unknown: true}
+			out, ret = Output{Unknown: true}, end
 		}
+		gaveUp := ret
 		if out.IsUnknown() {
 			ret = end
 		}
 		h.Operations = append(h.Operations, porcupine.Operation{
 			ClientId: p.in.Client,
-			Input:    &Invocation{Input: p.in, Call: p.call, Return: ret},
+			Input:    &Invocation{Input: p.in, Call: p.call, Return: ret, GaveUp: gaveUp},
 			Call:     p.call,
 			Output:   out,
 			Return:   ret,

@@ -129,8 +129,16 @@ func (m *model) reserveEffect(d *draft, ev *Invocation) []*draft {
 	if !ok || (ev.Key != "" && d.s.record(ev.User, ev.Key) >= 0) {
 		return nil // refused, or a retry answered from the record
 	}
+	// It was made by its (horizon-bounded) return; with no horizon, by the
+	// next operation that returned (begin closes the bound). A bound that does
+	// not depend on where the checker places the operation lets more of the
+	// search merge.
+	born1 := int64(open)
+	if m.horizon {
+		born1 = ev.Return
+	}
 	n := resv{user: ev.User, key: ev.Key, qty: q, ci: ci, co: co, st: m.wantStatus(sp),
-		born0: ev.Call, born1: open}
+		born0: ev.Call, born1: born1}
 	return m.add(m.admit(d, ev.User, q, ci, co), n)
 }
 

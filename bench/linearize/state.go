@@ -144,54 +144,48 @@ var hashSeed = maphash.MakeSeed()
 func (s *state) seal() *state {
 	slices.SortFunc(s.rs, cmpResv)
 	slices.SortFunc(s.recs, cmpRecord)
-	var h maphash.Hash
-	h.SetSeed(hashSeed)
-	w := func(v int64) {
-		var b [8]byte
-		for i := range b {
-			b[i] = byte(v >> (8 * i))
-		}
-		h.Write(b[:])
-	}
+	h := uint64(len(s.rs))<<32 | uint64(len(s.recs))<<16 | uint64(len(s.live))
+	w := func(v uint64) { h = (h ^ v) * 0x100000001b3 }
+	str := func(v string) { w(maphash.String(hashSeed, v)) }
 	if s.spec != nil {
-		h.WriteString(s.spec.id)
+		str(s.spec.id)
 	}
-	w(s.now)
-	w(s.leaderMin)
-	for _, r := range s.rs {
-		h.WriteString(r.id)
-		h.WriteByte(0)
-		h.WriteString(r.user)
-		h.WriteByte(0)
-		h.WriteString(r.key)
-		h.WriteByte(byte(r.st))
-		if r.eKnown {
-			h.WriteByte(1)
-		}
-		w(r.qty)
-		w(int64(r.ci)<<32 | int64(uint32(r.co)))
-		w(r.e)
-		w(r.born0)
-		w(r.born1)
+	w(uint64(s.now))
+	w(uint64(s.leaderMin))
+	for i := range s.rs {
+		r := &s.rs[i]
+		str(r.id)
+		str(r.user)
+		str(r.key)
+		w(uint64(r.st)<<8 | uint64(b2i(r.eKnown)))
+		w(uint64(r.qty))
+		w(uint64(r.ci)<<32 | uint64(uint32(r.co)))
+		w(uint64(r.e))
+		w(uint64(r.born0))
+		w(uint64(r.born1))
 	}
-	for _, r := range s.recs {
-		h.WriteString(r.user)
-		h.WriteByte(0)
-		h.WriteString(r.key)
-		h.WriteByte(0)
-		h.WriteString(r.rid)
-		h.WriteByte(byte(r.op))
-		h.WriteByte(byte(r.st))
-		w(r.qty)
+	for i := range s.recs {
+		r := &s.recs[i]
+		str(r.user)
+		str(r.key)
+		str(r.rid)
+		w(uint64(r.op)<<8 | uint64(r.st))
+		w(uint64(r.qty))
 	}
 	for _, k := range s.live {
-		h.WriteString(k.user)
-		h.WriteByte(0)
-		h.WriteString(k.key)
-		w(int64(k.used))
+		str(k.user)
+		str(k.key)
+		w(uint64(k.used))
 	}
-	s.hash = h.Sum64()
+	s.hash = h
 	return s
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (s *state) equal(o *state) bool {
