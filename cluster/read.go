@@ -44,7 +44,7 @@ func (n *Node) Read(ctx context.Context, c domain.Consistency, fn func(*domain.S
 	// commit index of its term reaches the FSM and the wait below ends.
 	index := n.raft.CommitIndex()
 	if err := n.verifier.verify(ctx); err != nil {
-		return n.leaderCheckError(err)
+		return leaderCheckError("verify leader", err)
 	}
 	if n.raft.CurrentTerm() != term {
 		return fmt.Errorf("leadership changed during the read: %w", domain.ErrNotLeader)
@@ -63,14 +63,16 @@ func (n *Node) view(fn func(*domain.State) error) error {
 	return err
 }
 
-func (n *Node) leaderCheckError(err error) error {
+// leaderCheckError maps the failure of a Raft operation that changes no
+// state (a leadership check, a barrier) named op.
+func leaderCheckError(op string, err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
-		return fmt.Errorf("verify leader: %w", domain.ErrNotLeader)
+		return fmt.Errorf("%s: %w", op, domain.ErrNotLeader)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return fmt.Errorf("verify leader: %w: %w", domain.ErrUnavailable, err)
+		return fmt.Errorf("%s: %w: %w", op, domain.ErrUnavailable, err)
 	}
-	return fmt.Errorf("verify leader: %v: %w", err, domain.ErrUnavailable)
+	return fmt.Errorf("%s: %v: %w", op, err, domain.ErrUnavailable)
 }
 
 // Ready returns nil when this node can serve: a leader once its barrier has
@@ -172,13 +174,23 @@ func (n *Node) Status() Status {
 	return st
 }
 
-// Barrier returns once every entry proposed before it is applied here, or
-// with an error (not the leader, leadership lost, ctx done).
+// Barrier returns once every entry proposed before it is applied here. Only
+// the ready leader runs one: elsewhere it fails at once with
+// domain.ErrNotLeader or domain.ErrUnavailable. Leadership lost during the
+// barrier is domain.ErrNotLeader; a barrier that outlasts ctx (or
+// BarrierTimeout) is domain.ErrUnavailable. A barrier changes no state, so
+// a failed one is safe to retry.
 func (n *Node) Barrier(ctx context.Context) error {
-	if err := n.notReady(); err != nil {
-		return err
+	term := n.readyTerm.Load()
+	if n.closing.Load() || !n.readyIn(term) {
+		return n.notReady()
 	}
-	return awaitFuture(ctx, n.raft.Barrier(n.cfg.BarrierTimeout))
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.BarrierTimeout)
+	defer cancel()
+	if err := awaitFuture(ctx, n.raft.Barrier(n.cfg.BarrierTimeout)); err != nil {
+		return leaderCheckError("barrier", err)
+	}
+	return nil
 }
 
 // LeaseValid reports whether this ready leader may answer from its state
@@ -198,7 +210,7 @@ func (n *Node) VerifyLeader(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReadTimeout)
 	defer cancel()
 	if err := n.verifier.verify(ctx); err != nil {
-		return n.leaderCheckError(err)
+		return leaderCheckError("verify leader", err)
 	}
 	if n.raft.CurrentTerm() != term {
 		return fmt.Errorf("leadership changed during the check: %w", domain.ErrNotLeader)
