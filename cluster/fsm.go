@@ -32,8 +32,8 @@ type FSM struct {
 
 	// applied is an index such that every entry up to it is reflected in
 	// st. Raft does not show barriers and no-ops to the FSM, so it may lag
-	// behind raft.AppliedIndex until the next command or the leader's
-	// barrier (NoteApplied).
+	// behind raft.AppliedIndex until the next command or configuration
+	// entry, or a barrier of this node (NoteApplied).
 	applied    atomic.Uint64
 	violations atomic.Uint64
 	restores   atomic.Uint64
@@ -53,7 +53,10 @@ type applyWaiter struct {
 	ch    chan struct{}
 }
 
-var _ raft.BatchingFSM = (*FSM)(nil)
+var (
+	_ raft.BatchingFSM        = (*FSM)(nil)
+	_ raft.ConfigurationStore = (*FSM)(nil)
+)
 
 // NewFSM returns an FSM holding an empty state. logger receives invariant
 // violations.
@@ -140,6 +143,13 @@ func (f *FSM) Violations() uint64 { return f.violations.Load() }
 // AppliedIndex is an index such that every log entry up to it is reflected
 // in the state.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// StoreConfiguration is told of each committed configuration entry when Raft
+// applies entries one at a time: such an entry changes no state but
+// advances the applied index, so that a read whose read index is a
+// membership change does not wait for the next command. (Batched, Raft hands
+// configuration entries to ApplyBatch, which does the same.)
+func (f *FSM) StoreConfiguration(index uint64, _ raft.Configuration) { f.advance(index) }
 
 // NoteApplied records that every entry up to index is reflected in the state
 // although the FSM did not see it: a barrier that completed at index proves

@@ -259,6 +259,12 @@ func TestFSMWaitApplied(t *testing.T) {
 	if got := f.AppliedIndex(); got != 9 {
 		t.Fatalf("applied index %d after NoteApplied(5), want 9", got)
 	}
+	// So does a configuration entry applied one at a time.
+	go func() { waited <- f.WaitApplied(context.Background(), 10) }()
+	f.StoreConfiguration(10, raft.Configuration{})
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()

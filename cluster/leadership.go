@@ -73,7 +73,7 @@ func (n *Node) becomeReady(notify <-chan bool) bool {
 		if n.cfg.beforeBarrier != nil {
 			n.cfg.beforeBarrier()
 		}
-		index, err := n.barrier()
+		index, err := n.barrier(context.Background())
 		if err == nil {
 			var own uint64
 			own, err = n.recordSelf()
@@ -105,19 +105,31 @@ func (n *Node) becomeReady(notify <-chan bool) bool {
 	}
 }
 
-// barrier waits until every entry before it is applied and returns the
-// barrier's own index: the FSM reflects every entry up to it.
-func (n *Node) barrier() (uint64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.BarrierTimeout)
+// barrier runs a Raft barrier: it returns once every entry before it is
+// applied, with the barrier's own index. Raft shows barriers to no FSM, so
+// once the barrier passes the FSM is told that it reflects every entry up to
+// that index, even when ctx ended first: a linearizable read whose read index
+// is a barrier would otherwise wait for the next command (or its timeout).
+func (n *Node) barrier(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.BarrierTimeout)
 	defer cancel()
 	f := n.raft.Barrier(n.cfg.BarrierTimeout)
-	if err := awaitFuture(ctx, f); err != nil {
-		return 0, err
+	done := make(chan error, 1)
+	var index uint64
+	go func() {
+		err := f.Error()
+		if i, ok := f.(raft.IndexFuture); ok && err == nil {
+			index = i.Index()
+			n.fsm.NoteApplied(index)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return index, err
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
-	if f, ok := f.(raft.IndexFuture); ok {
-		return f.Index(), nil
-	}
-	return 0, nil
 }
 
 // stepDown hands leadership to another voter, if there is one.

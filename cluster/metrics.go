@@ -184,14 +184,18 @@ func (m *nodeMetrics) unregisterCollectors() {
 	m.registered = nil
 }
 
-// instrumentedFSM times what Raft asks of the FSM. It is a BatchingFSM like
-// the FSM it wraps.
+// instrumentedFSM times what Raft asks of the FSM. It is a BatchingFSM and
+// a ConfigurationStore like the FSM it wraps (Raft finds both by type
+// assertion; StoreConfiguration is the embedded FSM's, untimed).
 type instrumentedFSM struct {
 	*FSM
 	m *nodeMetrics
 }
 
-var _ raft.BatchingFSM = (*instrumentedFSM)(nil)
+var (
+	_ raft.BatchingFSM        = (*instrumentedFSM)(nil)
+	_ raft.ConfigurationStore = (*instrumentedFSM)(nil)
+)
 
 func (f *instrumentedFSM) Apply(l *raft.Log) any {
 	return f.ApplyBatch([]*raft.Log{l})[0]

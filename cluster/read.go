@@ -185,9 +185,7 @@ func (n *Node) Barrier(ctx context.Context) error {
 	if n.closing.Load() || !n.readyIn(term) {
 		return n.notReady()
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.BarrierTimeout)
-	defer cancel()
-	if err := awaitFuture(ctx, n.raft.Barrier(n.cfg.BarrierTimeout)); err != nil {
+	if _, err := n.barrier(ctx); err != nil {
 		return leaderCheckError("barrier", err)
 	}
 	return nil
