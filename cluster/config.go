@@ -117,6 +117,10 @@ type Config struct {
 	// beforeBarrier, when set, runs before each attempt of a new leader's
 	// barrier: tests hold a leader there to watch it refuse service.
 	beforeBarrier func()
+	// maxLogFormat, when set, is the newest batch version this node
+	// understands instead of domain.BatchVersion: tests play an older
+	// binary with it.
+	maxLogFormat byte
 }
 
 // DefaultConfig returns the defaults of API.md's `allot serve` with Raft

@@ -38,6 +38,15 @@ type FSM struct {
 	violations atomic.Uint64
 	restores   atomic.Uint64
 
+	// halt is set once, on the first entry this FSM cannot apply (see
+	// halt.go); from then on nothing is applied. onHalt, when set before
+	// Raft starts, is called once with it on the FSM goroutine.
+	halt   atomic.Pointer[Halt]
+	onHalt func(*Halt)
+	// maxFormat is the newest batch version this FSM decodes:
+	// domain.BatchVersion, lower in tests that play an older binary.
+	maxFormat byte
+
 	// members mirrors the member records of st, replaced (never changed)
 	// whenever they change, so that routing a request to the leader reads
 	// it without taking mu.
@@ -64,7 +73,7 @@ func NewFSM(logger *slog.Logger) *FSM {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	f := &FSM{logger: logger, st: domain.NewState()}
+	f := &FSM{logger: logger, st: domain.NewState(), maxFormat: domain.BatchVersion}
 	f.members.Store(new(map[string]domain.Member))
 	return f
 }
@@ -78,28 +87,43 @@ func (f *FSM) Apply(l *raft.Log) any {
 // entry is a []error with one element per event of its batch: nil when the
 // event was applied, else why State.Apply refused it. A refused event changes
 // nothing; it means the leader proposed something the rules forbid, a bug,
-// so it is counted (Violations) and logged at error level. An entry that
-// does not decode (also a bug) is answered with a single error. Configuration
+// so it is counted (Violations) and logged at error level. Configuration
 // entries change nothing and get nil.
+//
+// An entry that cannot be applied as every other node applies it (see
+// halt.go) halts the FSM: that entry and every later one are answered with
+// an error wrapping domain.ErrUnavailable and change nothing, and the
+// applied index stays at the last good entry.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	resp := make([]any, len(logs))
+	if h := f.halt.Load(); h != nil {
+		for i, l := range logs {
+			resp[i] = h.refusal(l.Index)
+		}
+		return resp
+	}
 	batches := make([]domain.Batch, len(logs))
 	decodeErrs := make([]error, len(logs))
 	// Decode before taking the lock: readers wait only for the apply.
 	for i, l := range logs {
 		if l.Type == raft.LogCommand {
-			batches[i], decodeErrs[i] = domain.DecodeBatch(l.Data)
+			batches[i], decodeErrs[i] = f.decode(l.Data)
 		}
 	}
+	var halt *Halt
+	var last uint64 // the last entry applied
 	membersChanged := false
 	f.mu.Lock()
 	for i, l := range logs {
-		if l.Type != raft.LogCommand {
+		if halt == nil && l.Type == raft.LogCommand {
+			halt = f.check(l, &batches[i], decodeErrs[i])
+		}
+		if halt != nil {
+			resp[i] = halt.refusal(l.Index)
 			continue
 		}
-		if err := decodeErrs[i]; err != nil {
-			f.violation(l, -1, nil, err)
-			resp[i] = []error{fmt.Errorf("entry %d: %w", l.Index, err)}
+		last = l.Index
+		if l.Type != raft.LogCommand {
 			continue
 		}
 		evs := batches[i].Events
@@ -118,25 +142,40 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		f.refreshMembersLocked()
 	}
 	f.mu.Unlock()
-	if len(logs) > 0 {
-		f.advance(logs[len(logs)-1].Index)
+	f.advance(last)
+	if halt != nil {
+		f.stop(halt)
 	}
 	return resp
 }
 
-// violation counts and reports an event (or, with j < 0, an entry) the
-// rules refused.
+// decode decodes a command entry, refusing batch versions newer than this
+// FSM knows.
+func (f *FSM) decode(data []byte) (domain.Batch, error) {
+	if len(data) > 0 && data[0] > f.maxFormat {
+		return domain.Batch{}, fmt.Errorf("batch version %d is newer than this binary's %d: %w", data[0], f.maxFormat, domain.ErrCorrupt)
+	}
+	return domain.DecodeBatch(data)
+}
+
+// check returns why command entry l (decoded into b, or not: decodeErr)
+// must halt the FSM, or nil when it can be applied.
+func (f *FSM) check(l *raft.Log, b *domain.Batch, decodeErr error) *Halt {
+	if decodeErr != nil {
+		return &Halt{Reason: HaltUndecodable, Index: l.Index, Term: l.Term, Err: decodeErr}
+	}
+	return nil
+}
+
+// violation counts and reports an event the rules refused.
 func (f *FSM) violation(l *raft.Log, j int, ev *domain.Event, err error) {
 	f.violations.Add(1)
-	attrs := []any{slog.Uint64("index", l.Index), slog.Uint64("term", l.Term), slog.Any("error", err)}
-	if ev != nil {
-		attrs = append(attrs, slog.Int("event", j), slog.Int("type", int(ev.Type)),
-			slog.String("resource", ev.ResourceID), slog.Int64("at", ev.At))
-	}
+	attrs := []any{slog.Uint64("index", l.Index), slog.Uint64("term", l.Term), slog.Any("error", err),
+		slog.Int("event", j), slog.Int("type", int(ev.Type)), slog.String("resource", ev.ResourceID), slog.Int64("at", ev.At)}
 	f.logger.Error("INVARIANT VIOLATION: committed event refused by the rules; state unchanged", attrs...)
 }
 
-// Violations is how many committed events (or entries) the rules refused
+// Violations is how many committed events the rules refused
 // since this FSM was created. Anything but 0 is a bug.
 func (f *FSM) Violations() uint64 { return f.violations.Load() }
 
@@ -149,17 +188,28 @@ func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 // advances the applied index, so that a read whose read index is a
 // membership change does not wait for the next command. (Batched, Raft hands
 // configuration entries to ApplyBatch, which does the same.)
-func (f *FSM) StoreConfiguration(index uint64, _ raft.Configuration) { f.advance(index) }
+func (f *FSM) StoreConfiguration(index uint64, _ raft.Configuration) {
+	if f.halt.Load() == nil {
+		f.advance(index)
+	}
+}
 
 // NoteApplied records that every entry up to index is reflected in the state
 // although the FSM did not see it: a barrier that completed at index proves
-// it. It never lowers the applied index.
-func (f *FSM) NoteApplied(index uint64) { f.advance(index) }
+// it. It never lowers the applied index, and a halted FSM ignores it.
+func (f *FSM) NoteApplied(index uint64) {
+	if f.halt.Load() == nil {
+		f.advance(index)
+	}
+}
 
 // advance raises the applied index to index and wakes the waiters it
 // satisfies. The waiter count is read after the store, and WaitApplied
 // re-checks the index after raising it, so no wake-up is lost.
 func (f *FSM) advance(index uint64) {
+	if index == 0 {
+		return
+	}
 	for {
 		cur := f.applied.Load()
 		if index <= cur || f.applied.CompareAndSwap(cur, index) {
@@ -236,7 +286,14 @@ func (f *FSM) View(fn func(*domain.State)) {
 // while Apply goes on. The copy is O(state) in time and memory and blocks
 // Apply (not readers) while it is made; a copy-on-write State would make
 // this O(1) if snapshots of very large states ever stall the log.
+//
+// A halted FSM refuses: Raft would label the snapshot with its own applied
+// index, past the entry the FSM could not apply, and a restart from it
+// would skip that entry silently.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if h := f.halt.Load(); h != nil {
+		return nil, fmt.Errorf("snapshot: %w", h)
+	}
 	f.mu.RLock()
 	st := f.st.Clone()
 	f.mu.RUnlock()
@@ -248,6 +305,9 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // The applied index is left as it is: it stays a valid lower bound because
 // Raft only installs snapshots ahead of what was applied.
 func (f *FSM) Restore(rc io.ReadCloser) error {
+	if h := f.halt.Load(); h != nil {
+		return fmt.Errorf("restore: %w", h)
+	}
 	st, err := storage.ReadSnapshot(rc)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)

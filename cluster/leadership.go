@@ -42,7 +42,7 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 		// NotifyCh, but if it did the engine must restart from committed
 		// state all the same.
 		if !leader || announced {
-			n.readyTerm.Store(0)
+			n.clearReady()
 			if announced {
 				announce(false)
 			}
@@ -140,7 +140,7 @@ func (n *Node) stepDown() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := awaitFuture(ctx, n.raft.LeadershipTransfer()); err != nil {
+	if err := n.transferLeadership(ctx); err != nil {
 		n.logger.Error("leader cannot pass its barrier and could not step down", "error", err)
 		return
 	}

@@ -95,7 +95,7 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 		}
 		tctx, cancel := context.WithTimeout(ctx, n.cfg.ShutdownTimeout)
 		defer cancel()
-		if err := awaitFuture(tctx, n.raft.LeadershipTransfer()); err != nil {
+		if err := n.transferLeadership(tctx); err != nil {
 			return fmt.Errorf("remove %s: hand leadership over first: %v: %w", id, err, domain.ErrUnavailable)
 		}
 		return fmt.Errorf("node %s handed leadership over before its removal; retry: %w", id, domain.ErrUnavailable)

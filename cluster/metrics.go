@@ -32,6 +32,9 @@ type Health struct {
 	NotReady error
 	// Violations counts committed events the rules refused (see FSM).
 	Violations uint64
+	// Halt is why the FSM stopped applying entries, nil while it applies
+	// them (see halt.go).
+	Halt *Halt
 }
 
 // Health reports this node's Raft progress and readiness.
@@ -46,6 +49,7 @@ func (n *Node) Health() Health {
 		LastContact:  -1,
 		NotReady:     n.Ready(),
 		Violations:   n.fsm.Violations(),
+		Halt:         n.fsm.Halted(),
 	}
 	if state == raft.Leader {
 		h.LastContact = 0
@@ -266,11 +270,14 @@ var (
 		"1 when this node is ready to serve (what /readyz answers 200 for), else 0.", nil, nil)
 	descViolations = prometheus.NewDesc("allot_invariant_violations_total",
 		"Committed events the rules refused when applying them: a bug, must stay 0.", nil, nil)
+	descFSMHalted = prometheus.NewDesc("allot_fsm_halted",
+		"1 for the reason (undecodable, log_format, term_mismatch) this node's FSM halted for, 0 for the others: "+
+			"it applies nothing more, Raft is stopped and every request is refused.", []string{"reason"}, nil)
 )
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descRaftTerm, descRaftLastLogIndex, descRaftCommitIndex,
-		descRaftAppliedIndex, descRaftLastContact, descRaftVoters, descReady, descViolations} {
+		descRaftAppliedIndex, descRaftLastContact, descRaftVoters, descReady, descViolations, descFSMHalted} {
 		ch <- d
 	}
 }
@@ -290,6 +297,9 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRaftVoters, prometheus.GaugeValue, float64(h.Voters))
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, boolFloat(h.NotReady == nil))
 	ch <- prometheus.MustNewConstMetric(descViolations, prometheus.CounterValue, float64(h.Violations))
+	for _, r := range haltReasons {
+		ch <- prometheus.MustNewConstMetric(descFSMHalted, prometheus.GaugeValue, boolFloat(h.Halt != nil && h.Halt.Reason == r), string(r))
+	}
 }
 
 func boolFloat(b bool) float64 {

@@ -42,6 +42,10 @@ type Node struct {
 	pending       map[*proposal]struct{}
 	pendingClosed bool
 
+	raftStarted chan struct{} // closed once n.raft is set
+	raftStop    sync.Once     // see stopRaft
+	raftStopErr error
+
 	stop         chan struct{} // closed once Raft has shut down
 	wg           sync.WaitGroup
 	shutdownOnce sync.Once
@@ -88,6 +92,12 @@ func Start(cfg Config) (*Node, error) {
 		hadState: hasState,
 		pending:  make(map[*proposal]struct{}),
 		stop:     make(chan struct{}),
+
+		raftStarted: make(chan struct{}),
+	}
+	n.fsm.onHalt = n.fsmHalted
+	if cfg.maxLogFormat != 0 {
+		n.fsm.maxFormat = cfg.maxLogFormat
 	}
 	// Raft blocks on this channel; the watcher drains it promptly.
 	notify := make(chan bool, 16)
@@ -107,6 +117,7 @@ func Start(cfg Config) (*Node, error) {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
+	close(n.raftStarted)
 	n.verifier = &verifier{raft: n.raft, timeout: cfg.ReadTimeout}
 	if err := n.metrics.register(n); err != nil {
 		n.Shutdown()
@@ -184,8 +195,11 @@ func (n *Node) leaderReady() bool { return n.readyIn(n.readyTerm.Load()) }
 // readyIn reports whether this node leads in term and passed its barrier
 // in it (term is a value of readyTerm).
 func (n *Node) readyIn(term uint64) bool {
-	return term != 0 && n.raft.State() == raft.Leader && n.raft.CurrentTerm() == term
+	return term != 0 && n.raft.State() == raft.Leader && n.raft.CurrentTerm() == term && n.fsm.Halted() == nil
 }
+
+// clearReady ends this node's service as the ready leader.
+func (n *Node) clearReady() { n.readyTerm.Store(0) }
 
 // notReady explains why this node cannot serve a leader's request now:
 // domain.ErrNotLeader when another node leads (forward there), else
@@ -193,6 +207,9 @@ func (n *Node) readyIn(term uint64) bool {
 func (n *Node) notReady() error {
 	if n.closing.Load() {
 		return fmt.Errorf("node %s is shutting down: %w", n.cfg.NodeID, domain.ErrUnavailable)
+	}
+	if h := n.fsm.Halted(); h != nil {
+		return fmt.Errorf("node %s: %w: %w", n.cfg.NodeID, h, domain.ErrUnavailable)
 	}
 	if n.raft.State() == raft.Leader {
 		return fmt.Errorf("node %s leads but has not passed its barrier yet: %w", n.cfg.NodeID, domain.ErrUnavailable)
@@ -216,10 +233,10 @@ func (n *Node) Shutdown() error {
 
 func (n *Node) shutdown() error {
 	n.closing.Store(true)
-	n.readyTerm.Store(0)
+	n.clearReady()
 	if n.raft.State() == raft.Leader && n.hasOtherVoters() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
-		err := awaitFuture(ctx, n.raft.LeadershipTransfer())
+		err := n.transferLeadership(ctx)
 		cancel()
 		if err != nil {
 			n.logger.Warn("leadership transfer before shutdown failed", "error", err)
@@ -227,9 +244,7 @@ func (n *Node) shutdown() error {
 			n.logger.Info("leadership transferred before shutdown")
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
-	err := awaitFuture(ctx, n.raft.Shutdown()) // also closes the transport
-	cancel()
+	err := n.stopRaft()
 	close(n.stop)
 	n.wg.Wait()
 	n.metrics.unregister(n)
@@ -242,6 +257,11 @@ func (n *Node) shutdown() error {
 	}
 	n.logger.Info("raft stopped")
 	return nil
+}
+
+// transferLeadership hands leadership to another voter and waits for it.
+func (n *Node) transferLeadership(ctx context.Context) error {
+	return awaitFuture(ctx, n.raft.LeadershipTransfer())
 }
 
 // hasOtherVoters reports whether the latest configuration has a voter
@@ -328,26 +348,21 @@ func (p *proposal) wait(f raft.ApplyFuture) {
 	p.finish(p.results(f.Response()))
 }
 
-// results checks the FSM's response: one error per event.
+// results checks the FSM's response: one error per event. A halted FSM
+// answers with an error: the entry is committed but not applied here, and
+// whether it takes effect on the other nodes is unknown to this one.
 func (p *proposal) results(resp any) ([]error, error) {
+	if err, ok := resp.(error); ok {
+		return nil, fmt.Errorf("%w: %w", domain.ErrOutcomeUnknown, err)
+	}
 	errs, ok := resp.([]error)
 	if !ok {
 		return nil, fmt.Errorf("fsm response of type %T: %w", resp, domain.ErrOutcomeUnknown)
 	}
-	if len(errs) == p.events {
-		return errs, nil
+	if len(errs) != p.events {
+		return nil, fmt.Errorf("fsm answered %d results for %d events: %w", len(errs), p.events, domain.ErrOutcomeUnknown)
 	}
-	// The FSM answers an entry it cannot decode with one error: every
-	// event failed with it.
-	err := fmt.Errorf("fsm answered %d results for %d events: %w", len(errs), p.events, domain.ErrCorrupt)
-	if len(errs) == 1 && errs[0] != nil {
-		err = errs[0]
-	}
-	out := make([]error, p.events)
-	for i := range out {
-		out[i] = err
-	}
-	return out, nil
+	return errs, nil
 }
 
 // applyError maps a failed Apply: only ErrNotLeader (and a transfer in

@@ -24,7 +24,7 @@ import (
 // ReadTimeout) gives domain.ErrUnavailable wrapping the context's error. fn's
 // own error is returned as is. fn runs under a read lock.
 func (n *Node) Read(ctx context.Context, c domain.Consistency, fn func(*domain.State) error) error {
-	if n.closing.Load() {
+	if n.closing.Load() || n.fsm.Halted() != nil {
 		return n.notReady()
 	}
 	switch c {
@@ -79,7 +79,7 @@ func leaderCheckError(op string, err error) error {
 // passed; a follower once it knows a leader and has applied the commit index
 // it knows of. Otherwise an error wrapping domain.ErrUnavailable says why.
 func (n *Node) Ready() error {
-	if n.closing.Load() {
+	if n.closing.Load() || n.fsm.Halted() != nil {
 		return n.notReady()
 	}
 	if n.raft.State() == raft.Leader {

@@ -12,8 +12,13 @@ import (
 // in front of each Raft entry. Hand-written because a flash crowd turns every
 // accepted request into one encoded event on the hot path.
 
-// BatchVersion is the first byte of every encoded Batch.
-const BatchVersion = 1
+// Batch format versions: the first byte of every encoded Batch.
+const (
+	// BatchV1 is the events, nothing else.
+	BatchV1 = 1
+	// BatchVersion is the newest version this binary decodes.
+	BatchVersion = BatchV1
+)
 
 // ErrCorrupt is returned for bytes that do not decode.
 var ErrCorrupt = errors.New("corrupt encoding")
