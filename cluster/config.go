@@ -121,6 +121,8 @@ type Config struct {
 	// understands instead of domain.BatchVersion: tests play an older
 	// binary with it.
 	maxLogFormat byte
+	// logFormatRetry, when set, replaces defaultLogFormatRetry.
+	logFormatRetry time.Duration
 }
 
 // DefaultConfig returns the defaults of API.md's `allot serve` with Raft

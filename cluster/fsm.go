@@ -46,6 +46,10 @@ type FSM struct {
 	// maxFormat is the newest batch version this FSM decodes:
 	// domain.BatchVersion, lower in tests that play an older binary.
 	maxFormat byte
+	// logFormat is the newest log format the committed log allows a leader
+	// to write: raised by EvLogFormat events and by stamped (BatchV2)
+	// entries, never lowered (see domain/logversion.go).
+	logFormat atomic.Uint32
 
 	// members mirrors the member records of st, replaced (never changed)
 	// whenever they change, so that routing a request to the leader reads
@@ -74,6 +78,7 @@ func NewFSM(logger *slog.Logger) *FSM {
 		logger = slog.Default()
 	}
 	f := &FSM{logger: logger, st: domain.NewState(), maxFormat: domain.BatchVersion}
+	f.logFormat.Store(domain.BatchV1)
 	f.members.Store(new(map[string]domain.Member))
 	return f
 }
@@ -85,7 +90,8 @@ func (f *FSM) Apply(l *raft.Log) any {
 
 // ApplyBatch applies committed entries in order. The response for a command
 // entry is a []error with one element per event of its batch: nil when the
-// event was applied, else why State.Apply refused it. A refused event changes
+// event was applied, else why State.Apply refused it. EvLogFormat events are
+// the FSM's own (they raise LogFormat) and always answer nil. A refused event changes
 // nothing; it means the leader proposed something the rules forbid, a bug,
 // so it is counted (Violations) and logged at error level. Configuration
 // entries change nothing and get nil.
@@ -126,9 +132,16 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		if l.Type != raft.LogCommand {
 			continue
 		}
+		if batches[i].Term != 0 {
+			f.raiseLogFormat(domain.BatchV2)
+		}
 		evs := batches[i].Events
 		errs := make([]error, len(evs))
 		for j := range evs {
+			if evs[j].Type == domain.EvLogFormat {
+				f.raiseLogFormat(evs[j].LogFormat) // check made sure this binary knows it
+				continue
+			}
 			if err := f.st.Apply(&evs[j]); err != nil {
 				errs[j] = err
 				f.violation(l, j, &evs[j], err)
@@ -161,11 +174,37 @@ func (f *FSM) decode(data []byte) (domain.Batch, error) {
 // check returns why command entry l (decoded into b, or not: decodeErr)
 // must halt the FSM, or nil when it can be applied.
 func (f *FSM) check(l *raft.Log, b *domain.Batch, decodeErr error) *Halt {
-	if decodeErr != nil {
+	halt := func(r HaltReason, format string, args ...any) *Halt {
+		return &Halt{Reason: r, Index: l.Index, Term: l.Term, Err: fmt.Errorf(format, args...)}
+	}
+	switch {
+	case decodeErr != nil:
 		return &Halt{Reason: HaltUndecodable, Index: l.Index, Term: l.Term, Err: decodeErr}
+	case b.Term != 0 && b.Term != l.Term:
+		return halt(HaltTermMismatch, "entry stamped with term %d by its proposer is stored under term %d: "+
+			"this node's log diverged from the leader's (hashicorp/raft #695)", b.Term, l.Term)
+	}
+	for j := range b.Events {
+		if ev := &b.Events[j]; ev.Type == domain.EvLogFormat && (!domain.LogFormatKnown(ev.LogFormat) || ev.LogFormat > f.maxFormat) {
+			return halt(HaltLogFormat, "the cluster moved to log format %d; this binary knows formats up to %d", ev.LogFormat, f.maxFormat)
+		}
 	}
 	return nil
 }
+
+// raiseLogFormat records that the committed log allows format v.
+func (f *FSM) raiseLogFormat(v uint8) {
+	for {
+		cur := f.logFormat.Load()
+		if uint32(v) <= cur || f.logFormat.CompareAndSwap(cur, uint32(v)) {
+			return
+		}
+	}
+}
+
+// LogFormat is the newest log format (batch version) that the committed log
+// allows a leader to write.
+func (f *FSM) LogFormat() uint8 { return uint8(f.logFormat.Load()) }
 
 // violation counts and reports an event the rules refused.
 func (f *FSM) violation(l *raft.Log, j int, ev *domain.Event, err error) {

@@ -49,6 +49,8 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 		}
 		if leader && n.becomeReady(notify) {
 			announce(true)
+			n.wg.Add(1)
+			go n.raiseLogFormat(n.readyTerm.Load())
 		}
 	}
 }
@@ -76,7 +78,7 @@ func (n *Node) becomeReady(notify <-chan bool) bool {
 		index, err := n.barrier(context.Background())
 		if err == nil {
 			var own uint64
-			own, err = n.recordSelf()
+			own, err = n.recordSelf(term)
 			index = max(index, own)
 		}
 		if err == nil {

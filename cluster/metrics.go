@@ -35,6 +35,8 @@ type Health struct {
 	// Halt is why the FSM stopped applying entries, nil while it applies
 	// them (see halt.go).
 	Halt *Halt
+	// LogFormat is the log format the committed log lets a leader write.
+	LogFormat uint8
 }
 
 // Health reports this node's Raft progress and readiness.
@@ -50,6 +52,7 @@ func (n *Node) Health() Health {
 		NotReady:     n.Ready(),
 		Violations:   n.fsm.Violations(),
 		Halt:         n.fsm.Halted(),
+		LogFormat:    n.fsm.LogFormat(),
 	}
 	if state == raft.Leader {
 		h.LastContact = 0
@@ -273,11 +276,13 @@ var (
 	descFSMHalted = prometheus.NewDesc("allot_fsm_halted",
 		"1 for the reason (undecodable, log_format, term_mismatch) this node's FSM halted for, 0 for the others: "+
 			"it applies nothing more, Raft is stopped and every request is refused.", []string{"reason"}, nil)
+	descLogFormat = prometheus.NewDesc("allot_log_format",
+		"The log format (batch version) the committed log lets a leader write.", nil, nil)
 )
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descRaftTerm, descRaftLastLogIndex, descRaftCommitIndex,
-		descRaftAppliedIndex, descRaftLastContact, descRaftVoters, descReady, descViolations, descFSMHalted} {
+		descRaftAppliedIndex, descRaftLastContact, descRaftVoters, descReady, descViolations, descFSMHalted, descLogFormat} {
 		ch <- d
 	}
 }
@@ -297,6 +302,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRaftVoters, prometheus.GaugeValue, float64(h.Voters))
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, boolFloat(h.NotReady == nil))
 	ch <- prometheus.MustNewConstMetric(descViolations, prometheus.CounterValue, float64(h.Violations))
+	ch <- prometheus.MustNewConstMetric(descLogFormat, prometheus.GaugeValue, float64(h.LogFormat))
 	for _, r := range haltReasons {
 		ch <- prometheus.MustNewConstMetric(descFSMHalted, prometheus.GaugeValue, boolFloat(h.Halt != nil && h.Halt.Reason == r), string(r))
 	}

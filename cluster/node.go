@@ -27,6 +27,10 @@ type Node struct {
 	fsm      *FSM
 	verifier *verifier
 	raftAddr string
+	stream   raft.StreamLayer // Raft's, for log-format hellos
+	// logFormatRefusals counts the times this leader found a server that
+	// does not understand the newer log format (logformat.go), for tests.
+	logFormatRefusals atomic.Uint64
 
 	// readyTerm is the term in which this node became leader and passed its
 	// barrier, 0 when it is not a ready leader. One word, so that a reader
@@ -76,7 +80,11 @@ func Start(cfg Config) (*Node, error) {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: read raft state: %w", err)
 	}
-	trans, err := newTransport(&cfg, raftLog)
+	maxFormat := byte(domain.BatchVersion)
+	if cfg.maxLogFormat != 0 {
+		maxFormat = cfg.maxLogFormat
+	}
+	trans, stream, err := newTransport(&cfg, raftLog, maxFormat)
 	if err != nil {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.RaftAddr, err)
@@ -94,11 +102,10 @@ func Start(cfg Config) (*Node, error) {
 		stop:     make(chan struct{}),
 
 		raftStarted: make(chan struct{}),
+		stream:      stream,
 	}
 	n.fsm.onHalt = n.fsmHalted
-	if cfg.maxLogFormat != 0 {
-		n.fsm.maxFormat = cfg.maxLogFormat
-	}
+	n.fsm.maxFormat = maxFormat
 	// Raft blocks on this channel; the watcher drains it promptly.
 	notify := make(chan bool, 16)
 	rc := n.raftConfig(raftLog, notify)
@@ -322,13 +329,18 @@ type proposal struct {
 //     (no leader, election, shutting down): nothing was enqueued;
 //   - with domain.ErrOutcomeUnknown when the entry was handed to Raft but
 //     its fate is unknown (leadership lost, shutdown, ApplyTimeout passed).
+//
+// The entry carries the term this node is the ready leader in (once the
+// cluster's log format allows it, see stamp), which every FSM checks against
+// the term Raft stores the entry under.
 func (n *Node) Propose(b *domain.Batch, done func(results []error, err error)) {
-	if n.closing.Load() || !n.leaderReady() {
+	term := n.readyTerm.Load()
+	if n.closing.Load() || !n.readyIn(term) {
 		err := n.notReady()
 		go done(nil, err)
 		return
 	}
-	data := domain.EncodeBatch(make([]byte, 0, 16+96*len(b.Events)), b)
+	data := domain.EncodeBatch(make([]byte, 0, 24+96*len(b.Events)), n.stamp(b, term))
 	p := &proposal{n: n, events: len(b.Events), done: done}
 	p.timer = time.AfterFunc(n.cfg.ApplyTimeout, func() {
 		p.finish(nil, fmt.Errorf("no outcome after %v: %w", n.cfg.ApplyTimeout, domain.ErrOutcomeUnknown))
@@ -336,6 +348,24 @@ func (n *Node) Propose(b *domain.Batch, done func(results []error, err error)) {
 	n.track(p)
 	f := n.raft.Apply(data, 0) // no enqueue timeout: it would make the outcome ambiguous for nothing
 	go p.wait(f)
+}
+
+// stamp returns b stamped with term, the term its proposer leads in, when
+// the committed log format has term stamps (BatchV2); else b as it is, which
+// encodes as BatchV1. b itself is not changed.
+//
+// Raft appends an entry under the term its leader loop is in. The stamp is
+// read here, before Raft takes the entry, so the two differ without a Raft
+// bug only if this goroutine stalls for a whole election between the ready
+// check and raft.Apply while this node loses and wins leadership again; the
+// FSM then halts (fail-stop), which is safe but loud.
+func (n *Node) stamp(b *domain.Batch, term uint64) *domain.Batch {
+	if n.fsm.LogFormat() < domain.BatchV2 {
+		return b
+	}
+	stamped := *b
+	stamped.Term = term
+	return &stamped
 }
 
 func (p *proposal) wait(f raft.ApplyFuture) {
