@@ -341,8 +341,9 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 
 // Restore replaces the whole state with the one in the snapshot. On error
 // the previous state stays (Raft will not use this FSM further anyway).
-// The applied index is left as it is: it stays a valid lower bound because
-// Raft only installs snapshots ahead of what was applied.
+// When the stream knows its snapshot's index (the node's snapshot store
+// tells it, see catchup.go), the applied index rises to it; Raft only
+// installs snapshots ahead of what was applied, so it never has to fall.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	if h := f.halt.Load(); h != nil {
 		return fmt.Errorf("restore: %w", h)
@@ -356,6 +357,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.refreshMembersLocked()
 	f.mu.Unlock()
 	f.restores.Add(1)
+	if sr, ok := rc.(*snapshotReader); ok {
+		f.advance(sr.index)
+	}
 	return nil
 }
 

@@ -86,7 +86,7 @@ func (n *Node) becomeReady(notify <-chan bool) bool {
 				return false
 			}
 			n.fsm.NoteApplied(index)
-			n.readyTerm.Store(term)
+			n.setReady(term)
 			n.logger.Info("leader ready", "term", term, "index", index, "barrier", time.Since(start))
 			return true
 		}

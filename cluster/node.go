@@ -41,6 +41,11 @@ type Node struct {
 	// hadState records whether the data dir held Raft state at Start: a
 	// restarted node, which needs no bootstrap or join.
 	hadState bool
+	// startIndex is the last index of the log (or snapshot) at Start, and
+	// caughtUpOnce whether the node has applied that far since (catchup.go).
+	startIndex   uint64
+	caughtUpOnce atomic.Bool
+	logStore     raft.LogStore // the one Raft uses
 
 	pendingMu     sync.Mutex
 	pending       map[*proposal]struct{}
@@ -114,16 +119,18 @@ func Start(cfg Config) (*Node, error) {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: raft config: %w: %w", domain.ErrInvalidArgument, err)
 	}
-	logStore := stores.LogStore()
+	n.logStore = stores.LogStore()
 	if cfg.WrapLogStore != nil {
-		logStore = cfg.WrapLogStore(logStore)
+		n.logStore = cfg.WrapLogStore(n.logStore)
 	}
-	n.raft, err = raft.NewRaft(rc, n.metrics.fsm(n.fsm), logStore, stores.StableStore(), stores.SnapshotStore(), trans)
+	snapshots := indexedSnapshots{stores.SnapshotStore()}
+	n.raft, err = raft.NewRaft(rc, n.metrics.fsm(n.fsm), n.logStore, stores.StableStore(), snapshots, trans)
 	if err != nil {
 		trans.Close()
 		stores.Close()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
+	n.startIndex = n.raft.LastIndex()
 	close(n.raftStarted)
 	n.verifier = &verifier{raft: n.raft, timeout: cfg.ReadTimeout}
 	if err := n.metrics.register(n); err != nil {
@@ -203,6 +210,13 @@ func (n *Node) leaderReady() bool { return n.readyIn(n.readyTerm.Load()) }
 // in it (term is a value of readyTerm).
 func (n *Node) readyIn(term uint64) bool {
 	return term != 0 && n.raft.State() == raft.Leader && n.raft.CurrentTerm() == term && n.fsm.Halted() == nil
+}
+
+// setReady makes this node the ready leader of term: its barrier applied
+// every earlier entry, so it has caught up too.
+func (n *Node) setReady(term uint64) {
+	n.caughtUpOnce.Store(true)
+	n.readyTerm.Store(term)
 }
 
 // clearReady ends this node's service as the ready leader.

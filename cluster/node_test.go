@@ -234,7 +234,8 @@ func TestNodeLifecycle(t *testing.T) {
 }
 
 // A node that never leads (no bootstrap, no peers) refuses writes and
-// leader reads without enqueuing anything, and serves stale reads.
+// reads without enqueuing anything: it has never caught up with a leader, so
+// not even its stale state is an answer (see catchup.go).
 func TestNodeNotReady(t *testing.T) {
 	cfg := testConfig(t, t.TempDir(), nil)
 	cfg.Bootstrap = false
@@ -254,7 +255,7 @@ func TestNodeNotReady(t *testing.T) {
 			t.Fatalf("consistency %d without a leader: %v", c, err)
 		}
 	}
-	if _, err := held(n, domain.ReadStale, "v1"); !errors.Is(err, domain.ErrNotFound) {
+	if _, err := held(n, domain.ReadStale, "v1"); !errors.Is(err, domain.ErrUnavailable) {
 		t.Fatalf("stale read: %v", err)
 	}
 	if err := n.Ready(); !errors.Is(err, domain.ErrUnavailable) {

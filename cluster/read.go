@@ -12,7 +12,8 @@ import (
 )
 
 // Read runs fn on the committed state at consistency c:
-//   - domain.ReadStale: this node's state as it is, on any node;
+//   - domain.ReadStale: this node's state as it is, on any node once it has
+//     caught up with the log since it started (catchup.go);
 //   - domain.ReadLeader: on the ready leader, after confirming with a quorum
 //     that it still leads;
 //   - domain.ReadLinearizable: read-index: the commit index is taken while
@@ -29,6 +30,9 @@ func (n *Node) Read(ctx context.Context, c domain.Consistency, fn func(*domain.S
 	}
 	switch c {
 	case domain.ReadStale:
+		if !n.caughtUp() {
+			return n.notCaughtUp()
+		}
 		return n.view(fn)
 	case domain.ReadLeader, domain.ReadLinearizable:
 	default:
@@ -76,8 +80,9 @@ func leaderCheckError(op string, err error) error {
 }
 
 // Ready returns nil when this node can serve: a leader once its barrier has
-// passed; a follower once it knows a leader and has applied the commit index
-// it knows of. Otherwise an error wrapping domain.ErrUnavailable says why.
+// passed; a follower once it knows a leader, has caught up with the log since
+// it started (catchup.go), and has applied the commit index it knows of.
+// Otherwise an error wrapping domain.ErrUnavailable says why.
 func (n *Node) Ready() error {
 	if n.closing.Load() || n.fsm.Halted() != nil {
 		return n.notReady()
@@ -95,6 +100,9 @@ func (n *Node) Ready() error {
 	// never sees; it runs at most a few batches ahead of the FSM.
 	if commit, applied := n.raft.CommitIndex(), n.raft.AppliedIndex(); applied < commit {
 		return fmt.Errorf("applied %d of %d committed entries: %w", applied, commit, domain.ErrUnavailable)
+	}
+	if !n.caughtUp() {
+		return n.notCaughtUp()
 	}
 	return nil
 }

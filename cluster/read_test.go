@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -68,4 +69,69 @@ func TestDefect6LinearizableReadAfterBarrier(t *testing.T) {
 		t.Fatal(err)
 	}
 	linearizableQuickly(t, n, "after a removal", 1)
+}
+
+// shutdownAll stops nodes at once (one by one, each leader would wait for a
+// quorum it is losing).
+func shutdownAll(t *testing.T, nodes []*Node) {
+	t.Helper()
+	errs := make(chan error, len(nodes))
+	for _, nd := range nodes {
+		go func() { errs <- nd.Shutdown() }()
+	}
+	for range nodes {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// restart starts a stopped node again on its data dir and Raft address.
+func restart(t *testing.T, old *Node, tune func(*Config)) *Node {
+	t.Helper()
+	cfg := old.cfg
+	cfg.RaftAddr, cfg.Bootstrap = old.RaftAddr(), false
+	if tune != nil {
+		tune(&cfg)
+	}
+	return startNode(t, cfg)
+}
+
+// TestDefect10StaleReadAfterLonelyRestart: a node restarted while no leader
+// is reachable has not applied the tail of its log (Raft applies it only
+// once a leader announces the commit index), so a stale read must not
+// answer from that state: "not found" for a resource that is in the log is
+// a wrong answer. It is unavailable until the node has caught up once.
+func TestDefect10StaleReadAfterLonelyRestart(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	wantApplied(t, propose(t, nodes[0], putVoucher("v1", 10), reserve("v1", "r1", "alice")), 2)
+	for _, nd := range nodes {
+		waitFor(t, nd.ID()+" has v1", func() error {
+			_, err := held(nd, domain.ReadStale, "v1")
+			return err
+		})
+	}
+	shutdownAll(t, nodes)
+
+	alone := restart(t, nodes[1], nil)
+	for range 3 {
+		h, err := held(alone, domain.ReadStale, "v1")
+		if !errors.Is(err, domain.ErrUnavailable) {
+			t.Fatalf("stale read on a node alone after a restart: held %d, %v; want unavailable", h, err)
+		}
+		if err := alone.Ready(); !errors.Is(err, domain.ErrUnavailable) {
+			t.Fatalf("ready alone after a restart: %v", err)
+		}
+	}
+
+	// A second node makes a quorum: a leader is elected, the log tail is
+	// applied, and the stale read answers.
+	restart(t, nodes[2], nil)
+	waitFor(t, "stale read after catching up", func() error {
+		h, err := held(alone, domain.ReadStale, "v1")
+		if err == nil && h != 1 {
+			err = fmt.Errorf("held %d, want 1", h)
+		}
+		return err
+	})
 }
