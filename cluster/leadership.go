@@ -75,6 +75,7 @@ func (n *Node) becomeReady(notify <-chan bool) bool {
 		if n.cfg.beforeBarrier != nil {
 			n.cfg.beforeBarrier()
 		}
+		leaseStart := n.now()
 		index, err := n.barrier(context.Background())
 		if err == nil {
 			var own uint64
@@ -86,7 +87,7 @@ func (n *Node) becomeReady(notify <-chan bool) bool {
 				return false
 			}
 			n.fsm.NoteApplied(index)
-			n.setReady(term)
+			n.setReady(term, leaseStart)
 			n.logger.Info("leader ready", "term", term, "index", index, "barrier", time.Since(start))
 			return true
 		}

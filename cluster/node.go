@@ -37,7 +37,20 @@ type Node struct {
 	// never sees "ready" paired with another term's barrier.
 	readyTerm atomic.Uint64
 	closing   atomic.Bool
-	metrics   *nodeMetrics // nil without Config.Metrics
+
+	// The leader lease (lease.go). epoch is the node's start, the zero of
+	// its monotonic clock; leaseUntil is when the lease of readyTerm runs
+	// out on that clock (0: no lease); transfers counts leadership
+	// transfers under way. leaseMu orders renewals with changes of
+	// readyTerm and transfers, and guards leaseFloor, the clock reading
+	// before which no renewal counts.
+	epoch      time.Time
+	leaseMu    sync.Mutex
+	leaseUntil atomic.Int64
+	leaseFloor int64
+	transfers  atomic.Int32
+
+	metrics *nodeMetrics // nil without Config.Metrics
 	// hadState records whether the data dir held Raft state at Start: a
 	// restarted node, which needs no bootstrap or join.
 	hadState bool
@@ -64,7 +77,9 @@ type Node struct {
 // Start opens the stores in cfg.DataDir, starts Raft on cfg.RaftAddr and,
 // for a node without state and with cfg.Bootstrap, bootstraps a cluster of
 // this one voter. It returns once Raft runs; leadership comes later
-// (OnLeadership, Ready).
+// (OnLeadership, Ready). A node with Raft state waits one LeaseDuration
+// before it starts Raft, so that it cannot vote against a leader lease it
+// acknowledged before it stopped (lease.go).
 func Start(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -96,6 +111,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 
 	n := &Node{
+		epoch:    time.Now(),
 		cfg:      cfg,
 		logger:   logger,
 		stores:   stores,
@@ -124,6 +140,13 @@ func Start(cfg Config) (*Node, error) {
 		n.logStore = cfg.WrapLogStore(n.logStore)
 	}
 	snapshots := indexedSnapshots{stores.SnapshotStore()}
+	if hasState {
+		// Before it stopped, this node may have acknowledged a leader whose
+		// lease still runs; a fresh Raft has heard from no one and would
+		// vote for another candidate at once. Wait the lease out first.
+		logger.Info("waiting one leader lease before starting raft", "lease", cfg.leaseDuration())
+		time.Sleep(cfg.leaseDuration())
+	}
 	n.raft, err = raft.NewRaft(rc, n.metrics.fsm(n.fsm), n.logStore, stores.StableStore(), snapshots, trans)
 	if err != nil {
 		trans.Close()
@@ -212,16 +235,6 @@ func (n *Node) readyIn(term uint64) bool {
 	return term != 0 && n.raft.State() == raft.Leader && n.raft.CurrentTerm() == term && n.fsm.Halted() == nil
 }
 
-// setReady makes this node the ready leader of term: its barrier applied
-// every earlier entry, so it has caught up too.
-func (n *Node) setReady(term uint64) {
-	n.caughtUpOnce.Store(true)
-	n.readyTerm.Store(term)
-}
-
-// clearReady ends this node's service as the ready leader.
-func (n *Node) clearReady() { n.readyTerm.Store(0) }
-
 // notReady explains why this node cannot serve a leader's request now:
 // domain.ErrNotLeader when another node leads (forward there), else
 // domain.ErrUnavailable.
@@ -280,11 +293,6 @@ func (n *Node) shutdown() error {
 	return nil
 }
 
-// transferLeadership hands leadership to another voter and waits for it.
-func (n *Node) transferLeadership(ctx context.Context) error {
-	return awaitFuture(ctx, n.raft.LeadershipTransfer())
-}
-
 // hasOtherVoters reports whether the latest configuration has a voter
 // besides this node.
 func (n *Node) hasOtherVoters() bool {
@@ -328,6 +336,8 @@ func awaitFuture(ctx context.Context, f raft.Future) error {
 type proposal struct {
 	n        *Node
 	events   int
+	term     uint64 // the ready term it was proposed in
+	start    int64  // n.now() before it went to Raft: a commit renews the lease from here
 	done     func([]error, error)
 	timer    *time.Timer
 	finished atomic.Bool
@@ -355,7 +365,7 @@ func (n *Node) Propose(b *domain.Batch, done func(results []error, err error)) {
 		return
 	}
 	data := domain.EncodeBatch(make([]byte, 0, 24+96*len(b.Events)), n.stamp(b, term))
-	p := &proposal{n: n, events: len(b.Events), done: done}
+	p := &proposal{n: n, events: len(b.Events), done: done, term: term, start: n.now()}
 	p.timer = time.AfterFunc(n.cfg.ApplyTimeout, func() {
 		p.finish(nil, fmt.Errorf("no outcome after %v: %w", n.cfg.ApplyTimeout, domain.ErrOutcomeUnknown))
 	})
@@ -389,6 +399,7 @@ func (p *proposal) wait(f raft.ApplyFuture) {
 		p.finish(nil, applyError(err))
 		return
 	}
+	p.n.renewLease(p.term, p.start) // committed: a quorum took it
 	p.finish(p.results(f.Response()))
 }
 

@@ -338,14 +338,25 @@ func TestConfigValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatalf("DefaultConfig: %v", err)
 	}
+	if d := good.leaseDuration(); d != good.HeartbeatTimeout*4/5 {
+		t.Fatalf("default lease %v, want 4/5 of the heartbeat timeout", d)
+	}
+	good.LeaseDuration = good.HeartbeatTimeout * 9 / 10
+	if err := good.Validate(); err != nil || good.leaseDuration() != good.LeaseDuration {
+		t.Fatalf("lease of 9/10 of the heartbeat timeout: %v", err)
+	}
 	for name, mutate := range map[string]func(*Config){
 		"no id":          func(c *Config) { c.NodeID = "" },
 		"wildcard addr":  func(c *Config) { c.RaftAddr = "0.0.0.0:7000" },
 		"hostname addr":  func(c *Config) { c.RaftAddr = "localhost:7000" },
 		"no data dir":    func(c *Config) { c.DataDir = "" },
 		"lease too long": func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
-		"no apply limit": func(c *Config) { c.ApplyTimeout = 0 },
-		"no retries":     func(c *Config) { c.BarrierRetries = 0 },
+		"answer lease past 9/10 of the heartbeat timeout": func(c *Config) {
+			c.LeaseDuration = c.HeartbeatTimeout*9/10 + time.Millisecond
+		},
+		"negative answer lease": func(c *Config) { c.LeaseDuration = -time.Second },
+		"no apply limit":        func(c *Config) { c.ApplyTimeout = 0 },
+		"no retries":            func(c *Config) { c.BarrierRetries = 0 },
 	} {
 		c := DefaultConfig()
 		mutate(&c)
