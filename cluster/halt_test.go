@@ -63,7 +63,8 @@ func wantHalted(t *testing.T, n *Node, reason string) {
 // meets the same entry and halts again.
 func TestDefect8UndecodableEntryHalts(t *testing.T) {
 	dir := t.TempDir()
-	cfg := testConfig(t, dir, nil)
+	var calls leadershipLog
+	cfg := testConfig(t, dir, &calls)
 	reg := prometheus.NewRegistry()
 	cfg.Metrics = reg
 	n := startNode(t, cfg)
@@ -80,6 +81,12 @@ func TestDefect8UndecodableEntryHalts(t *testing.T) {
 		t.Fatalf("response to the undecodable entry: %#v", f.Response())
 	}
 	wantHalted(t, n, "undecodable")
+	waitFor(t, "the engine told leadership is over", func() error {
+		if got := calls.get(); len(got) != 2 || got[1] {
+			return fmt.Errorf("OnLeadership calls %v, want [true false]", got)
+		}
+		return nil
+	})
 	if h := n.FSM().Halted(); h.Index != f.Index() {
 		t.Fatalf("halted at %d, want %d", h.Index, f.Index())
 	}

@@ -62,10 +62,10 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 // voter; a lone node keeps retrying.
 func (n *Node) becomeReady(notify <-chan bool) bool {
 	term := n.raft.CurrentTerm()
-	// superseded reports that this leadership is over or a newer
-	// notification waits: the watcher moves on to it.
+	// superseded reports that this leadership is over, a newer
+	// notification waits (the watcher moves on to it) or the FSM halted.
 	superseded := func() bool {
-		return len(notify) > 0 || n.raft.State() != raft.Leader || n.raft.CurrentTerm() != term
+		return len(notify) > 0 || n.raft.State() != raft.Leader || n.raft.CurrentTerm() != term || n.fsm.Halted() != nil
 	}
 	for attempt := 1; ; attempt++ {
 		if superseded() {

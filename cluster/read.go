@@ -163,7 +163,7 @@ func (n *Node) Status() Status {
 		st.LeaderHTTPAddr = m.HTTPAddr
 	}
 	servers, err := n.servers()
-	if err != nil {
+	if err != nil && n.raft.State() != raft.Shutdown {
 		n.logger.Warn("status: raft configuration unavailable", "error", err)
 	}
 	for _, s := range servers {
