@@ -90,11 +90,11 @@ func (f *FSM) Apply(l *raft.Log) any {
 
 // ApplyBatch applies committed entries in order. The response for a command
 // entry is a []error with one element per event of its batch: nil when the
-// event was applied, else why State.Apply refused it. EvLogFormat events are
-// the FSM's own (they raise LogFormat) and always answer nil. A refused event changes
-// nothing; it means the leader proposed something the rules forbid, a bug,
-// so it is counted (Violations) and logged at error level. Configuration
-// entries change nothing and get nil.
+// event was applied, else why State.Apply refused it. A refused event
+// changes nothing; it means the leader proposed something the rules forbid,
+// a bug, so it is counted (Violations) and logged at error level.
+// EvLogFormat events are the FSM's own (they raise LogFormat) and answer
+// nil. Configuration entries change nothing and get nil.
 //
 // An entry that cannot be applied as every other node applies it (see
 // halt.go) halts the FSM: that entry and every later one are answered with
