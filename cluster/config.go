@@ -107,6 +107,18 @@ type Config struct {
 	// and Raft's shutdown.
 	ShutdownTimeout time.Duration
 
+	// LeaseDuration is the leader lease (see Node.LeaseValid): how long after
+	// a quorum last acknowledged it, measured on the monotonic clock from
+	// the moment the acknowledged request was handed to Raft, the ready
+	// leader gives definite answers (rejections, not-found, leader reads)
+	// without asking a quorum again. No other node can be elected sooner
+	// than HeartbeatTimeout after a quorum last heard from this leader, so
+	// the lease must be shorter: at most 9/10 of HeartbeatTimeout, which
+	// leaves room for the other nodes' clocks to run up to 10% fast. Zero
+	// means 4/5 of HeartbeatTimeout. A restarted node also waits this long
+	// before it starts Raft (see Start).
+	LeaseDuration time.Duration
+
 	// Metrics, when set, is where the node registers its Prometheus
 	// collectors, hashicorp/raft's own metrics included (see metrics.go and
 	// raftmetrics.go). nil registers nothing.
@@ -123,6 +135,23 @@ type Config struct {
 	// beforeBarrier, when set, runs before each attempt of a new leader's
 	// barrier: tests hold a leader there to watch it refuse service.
 	beforeBarrier func()
+	// maxLogFormat, when set, is the newest batch version this node
+	// understands instead of domain.BatchVersion: tests play an older
+	// binary with it.
+	maxLogFormat byte
+	// logFormatRetry, when set, replaces defaultLogFormatRetry.
+	logFormatRetry time.Duration
+	// duringTransfer, when set, runs once a leader gave its lease up for a
+	// leadership transfer, before the transfer starts.
+	duringTransfer func()
+}
+
+// leaseDuration is LeaseDuration with its default applied.
+func (c *Config) leaseDuration() time.Duration {
+	if c.LeaseDuration == 0 {
+		return c.HeartbeatTimeout * 4 / 5
+	}
+	return c.LeaseDuration
 }
 
 // DefaultConfig returns the defaults of API.md's `allot serve` with Raft
@@ -204,6 +233,13 @@ func (c *Config) Validate() error {
 	}
 	if c.BootstrapGrace < 0 {
 		bad("bootstrap grace must not be negative")
+	}
+	switch {
+	case c.LeaseDuration < 0:
+		bad("lease duration must not be negative")
+	case c.LeaseDuration*10 > c.HeartbeatTimeout*9:
+		bad("lease duration %v exceeds 9/10 of the heartbeat timeout %v: another node could be elected before it runs out",
+			c.LeaseDuration, c.HeartbeatTimeout)
 	}
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
 		bad("leader lease timeout %v exceeds heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)

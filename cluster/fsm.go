@@ -33,11 +33,24 @@ type FSM struct {
 
 	// applied is an index such that every entry up to it is reflected in
 	// st. Raft does not show barriers and no-ops to the FSM, so it may lag
-	// behind raft.AppliedIndex until the next command or the leader's
-	// barrier (NoteApplied).
+	// behind raft.AppliedIndex until the next command or configuration
+	// entry, or a barrier of this node (NoteApplied).
 	applied    atomic.Uint64
 	violations atomic.Uint64
 	restores   atomic.Uint64
+
+	// halt is set once, on the first entry this FSM cannot apply (see
+	// halt.go); from then on nothing is applied. onHalt, when set before
+	// Raft starts, is called once with it on the FSM goroutine.
+	halt   atomic.Pointer[Halt]
+	onHalt func(*Halt)
+	// maxFormat is the newest batch version this FSM decodes:
+	// domain.BatchVersion, lower in tests that play an older binary.
+	maxFormat byte
+	// logFormat is the newest log format the committed log allows a leader
+	// to write: raised by EvLogFormat events and by stamped (BatchV2)
+	// entries, never lowered (see domain/logversion.go).
+	logFormat atomic.Uint32
 
 	// members mirrors the member records of st, replaced (never changed)
 	// whenever they change, so that routing a request to the leader reads
@@ -54,7 +67,10 @@ type applyWaiter struct {
 	ch    chan struct{}
 }
 
-var _ raft.BatchingFSM = (*FSM)(nil)
+var (
+	_ raft.BatchingFSM        = (*FSM)(nil)
+	_ raft.ConfigurationStore = (*FSM)(nil)
+)
 
 // NewFSM returns an FSM holding an empty state. logger receives invariant
 // violations.
@@ -62,7 +78,8 @@ func NewFSM(logger *slog.Logger) *FSM {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	f := &FSM{logger: logger, st: domain.NewState()}
+	f := &FSM{logger: logger, st: domain.NewState(), maxFormat: domain.BatchVersion}
+	f.logFormat.Store(domain.BatchV1)
 	f.members.Store(new(map[string]domain.Member))
 	return f
 }
@@ -74,35 +91,58 @@ func (f *FSM) Apply(l *raft.Log) any {
 
 // ApplyBatch applies committed entries in order. The response for a command
 // entry is a []error with one element per event of its batch: nil when the
-// event was applied, else why State.Apply refused it. A refused event changes
-// nothing; it means the leader proposed something the rules forbid, a bug,
-// so it is counted (Violations) and logged at error level. An entry that
-// does not decode (also a bug) is answered with a single error. Configuration
-// entries change nothing and get nil.
+// event was applied, else why State.Apply refused it. A refused event
+// changes nothing; it means the leader proposed something the rules forbid,
+// a bug, so it is counted (Violations) and logged at error level.
+// EvLogFormat events are the FSM's own (they raise LogFormat) and answer
+// nil. Configuration entries change nothing and get nil.
+//
+// An entry that cannot be applied as every other node applies it (see
+// halt.go) halts the FSM: that entry and every later one are answered with
+// an error wrapping domain.ErrUnavailable and change nothing, and the
+// applied index stays at the last good entry.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	resp := make([]any, len(logs))
+	if h := f.halt.Load(); h != nil {
+		for i, l := range logs {
+			resp[i] = h.refusal(l.Index)
+		}
+		return resp
+	}
 	batches := make([]domain.Batch, len(logs))
 	decodeErrs := make([]error, len(logs))
 	// Decode before taking the lock: readers wait only for the apply.
 	for i, l := range logs {
 		if l.Type == raft.LogCommand {
-			batches[i], decodeErrs[i] = domain.DecodeBatch(l.Data)
+			batches[i], decodeErrs[i] = f.decode(l.Data)
 		}
 	}
+	var halt *Halt
+	var last uint64 // the last entry applied
 	membersChanged := false
 	f.mu.Lock()
 	for i, l := range logs {
+		if halt == nil && l.Type == raft.LogCommand {
+			halt = f.check(l, &batches[i], decodeErrs[i])
+		}
+		if halt != nil {
+			resp[i] = halt.refusal(l.Index)
+			continue
+		}
+		last = l.Index
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		if err := decodeErrs[i]; err != nil {
-			f.violation(l, -1, nil, err)
-			resp[i] = []error{fmt.Errorf("entry %d: %w", l.Index, err)}
-			continue
+		if batches[i].Term != 0 {
+			f.raiseLogFormat(domain.BatchV2)
 		}
 		evs := batches[i].Events
 		errs := make([]error, len(evs))
 		for j := range evs {
+			if evs[j].Type == domain.EvLogFormat {
+				f.raiseLogFormat(evs[j].LogFormat) // check made sure this binary knows it
+				continue
+			}
 			if err := f.st.Apply(&evs[j]); errors.Is(err, domain.ErrDuplicateKey) {
 				errs[j] = err // a retry decided twice: answered from the record, not a bug
 			} else if err != nil {
@@ -118,25 +158,66 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		f.refreshMembersLocked()
 	}
 	f.mu.Unlock()
-	if len(logs) > 0 {
-		f.advance(logs[len(logs)-1].Index)
+	f.advance(last)
+	if halt != nil {
+		f.stop(halt)
 	}
 	return resp
 }
 
-// violation counts and reports an event (or, with j < 0, an entry) the
-// rules refused.
+// decode decodes a command entry, refusing batch versions newer than this
+// FSM knows.
+func (f *FSM) decode(data []byte) (domain.Batch, error) {
+	if len(data) > 0 && data[0] > f.maxFormat {
+		return domain.Batch{}, fmt.Errorf("batch version %d is newer than this binary's %d: %w", data[0], f.maxFormat, domain.ErrCorrupt)
+	}
+	return domain.DecodeBatch(data)
+}
+
+// check returns why command entry l (decoded into b, or not: decodeErr)
+// must halt the FSM, or nil when it can be applied.
+func (f *FSM) check(l *raft.Log, b *domain.Batch, decodeErr error) *Halt {
+	halt := func(r HaltReason, format string, args ...any) *Halt {
+		return &Halt{Reason: r, Index: l.Index, Term: l.Term, Err: fmt.Errorf(format, args...)}
+	}
+	switch {
+	case decodeErr != nil:
+		return &Halt{Reason: HaltUndecodable, Index: l.Index, Term: l.Term, Err: decodeErr}
+	case b.Term != 0 && b.Term != l.Term:
+		return halt(HaltTermMismatch, "entry stamped with term %d by its proposer is stored under term %d: "+
+			"this node's log diverged from the leader's (hashicorp/raft #695)", b.Term, l.Term)
+	}
+	for j := range b.Events {
+		if ev := &b.Events[j]; ev.Type == domain.EvLogFormat && (!domain.LogFormatKnown(ev.LogFormat) || ev.LogFormat > f.maxFormat) {
+			return halt(HaltLogFormat, "the cluster moved to log format %d; this binary knows formats up to %d", ev.LogFormat, f.maxFormat)
+		}
+	}
+	return nil
+}
+
+// raiseLogFormat records that the committed log allows format v.
+func (f *FSM) raiseLogFormat(v uint8) {
+	for {
+		cur := f.logFormat.Load()
+		if uint32(v) <= cur || f.logFormat.CompareAndSwap(cur, uint32(v)) {
+			return
+		}
+	}
+}
+
+// LogFormat is the newest log format (batch version) that the committed log
+// allows a leader to write.
+func (f *FSM) LogFormat() uint8 { return uint8(f.logFormat.Load()) }
+
+// violation counts and reports an event the rules refused.
 func (f *FSM) violation(l *raft.Log, j int, ev *domain.Event, err error) {
 	f.violations.Add(1)
-	attrs := []any{slog.Uint64("index", l.Index), slog.Uint64("term", l.Term), slog.Any("error", err)}
-	if ev != nil {
-		attrs = append(attrs, slog.Int("event", j), slog.Int("type", int(ev.Type)),
-			slog.String("resource", ev.ResourceID), slog.Int64("at", ev.At))
-	}
+	attrs := []any{slog.Uint64("index", l.Index), slog.Uint64("term", l.Term), slog.Any("error", err),
+		slog.Int("event", j), slog.Int("type", int(ev.Type)), slog.String("resource", ev.ResourceID), slog.Int64("at", ev.At)}
 	f.logger.Error("INVARIANT VIOLATION: committed event refused by the rules; state unchanged", attrs...)
 }
 
-// Violations is how many committed events (or entries) the rules refused
+// Violations is how many committed events the rules refused
 // since this FSM was created. Anything but 0 is a bug.
 func (f *FSM) Violations() uint64 { return f.violations.Load() }
 
@@ -144,15 +225,33 @@ func (f *FSM) Violations() uint64 { return f.violations.Load() }
 // in the state.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 
+// StoreConfiguration is told of each committed configuration entry when Raft
+// applies entries one at a time: such an entry changes no state but
+// advances the applied index, so that a read whose read index is a
+// membership change does not wait for the next command. (Batched, Raft hands
+// configuration entries to ApplyBatch, which does the same.)
+func (f *FSM) StoreConfiguration(index uint64, _ raft.Configuration) {
+	if f.halt.Load() == nil {
+		f.advance(index)
+	}
+}
+
 // NoteApplied records that every entry up to index is reflected in the state
 // although the FSM did not see it: a barrier that completed at index proves
-// it. It never lowers the applied index.
-func (f *FSM) NoteApplied(index uint64) { f.advance(index) }
+// it. It never lowers the applied index, and a halted FSM ignores it.
+func (f *FSM) NoteApplied(index uint64) {
+	if f.halt.Load() == nil {
+		f.advance(index)
+	}
+}
 
 // advance raises the applied index to index and wakes the waiters it
 // satisfies. The waiter count is read after the store, and WaitApplied
 // re-checks the index after raising it, so no wake-up is lost.
 func (f *FSM) advance(index uint64) {
+	if index == 0 {
+		return
+	}
 	for {
 		cur := f.applied.Load()
 		if index <= cur || f.applied.CompareAndSwap(cur, index) {
@@ -229,7 +328,14 @@ func (f *FSM) View(fn func(*domain.State)) {
 // while Apply goes on. The copy is O(state) in time and memory and blocks
 // Apply (not readers) while it is made; a copy-on-write State would make
 // this O(1) if snapshots of very large states ever stall the log.
+//
+// A halted FSM refuses: Raft would label the snapshot with its own applied
+// index, past the entry the FSM could not apply, and a restart from it
+// would skip that entry silently.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if h := f.halt.Load(); h != nil {
+		return nil, fmt.Errorf("snapshot: %w", h)
+	}
 	f.mu.RLock()
 	st := f.st.Clone()
 	f.mu.RUnlock()
@@ -238,9 +344,13 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 
 // Restore replaces the whole state with the one in the snapshot. On error
 // the previous state stays (Raft will not use this FSM further anyway).
-// The applied index is left as it is: it stays a valid lower bound because
-// Raft only installs snapshots ahead of what was applied.
+// When the stream knows its snapshot's index (the node's snapshot store
+// tells it, see catchup.go), the applied index rises to it; Raft only
+// installs snapshots ahead of what was applied, so it never has to fall.
 func (f *FSM) Restore(rc io.ReadCloser) error {
+	if h := f.halt.Load(); h != nil {
+		return fmt.Errorf("restore: %w", h)
+	}
 	st, err := storage.ReadSnapshot(rc)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
@@ -250,6 +360,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.refreshMembersLocked()
 	f.mu.Unlock()
 	f.restores.Add(1)
+	if sr, ok := rc.(*snapshotReader); ok {
+		f.advance(sr.index)
+	}
 	return nil
 }
 

@@ -52,7 +52,7 @@ func genStream(t *testing.T, seed uint64, n int, firstIndex uint64) *stream {
 				continue
 			}
 			if ev.Type > domain.EvTransition {
-				continue // does not decode: the whole entry would be refused (TestFSMUndecodableEntry)
+				continue // does not decode: it would halt the FSM (TestFSMHaltsOnUndecodableEntry)
 			}
 			err := st.Apply(&ev)
 			if (err == nil) != (decideErr == nil) {
@@ -211,16 +211,62 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	}
 }
 
-func TestFSMUndecodableEntry(t *testing.T) {
+// TestFSMHaltsOnUndecodableEntry: in one ApplyBatch, the entries before an
+// undecodable one are applied and the rest are not; the FSM stays halted,
+// refuses snapshots and restores, and tells its owner once.
+func TestFSMHaltsOnUndecodableEntry(t *testing.T) {
 	f := NewFSM(quietLogger())
-	before := hashOf(f)
-	resp := f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte{domain.BatchVersion, 3, 0xff}})
-	errs, ok := resp.([]error)
-	if !ok || len(errs) != 1 || !errors.Is(errs[0], domain.ErrCorrupt) {
-		t.Fatalf("response %#v, want one ErrCorrupt", resp)
+	var halts []*Halt
+	f.onHalt = func(h *Halt) { halts = append(halts, h) }
+	good := func(index uint64, ev domain.Event) *raft.Log {
+		return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: domain.EncodeBatch(nil, &domain.Batch{Events: []domain.Event{ev}})}
 	}
-	if f.Violations() != 1 || f.AppliedIndex() != 1 || hashOf(f) != before {
-		t.Fatalf("violations %d, applied %d, state changed %v", f.Violations(), f.AppliedIndex(), hashOf(f) != before)
+	f.Apply(good(1, putVoucher("v1", 10)))
+	atGood := hashOf(f)
+	resps := f.ApplyBatch([]*raft.Log{
+		good(2, reserve("v1", "r1", "alice")),
+		{Index: 3, Term: 1, Type: raft.LogCommand, Data: []byte{domain.BatchV1, 3, 0xff}},
+		good(4, reserve("v1", "r2", "bob")),
+		{Index: 5, Term: 1, Type: raft.LogConfiguration},
+	})
+	if errs, ok := resps[0].([]error); !ok || len(errs) != 1 || errs[0] != nil {
+		t.Fatalf("entry before the bad one: %#v", resps[0])
+	}
+	for i, r := range resps[1:] {
+		if err, ok := r.(error); !ok || !errors.Is(err, domain.ErrUnavailable) {
+			t.Fatalf("entry %d: response %#v, want an ErrUnavailable", i+3, r)
+		}
+	}
+	h := f.Halted()
+	if h == nil || h.Reason != HaltUndecodable || h.Index != 3 || !errors.Is(h.Err, domain.ErrCorrupt) || len(halts) != 1 || halts[0] != h {
+		t.Fatalf("halt %+v, told %d times", h, len(halts))
+	}
+	if hashOf(f) == atGood || f.AppliedIndex() != 2 || f.Violations() != 0 {
+		t.Fatalf("applied %d, violations %d; want entry 2 applied and nothing after", f.AppliedIndex(), f.Violations())
+	}
+	afterGood := hashOf(f)
+	if err, ok := f.Apply(good(6, reserve("v1", "r3", "carol"))).(error); !ok || !errors.Is(err, domain.ErrUnavailable) {
+		t.Fatalf("apply after the halt: %v", err)
+	}
+	f.NoteApplied(9)
+	f.StoreConfiguration(10, raft.Configuration{})
+	if hashOf(f) != afterGood || f.AppliedIndex() != 2 {
+		t.Fatalf("a halted FSM moved: applied %d", f.AppliedIndex())
+	}
+	if _, err := f.Snapshot(); err == nil {
+		t.Fatal("a halted FSM took a snapshot: a restart from it would skip the bad entry")
+	}
+	var sink bufferSink
+	src := NewFSM(quietLogger())
+	snap, _ := src.Snapshot()
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err == nil {
+		t.Fatal("a halted FSM restored a snapshot")
+	}
+	if len(halts) != 1 {
+		t.Fatalf("told of the halt %d times", len(halts))
 	}
 }
 
@@ -258,6 +304,12 @@ func TestFSMWaitApplied(t *testing.T) {
 	f.NoteApplied(5) // never lowers
 	if got := f.AppliedIndex(); got != 9 {
 		t.Fatalf("applied index %d after NoteApplied(5), want 9", got)
+	}
+	// So does a configuration entry applied one at a time.
+	go func() { waited <- f.WaitApplied(context.Background(), 10) }()
+	f.StoreConfiguration(10, raft.Configuration{})
+	if err := <-waited; err != nil {
+		t.Fatal(err)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)

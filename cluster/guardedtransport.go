@@ -60,16 +60,16 @@ var errNotCaughtUp = errors.New("vote guard: this node lost its raft state and h
 // newGuardedTransport opens the vote guard on the node's stores and the
 // network transport on cfg.RaftAddr, and puts the one in front of the
 // other.
-func newGuardedTransport(cfg *Config, logger *slogHCLog, stores *storage.Stores, hasState bool) (*guardedTransport, error) {
+func newGuardedTransport(cfg *Config, logger *slogHCLog, stores *storage.Stores, hasState bool, maxFormat byte) (*guardedTransport, raft.StreamLayer, error) {
 	guard, err := openVoteGuard(stores.StableStore(), stores.LogStore(), hasState, logger.l)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	inner, err := newTransport(cfg, logger)
+	inner, stream, err := newTransport(cfg, logger, maxFormat)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return guardTransport(inner, guard, raft.ServerID(cfg.NodeID)), nil
+	return guardTransport(inner, guard, raft.ServerID(cfg.NodeID)), stream, nil
 }
 
 // guardTransport puts guard in front of inner, for node id, and starts the

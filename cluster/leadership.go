@@ -42,13 +42,15 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 		// NotifyCh, but if it did the engine must restart from committed
 		// state all the same.
 		if !leader || announced {
-			n.readyTerm.Store(0)
+			n.clearReady()
 			if announced {
 				announce(false)
 			}
 		}
 		if leader && n.becomeReady(notify) {
 			announce(true)
+			n.wg.Add(1)
+			go n.raiseLogFormat(n.readyTerm.Load())
 		}
 	}
 }
@@ -60,10 +62,10 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 // voter; a lone node keeps retrying.
 func (n *Node) becomeReady(notify <-chan bool) bool {
 	term := n.raft.CurrentTerm()
-	// superseded reports that this leadership is over or a newer
-	// notification waits: the watcher moves on to it.
+	// superseded reports that this leadership is over, a newer
+	// notification waits (the watcher moves on to it) or the FSM halted.
 	superseded := func() bool {
-		return len(notify) > 0 || n.raft.State() != raft.Leader || n.raft.CurrentTerm() != term
+		return len(notify) > 0 || n.raft.State() != raft.Leader || n.raft.CurrentTerm() != term || n.fsm.Halted() != nil
 	}
 	for attempt := 1; ; attempt++ {
 		if superseded() {
@@ -73,10 +75,11 @@ func (n *Node) becomeReady(notify <-chan bool) bool {
 		if n.cfg.beforeBarrier != nil {
 			n.cfg.beforeBarrier()
 		}
-		index, err := n.barrier()
+		leaseStart := n.now()
+		index, err := n.barrier(context.Background())
 		if err == nil {
 			var own uint64
-			own, err = n.recordSelf()
+			own, err = n.recordSelf(term)
 			index = max(index, own)
 		}
 		if err == nil {
@@ -84,7 +87,7 @@ func (n *Node) becomeReady(notify <-chan bool) bool {
 				return false
 			}
 			n.fsm.NoteApplied(index)
-			n.readyTerm.Store(term)
+			n.setReady(term, leaseStart)
 			n.logger.Info("leader ready", "term", term, "index", index, "barrier", time.Since(start))
 			return true
 		}
@@ -105,19 +108,31 @@ func (n *Node) becomeReady(notify <-chan bool) bool {
 	}
 }
 
-// barrier waits until every entry before it is applied and returns the
-// barrier's own index: the FSM reflects every entry up to it.
-func (n *Node) barrier() (uint64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.BarrierTimeout)
+// barrier runs a Raft barrier: it returns once every entry before it is
+// applied, with the barrier's own index. Raft shows barriers to no FSM, so
+// once the barrier passes the FSM is told that it reflects every entry up to
+// that index, even when ctx ended first: a linearizable read whose read index
+// is a barrier would otherwise wait for the next command (or its timeout).
+func (n *Node) barrier(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.BarrierTimeout)
 	defer cancel()
 	f := n.raft.Barrier(n.cfg.BarrierTimeout)
-	if err := awaitFuture(ctx, f); err != nil {
-		return 0, err
+	done := make(chan error, 1)
+	var index uint64
+	go func() {
+		err := f.Error()
+		if i, ok := f.(raft.IndexFuture); ok && err == nil {
+			index = i.Index()
+			n.fsm.NoteApplied(index)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return index, err
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
-	if f, ok := f.(raft.IndexFuture); ok {
-		return f.Index(), nil
-	}
-	return 0, nil
 }
 
 // stepDown hands leadership to another voter, if there is one.
@@ -128,7 +143,7 @@ func (n *Node) stepDown() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := awaitFuture(ctx, n.raft.LeadershipTransfer()); err != nil {
+	if err := n.transferLeadership(ctx); err != nil {
 		n.logger.Error("leader cannot pass its barrier and could not step down", "error", err)
 		return
 	}

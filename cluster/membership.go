@@ -64,7 +64,7 @@ func (n *Node) AddVoter(ctx context.Context, m domain.Member) error {
 	if old, ok := n.fsm.Member(m.ID); ok && old == m {
 		return nil
 	}
-	return n.proposeMember(ctx, domain.Event{Type: domain.EvSetMember, Member: m})
+	return n.proposeEvent(ctx, domain.Event{Type: domain.EvSetMember, Member: m})
 }
 
 // RemoveServer takes node id out of the cluster: out of Raft's
@@ -95,7 +95,7 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 		}
 		tctx, cancel := context.WithTimeout(ctx, n.cfg.ShutdownTimeout)
 		defer cancel()
-		if err := awaitFuture(tctx, n.raft.LeadershipTransfer()); err != nil {
+		if err := n.transferLeadership(tctx); err != nil {
 			return fmt.Errorf("remove %s: hand leadership over first: %v: %w", id, err, domain.ErrUnavailable)
 		}
 		return fmt.Errorf("node %s handed leadership over before its removal; retry: %w", id, domain.ErrUnavailable)
@@ -109,7 +109,7 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	if !recorded {
 		return nil
 	}
-	return n.proposeMember(ctx, domain.Event{Type: domain.EvRemoveMember, Member: domain.Member{ID: id}})
+	return n.proposeEvent(ctx, domain.Event{Type: domain.EvRemoveMember, Member: domain.Member{ID: id}})
 }
 
 // changeConfig waits for a configuration change. As for a proposal, only
@@ -126,9 +126,10 @@ func (n *Node) changeConfig(ctx context.Context, f raft.IndexFuture) error {
 	return nil
 }
 
-// proposeMember proposes one membership event stamped with leader time and
-// waits until it is applied here, the proposal fails, or ctx ends.
-func (n *Node) proposeMember(ctx context.Context, ev domain.Event) error {
+// proposeEvent proposes one event of this package's own (membership, log
+// format) stamped with leader time and waits until it is applied here, the
+// proposal fails, or ctx ends.
+func (n *Node) proposeEvent(ctx context.Context, ev domain.Event) error {
 	ev.At = time.Now().UnixNano()
 	type outcome struct {
 		results []error
@@ -144,20 +145,20 @@ func (n *Node) proposeMember(ctx context.Context, ev domain.Event) error {
 			return o.err
 		}
 		if len(o.results) == 1 && o.results[0] != nil {
-			return fmt.Errorf("member record refused: %w", o.results[0])
+			return fmt.Errorf("event refused: %w", o.results[0])
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("member record: %v: %w", ctx.Err(), domain.ErrOutcomeUnknown)
+		return fmt.Errorf("event: %v: %w", ctx.Err(), domain.ErrOutcomeUnknown)
 	}
 }
 
 // recordSelf makes sure committed state holds this node's current
 // addresses before it serves as leader, so that followers can forward to
 // it at once: a node leading for the first time, or restarted on another
-// HTTP address, applies a fresh record. It returns the record's index (0
-// when none was needed).
-func (n *Node) recordSelf() (uint64, error) {
+// HTTP address, applies a fresh record, stamped with term, the term it
+// leads in. It returns the record's index (0 when none was needed).
+func (n *Node) recordSelf(term uint64) (uint64, error) {
 	self := domain.Member{ID: n.cfg.NodeID, RaftAddr: n.raftAddr, HTTPAddr: n.cfg.HTTPAddr}
 	if self.HTTPAddr == "" {
 		return 0, nil
@@ -166,7 +167,8 @@ func (n *Node) recordSelf() (uint64, error) {
 		return 0, nil
 	}
 	ev := domain.Event{Type: domain.EvSetMember, At: time.Now().UnixNano(), Member: self}
-	f := n.raft.Apply(domain.EncodeBatch(nil, &domain.Batch{Events: []domain.Event{ev}}), n.cfg.BarrierTimeout)
+	b := n.stamp(&domain.Batch{Events: []domain.Event{ev}}, term)
+	f := n.raft.Apply(domain.EncodeBatch(nil, b), n.cfg.BarrierTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.BarrierTimeout)
 	defer cancel()
 	if err := awaitFuture(ctx, f); err != nil {

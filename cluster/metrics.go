@@ -32,6 +32,11 @@ type Health struct {
 	NotReady error
 	// Violations counts committed events the rules refused (see FSM).
 	Violations uint64
+	// Halt is why the FSM stopped applying entries, nil while it applies
+	// them (see halt.go).
+	Halt *Halt
+	// LogFormat is the log format the committed log lets a leader write.
+	LogFormat uint8
 }
 
 // Health reports this node's Raft progress and readiness.
@@ -46,6 +51,8 @@ func (n *Node) Health() Health {
 		LastContact:  -1,
 		NotReady:     n.Ready(),
 		Violations:   n.fsm.Violations(),
+		Halt:         n.fsm.Halted(),
+		LogFormat:    n.fsm.LogFormat(),
 	}
 	if state == raft.Leader {
 		h.LastContact = 0
@@ -184,14 +191,18 @@ func (m *nodeMetrics) unregisterCollectors() {
 	m.registered = nil
 }
 
-// instrumentedFSM times what Raft asks of the FSM. It is a BatchingFSM like
-// the FSM it wraps.
+// instrumentedFSM times what Raft asks of the FSM. It is a BatchingFSM and
+// a ConfigurationStore like the FSM it wraps (Raft finds both by type
+// assertion; StoreConfiguration is the embedded FSM's, untimed).
 type instrumentedFSM struct {
 	*FSM
 	m *nodeMetrics
 }
 
-var _ raft.BatchingFSM = (*instrumentedFSM)(nil)
+var (
+	_ raft.BatchingFSM        = (*instrumentedFSM)(nil)
+	_ raft.ConfigurationStore = (*instrumentedFSM)(nil)
+)
 
 func (f *instrumentedFSM) Apply(l *raft.Log) any {
 	return f.ApplyBatch([]*raft.Log{l})[0]
@@ -262,11 +273,16 @@ var (
 		"1 when this node is ready to serve (what /readyz answers 200 for), else 0.", nil, nil)
 	descViolations = prometheus.NewDesc("allot_invariant_violations_total",
 		"Committed events the rules refused when applying them: a bug, must stay 0.", nil, nil)
+	descFSMHalted = prometheus.NewDesc("allot_fsm_halted",
+		"1 for the reason (undecodable, log_format, term_mismatch) this node's FSM halted for, 0 for the others: "+
+			"it applies nothing more, Raft is stopped and every request is refused.", []string{"reason"}, nil)
+	descLogFormat = prometheus.NewDesc("allot_log_format",
+		"The log format (batch version) the committed log lets a leader write.", nil, nil)
 )
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descRaftTerm, descRaftLastLogIndex, descRaftCommitIndex,
-		descRaftAppliedIndex, descRaftLastContact, descRaftVoters, descReady, descViolations} {
+		descRaftAppliedIndex, descRaftLastContact, descRaftVoters, descReady, descViolations, descFSMHalted, descLogFormat} {
 		ch <- d
 	}
 }
@@ -286,6 +302,10 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRaftVoters, prometheus.GaugeValue, float64(h.Voters))
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, boolFloat(h.NotReady == nil))
 	ch <- prometheus.MustNewConstMetric(descViolations, prometheus.CounterValue, float64(h.Violations))
+	ch <- prometheus.MustNewConstMetric(descLogFormat, prometheus.GaugeValue, float64(h.LogFormat))
+	for _, r := range haltReasons {
+		ch <- prometheus.MustNewConstMetric(descFSMHalted, prometheus.GaugeValue, boolFloat(h.Halt != nil && h.Halt.Reason == r), string(r))
+	}
 }
 
 func boolFloat(b bool) float64 {

@@ -30,6 +30,36 @@ func counterOf(fams map[string]*dto.MetricFamily, name string) float64 {
 	return -1
 }
 
+// sampleOf returns the series of family name whose labels include the
+// given name/value pairs, nil if there is none.
+func sampleOf(fams map[string]*dto.MetricFamily, name string, labels ...string) *dto.Metric {
+next:
+	for _, m := range fams[name].GetMetric() {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, l := range m.GetLabel() {
+				found = found || (l.GetName() == labels[i] && l.GetValue() == labels[i+1])
+			}
+			if !found {
+				continue next
+			}
+		}
+		return m
+	}
+	return nil
+}
+
+// value is a counter's or gauge's value, -1 if m is nil.
+func value(m *dto.Metric) float64 {
+	switch {
+	case m == nil:
+		return -1
+	case m.Counter != nil:
+		return m.GetCounter().GetValue()
+	}
+	return m.GetGauge().GetValue()
+}
+
 func ready(n *Node) func() error {
 	return func() error {
 		if !n.IsLeader() {

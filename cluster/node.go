@@ -28,20 +28,46 @@ type Node struct {
 	verifier *verifier
 	raftAddr string
 	trans    *guardedTransport // Raft's transport, behind the vote guard
+	stream   raft.StreamLayer  // Raft's, for log-format hellos
+	// logFormatRefusals counts the times this leader found a server that
+	// does not understand the newer log format (logformat.go), for tests.
+	logFormatRefusals atomic.Uint64
 
 	// readyTerm is the term in which this node became leader and passed its
 	// barrier, 0 when it is not a ready leader. One word, so that a reader
 	// never sees "ready" paired with another term's barrier.
 	readyTerm atomic.Uint64
 	closing   atomic.Bool
-	metrics   *nodeMetrics // nil without Config.Metrics
+
+	// The leader lease (lease.go). epoch is the node's start, the zero of
+	// its monotonic clock; leaseUntil is when the lease of readyTerm runs
+	// out on that clock (0: no lease); transfers counts leadership
+	// transfers under way. leaseMu orders renewals with changes of
+	// readyTerm and transfers, and guards leaseFloor, the clock reading
+	// before which no renewal counts.
+	epoch      time.Time
+	leaseMu    sync.Mutex
+	leaseUntil atomic.Int64
+	leaseFloor int64
+	transfers  atomic.Int32
+
+	metrics *nodeMetrics // nil without Config.Metrics
 	// hadState records whether the data dir held Raft state at Start: a
 	// restarted node, which needs no bootstrap or join.
 	hadState bool
+	// startIndex is the last index of the log (or snapshot) at Start, and
+	// caughtUpOnce whether the node has applied that far since (catchup.go).
+	startIndex   uint64
+	caughtUpOnce atomic.Bool
+	logStore     raft.LogStore // the one Raft uses
 
 	pendingMu     sync.Mutex
 	pending       map[*proposal]struct{}
 	pendingClosed bool
+
+	raftStarted chan struct{} // closed once n.raft is set
+	raftStop    sync.Once     // see stopRaft
+	raftStopErr error
 
 	stop         chan struct{} // closed once Raft has shut down
 	wg           sync.WaitGroup
@@ -53,7 +79,9 @@ type Node struct {
 // the vote guard and, for a node without state and with cfg.Bootstrap,
 // bootstraps a cluster of this one voter unless a running cluster makes
 // contact within cfg.BootstrapGrace (bootstrap.go). It returns once Raft
-// runs; leadership comes later (OnLeadership, Ready).
+// runs; leadership comes later (OnLeadership, Ready). A node with Raft
+// state waits one LeaseDuration before it starts Raft, so that it cannot
+// vote against a leader lease it acknowledged before it stopped (lease.go).
 func Start(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -74,13 +102,18 @@ func Start(cfg Config) (*Node, error) {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: read raft state: %w", err)
 	}
-	trans, err := newGuardedTransport(&cfg, raftLog, stores, hasState)
+	maxFormat := byte(domain.BatchVersion)
+	if cfg.maxLogFormat != 0 {
+		maxFormat = cfg.maxLogFormat
+	}
+	trans, stream, err := newGuardedTransport(&cfg, raftLog, stores, hasState, maxFormat)
 	if err != nil {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.RaftAddr, err)
 	}
 
 	n := &Node{
+		epoch:    time.Now(),
 		cfg:      cfg,
 		logger:   logger,
 		stores:   stores,
@@ -91,7 +124,12 @@ func Start(cfg Config) (*Node, error) {
 		hadState: hasState,
 		pending:  make(map[*proposal]struct{}),
 		stop:     make(chan struct{}),
+
+		raftStarted: make(chan struct{}),
+		stream:      stream,
 	}
+	n.fsm.onHalt = n.fsmHalted
+	n.fsm.maxFormat = maxFormat
 	// Raft blocks on this channel; the watcher drains it promptly.
 	notify := make(chan bool, 16)
 	rc := n.raftConfig(raftLog, notify)
@@ -100,17 +138,27 @@ func Start(cfg Config) (*Node, error) {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: raft config: %w: %w", domain.ErrInvalidArgument, err)
 	}
-	logStore := stores.LogStore()
+	n.logStore = stores.LogStore()
 	if cfg.WrapLogStore != nil {
-		logStore = cfg.WrapLogStore(logStore)
+		n.logStore = cfg.WrapLogStore(n.logStore)
 	}
-	n.raft, err = raft.NewRaft(rc, n.metrics.fsm(n.fsm), logStore, stores.StableStore(), stores.SnapshotStore(), trans)
+	snapshots := indexedSnapshots{stores.SnapshotStore()}
+	if hasState {
+		// Before it stopped, this node may have acknowledged a leader whose
+		// lease still runs; a fresh Raft has heard from no one and would
+		// vote for another candidate at once. Wait the lease out first.
+		logger.Info("waiting one leader lease before starting raft", "lease", cfg.leaseDuration())
+		time.Sleep(cfg.leaseDuration())
+	}
+	n.raft, err = raft.NewRaft(rc, n.metrics.fsm(n.fsm), n.logStore, stores.StableStore(), snapshots, trans)
 	if err != nil {
 		trans.Close()
 		stores.Close()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	trans.attach(n.raft, stores)
+	n.startIndex = n.raft.LastIndex()
+	close(n.raftStarted)
 	n.verifier = &verifier{raft: n.raft, timeout: cfg.ReadTimeout}
 	if err := n.metrics.register(n); err != nil {
 		n.Shutdown()
@@ -181,7 +229,7 @@ func (n *Node) leaderReady() bool { return n.readyIn(n.readyTerm.Load()) }
 // readyIn reports whether this node leads in term and passed its barrier
 // in it (term is a value of readyTerm).
 func (n *Node) readyIn(term uint64) bool {
-	return term != 0 && n.raft.State() == raft.Leader && n.raft.CurrentTerm() == term
+	return term != 0 && n.raft.State() == raft.Leader && n.raft.CurrentTerm() == term && n.fsm.Halted() == nil
 }
 
 // notReady explains why this node cannot serve a leader's request now:
@@ -190,6 +238,9 @@ func (n *Node) readyIn(term uint64) bool {
 func (n *Node) notReady() error {
 	if n.closing.Load() {
 		return fmt.Errorf("node %s is shutting down: %w", n.cfg.NodeID, domain.ErrUnavailable)
+	}
+	if h := n.fsm.Halted(); h != nil {
+		return fmt.Errorf("node %s: %w: %w", n.cfg.NodeID, h, domain.ErrUnavailable)
 	}
 	if n.raft.State() == raft.Leader {
 		return fmt.Errorf("node %s leads but has not passed its barrier yet: %w", n.cfg.NodeID, domain.ErrUnavailable)
@@ -213,10 +264,10 @@ func (n *Node) Shutdown() error {
 
 func (n *Node) shutdown() error {
 	n.closing.Store(true)
-	n.readyTerm.Store(0)
+	n.clearReady()
 	if n.raft.State() == raft.Leader && n.hasOtherVoters() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
-		err := awaitFuture(ctx, n.raft.LeadershipTransfer())
+		err := n.transferLeadership(ctx)
 		cancel()
 		if err != nil {
 			n.logger.Warn("leadership transfer before shutdown failed", "error", err)
@@ -224,9 +275,7 @@ func (n *Node) shutdown() error {
 			n.logger.Info("leadership transferred before shutdown")
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
-	err := awaitFuture(ctx, n.raft.Shutdown()) // also closes the transport
-	cancel()
+	err := n.stopRaft()
 	close(n.stop)
 	n.wg.Wait()
 	n.metrics.unregister(n)
@@ -284,6 +333,8 @@ func awaitFuture(ctx context.Context, f raft.Future) error {
 type proposal struct {
 	n        *Node
 	events   int
+	term     uint64 // the ready term it was proposed in
+	start    int64  // n.now() before it went to Raft: a commit renews the lease from here
 	done     func([]error, error)
 	timer    *time.Timer
 	finished atomic.Bool
@@ -299,20 +350,43 @@ type proposal struct {
 //     (no leader, election, shutting down): nothing was enqueued;
 //   - with domain.ErrOutcomeUnknown when the entry was handed to Raft but
 //     its fate is unknown (leadership lost, shutdown, ApplyTimeout passed).
+//
+// The entry carries the term this node is the ready leader in (once the
+// cluster's log format allows it, see stamp), which every FSM checks against
+// the term Raft stores the entry under.
 func (n *Node) Propose(b *domain.Batch, done func(results []error, err error)) {
-	if n.closing.Load() || !n.leaderReady() {
+	term := n.readyTerm.Load()
+	if n.closing.Load() || !n.readyIn(term) {
 		err := n.notReady()
 		go done(nil, err)
 		return
 	}
-	data := domain.EncodeBatch(make([]byte, 0, 16+96*len(b.Events)), b)
-	p := &proposal{n: n, events: len(b.Events), done: done}
+	data := domain.EncodeBatch(make([]byte, 0, 24+96*len(b.Events)), n.stamp(b, term))
+	p := &proposal{n: n, events: len(b.Events), done: done, term: term, start: n.now()}
 	p.timer = time.AfterFunc(n.cfg.ApplyTimeout, func() {
 		p.finish(nil, fmt.Errorf("no outcome after %v: %w", n.cfg.ApplyTimeout, domain.ErrOutcomeUnknown))
 	})
 	n.track(p)
 	f := n.raft.Apply(data, 0) // no enqueue timeout: it would make the outcome ambiguous for nothing
 	go p.wait(f)
+}
+
+// stamp returns b stamped with term, the term its proposer leads in, when
+// the committed log format has term stamps (BatchV2); else b as it is, which
+// encodes as BatchV1. b itself is not changed.
+//
+// Raft appends an entry under the term its leader loop is in. The stamp is
+// read here, before Raft takes the entry, so the two differ without a Raft
+// bug only if this goroutine stalls for a whole election between the ready
+// check and raft.Apply while this node loses and wins leadership again; the
+// FSM then halts (fail-stop), which is safe but loud.
+func (n *Node) stamp(b *domain.Batch, term uint64) *domain.Batch {
+	if n.fsm.LogFormat() < domain.BatchV2 {
+		return b
+	}
+	stamped := *b
+	stamped.Term = term
+	return &stamped
 }
 
 func (p *proposal) wait(f raft.ApplyFuture) {
@@ -322,29 +396,25 @@ func (p *proposal) wait(f raft.ApplyFuture) {
 		p.finish(nil, applyError(err))
 		return
 	}
+	p.n.renewLease(p.term, p.start) // committed: a quorum took it
 	p.finish(p.results(f.Response()))
 }
 
-// results checks the FSM's response: one error per event.
+// results checks the FSM's response: one error per event. A halted FSM
+// answers with an error: the entry is committed but not applied here, and
+// whether it takes effect on the other nodes is unknown to this one.
 func (p *proposal) results(resp any) ([]error, error) {
+	if err, ok := resp.(error); ok {
+		return nil, fmt.Errorf("%w: %w", domain.ErrOutcomeUnknown, err)
+	}
 	errs, ok := resp.([]error)
 	if !ok {
 		return nil, fmt.Errorf("fsm response of type %T: %w", resp, domain.ErrOutcomeUnknown)
 	}
-	if len(errs) == p.events {
-		return errs, nil
+	if len(errs) != p.events {
+		return nil, fmt.Errorf("fsm answered %d results for %d events: %w", len(errs), p.events, domain.ErrOutcomeUnknown)
 	}
-	// The FSM answers an entry it cannot decode with one error: every
-	// event failed with it.
-	err := fmt.Errorf("fsm answered %d results for %d events: %w", len(errs), p.events, domain.ErrCorrupt)
-	if len(errs) == 1 && errs[0] != nil {
-		err = errs[0]
-	}
-	out := make([]error, p.events)
-	for i := range out {
-		out[i] = err
-	}
-	return out, nil
+	return errs, nil
 }
 
 // applyError maps a failed Apply: only ErrNotLeader (and a transfer in

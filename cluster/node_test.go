@@ -234,7 +234,8 @@ func TestNodeLifecycle(t *testing.T) {
 }
 
 // A node that never leads (no bootstrap, no peers) refuses writes and
-// leader reads without enqueuing anything, and serves stale reads.
+// reads without enqueuing anything: it has never caught up with a leader, so
+// not even its stale state is an answer (see catchup.go).
 func TestNodeNotReady(t *testing.T) {
 	cfg := testConfig(t, t.TempDir(), nil)
 	cfg.Bootstrap = false
@@ -254,7 +255,7 @@ func TestNodeNotReady(t *testing.T) {
 			t.Fatalf("consistency %d without a leader: %v", c, err)
 		}
 	}
-	if _, err := held(n, domain.ReadStale, "v1"); !errors.Is(err, domain.ErrNotFound) {
+	if _, err := held(n, domain.ReadStale, "v1"); !errors.Is(err, domain.ErrUnavailable) {
 		t.Fatalf("stale read: %v", err)
 	}
 	if err := n.Ready(); !errors.Is(err, domain.ErrUnavailable) {
@@ -337,14 +338,25 @@ func TestConfigValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatalf("DefaultConfig: %v", err)
 	}
+	if d := good.leaseDuration(); d != good.HeartbeatTimeout*4/5 {
+		t.Fatalf("default lease %v, want 4/5 of the heartbeat timeout", d)
+	}
+	good.LeaseDuration = good.HeartbeatTimeout * 9 / 10
+	if err := good.Validate(); err != nil || good.leaseDuration() != good.LeaseDuration {
+		t.Fatalf("lease of 9/10 of the heartbeat timeout: %v", err)
+	}
 	for name, mutate := range map[string]func(*Config){
 		"no id":          func(c *Config) { c.NodeID = "" },
 		"wildcard addr":  func(c *Config) { c.RaftAddr = "0.0.0.0:7000" },
 		"hostname addr":  func(c *Config) { c.RaftAddr = "localhost:7000" },
 		"no data dir":    func(c *Config) { c.DataDir = "" },
 		"lease too long": func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
-		"no apply limit": func(c *Config) { c.ApplyTimeout = 0 },
-		"no retries":     func(c *Config) { c.BarrierRetries = 0 },
+		"answer lease past 9/10 of the heartbeat timeout": func(c *Config) {
+			c.LeaseDuration = c.HeartbeatTimeout*9/10 + time.Millisecond
+		},
+		"negative answer lease": func(c *Config) { c.LeaseDuration = -time.Second },
+		"no apply limit":        func(c *Config) { c.ApplyTimeout = 0 },
+		"no retries":            func(c *Config) { c.BarrierRetries = 0 },
 	} {
 		c := DefaultConfig()
 		mutate(&c)

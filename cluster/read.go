@@ -12,9 +12,10 @@ import (
 )
 
 // Read runs fn on the committed state at consistency c:
-//   - domain.ReadStale: this node's state as it is, on any node;
-//   - domain.ReadLeader: on the ready leader, after confirming with a quorum
-//     that it still leads;
+//   - domain.ReadStale: this node's state as it is, on any node once it has
+//     caught up with the log since it started (catchup.go);
+//   - domain.ReadLeader: on the ready leader, under its lease or after
+//     confirming with a quorum that it still leads (which renews the lease);
 //   - domain.ReadLinearizable: read-index: the commit index is taken while
 //     leading, leadership is confirmed, and fn runs once the state reflects
 //     that index, so every write acknowledged before the call is seen.
@@ -24,11 +25,14 @@ import (
 // ReadTimeout) gives domain.ErrUnavailable wrapping the context's error. fn's
 // own error is returned as is. fn runs under a read lock.
 func (n *Node) Read(ctx context.Context, c domain.Consistency, fn func(*domain.State) error) error {
-	if n.closing.Load() {
+	if n.closing.Load() || n.fsm.Halted() != nil {
 		return n.notReady()
 	}
 	switch c {
 	case domain.ReadStale:
+		if !n.caughtUp() {
+			return n.notCaughtUp()
+		}
 		return n.view(fn)
 	case domain.ReadLeader, domain.ReadLinearizable:
 	default:
@@ -38,16 +42,16 @@ func (n *Node) Read(ctx context.Context, c domain.Consistency, fn func(*domain.S
 	if !n.readyIn(term) {
 		return n.notReady()
 	}
+	if c == domain.ReadLeader && n.LeaseValid() {
+		return n.view(fn)
+	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReadTimeout)
 	defer cancel()
 	// The ready leader has applied its barrier, so every entry after the
 	// commit index of its term reaches the FSM and the wait below ends.
 	index := n.raft.CommitIndex()
-	if err := n.verifier.verify(ctx); err != nil {
-		return n.leaderCheckError(err)
-	}
-	if n.raft.CurrentTerm() != term {
-		return fmt.Errorf("leadership changed during the read: %w", domain.ErrNotLeader)
+	if err := n.verifyLeader(ctx, term); err != nil {
+		return err
 	}
 	if c == domain.ReadLinearizable {
 		if err := n.fsm.WaitApplied(ctx, index); err != nil {
@@ -63,21 +67,24 @@ func (n *Node) view(fn func(*domain.State) error) error {
 	return err
 }
 
-func (n *Node) leaderCheckError(err error) error {
+// leaderCheckError maps the failure of a Raft operation that changes no
+// state (a leadership check, a barrier) named op.
+func leaderCheckError(op string, err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
-		return fmt.Errorf("verify leader: %w", domain.ErrNotLeader)
+		return fmt.Errorf("%s: %w", op, domain.ErrNotLeader)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return fmt.Errorf("verify leader: %w: %w", domain.ErrUnavailable, err)
+		return fmt.Errorf("%s: %w: %w", op, domain.ErrUnavailable, err)
 	}
-	return fmt.Errorf("verify leader: %v: %w", err, domain.ErrUnavailable)
+	return fmt.Errorf("%s: %v: %w", op, err, domain.ErrUnavailable)
 }
 
 // Ready returns nil when this node can serve: a leader once its barrier has
-// passed; a follower once it knows a leader and has applied the commit index
-// it knows of. Otherwise an error wrapping domain.ErrUnavailable says why.
+// passed; a follower once it knows a leader, has caught up with the log since
+// it started (catchup.go), and has applied the commit index it knows of.
+// Otherwise an error wrapping domain.ErrUnavailable says why.
 func (n *Node) Ready() error {
-	if n.closing.Load() {
+	if n.closing.Load() || n.fsm.Halted() != nil {
 		return n.notReady()
 	}
 	if n.raft.State() == raft.Leader {
@@ -93,6 +100,9 @@ func (n *Node) Ready() error {
 	// never sees; it runs at most a few batches ahead of the FSM.
 	if commit, applied := n.raft.CommitIndex(), n.raft.AppliedIndex(); applied < commit {
 		return fmt.Errorf("applied %d of %d committed entries: %w", applied, commit, domain.ErrUnavailable)
+	}
+	if !n.caughtUp() {
+		return n.notCaughtUp()
 	}
 	return nil
 }
@@ -153,7 +163,7 @@ func (n *Node) Status() Status {
 		st.LeaderHTTPAddr = m.HTTPAddr
 	}
 	servers, err := n.servers()
-	if err != nil {
+	if err != nil && n.raft.State() != raft.Shutdown {
 		n.logger.Warn("status: raft configuration unavailable", "error", err)
 	}
 	for _, s := range servers {
@@ -172,24 +182,27 @@ func (n *Node) Status() Status {
 	return st
 }
 
-// Barrier returns once every entry proposed before it is applied here, or
-// with an error (not the leader, leadership lost, ctx done).
+// Barrier returns once every entry proposed before it is applied here. Only
+// the ready leader runs one: elsewhere it fails at once with
+// domain.ErrNotLeader or domain.ErrUnavailable. Leadership lost during the
+// barrier is domain.ErrNotLeader; a barrier that outlasts ctx (or
+// BarrierTimeout) is domain.ErrUnavailable. A barrier changes no state, so
+// a failed one is safe to retry.
 func (n *Node) Barrier(ctx context.Context) error {
-	if err := n.notReady(); err != nil {
-		return err
+	term := n.readyTerm.Load()
+	if n.closing.Load() || !n.readyIn(term) {
+		return n.notReady()
 	}
-	return awaitFuture(ctx, n.raft.Barrier(n.cfg.BarrierTimeout))
+	start := n.now()
+	if _, err := n.barrier(ctx); err != nil {
+		return leaderCheckError("barrier", err)
+	}
+	n.renewLease(term, start)
+	return nil
 }
 
-// LeaseValid reports whether this ready leader may answer from its state
-// without asking a quorum first.
-//
-// TODO(lease): no lease is kept yet, so every definite answer verifies
-// leadership first: correct, and slower than it needs to be.
-func (n *Node) LeaseValid() bool { return false }
-
 // VerifyLeader confirms with a quorum that this node is still the ready
-// leader of the term it became ready in.
+// leader of the term it became ready in, and renews its lease (lease.go).
 func (n *Node) VerifyLeader(ctx context.Context) error {
 	term := n.readyTerm.Load()
 	if !n.readyIn(term) {
@@ -197,11 +210,19 @@ func (n *Node) VerifyLeader(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReadTimeout)
 	defer cancel()
+	return n.verifyLeader(ctx, term)
+}
+
+// verifyLeader runs a leadership check that starts after the call, and
+// renews the lease of term from the call's start once it passes.
+func (n *Node) verifyLeader(ctx context.Context, term uint64) error {
+	start := n.now()
 	if err := n.verifier.verify(ctx); err != nil {
-		return n.leaderCheckError(err)
+		return leaderCheckError("verify leader", err)
 	}
 	if n.raft.CurrentTerm() != term {
 		return fmt.Errorf("leadership changed during the check: %w", domain.ErrNotLeader)
 	}
+	n.renewLease(term, start)
 	return nil
 }

@@ -11,10 +11,22 @@ import (
 // tcpStream is the Raft stream layer over plain TCP: hashicorp/raft's own
 // TCPStreamLayer has no exported constructor, and owning it lets
 // Config.WrapStream put fault injectors (and, later, authentication) between
-// Raft and the network.
+// Raft and the network, and lets the node answer the log-format hello on
+// the Raft port (hello.go).
 type tcpStream struct {
 	net.Listener
 	advertise net.Addr
+	maxFormat byte          // the newest log format this binary understands
+	timeout   time.Duration // bounds answering a hello
+}
+
+// Accept returns the next connection, which answers a hello by itself.
+func (s *tcpStream) Accept() (net.Conn, error) {
+	c, err := s.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &helloConn{Conn: c, maxFormat: s.maxFormat, timeout: s.timeout}, nil
 }
 
 // listenTCP binds addr; the advertised address is the bound one, so that a
@@ -41,12 +53,15 @@ func (s *tcpStream) Dial(address raft.ServerAddress, timeout time.Duration) (net
 }
 
 // newTransport builds the Raft transport on cfg.RaftAddr, through
-// cfg.WrapStream when set.
-func newTransport(cfg *Config, logger *slogHCLog) (*raft.NetworkTransport, error) {
+// cfg.WrapStream when set, and returns the stream layer it uses (on which
+// the node also dials its log-format hellos). maxFormat is the newest log
+// format this binary understands.
+func newTransport(cfg *Config, logger *slogHCLog, maxFormat byte) (*raft.NetworkTransport, raft.StreamLayer, error) {
 	tcp, err := listenTCP(cfg.RaftAddr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	tcp.maxFormat, tcp.timeout = maxFormat, cfg.TransportTimeout
 	var stream raft.StreamLayer = tcp
 	if cfg.WrapStream != nil {
 		stream = cfg.WrapStream(stream)
@@ -56,5 +71,5 @@ func newTransport(cfg *Config, logger *slogHCLog) (*raft.NetworkTransport, error
 		MaxPool: cfg.TransportMaxPool,
 		Timeout: cfg.TransportTimeout,
 		Logger:  logger.Named("transport"),
-	}), nil
+	}), stream, nil
 }

@@ -12,8 +12,18 @@ import (
 // in front of each Raft entry. Hand-written because a flash crowd turns every
 // accepted request into one encoded event on the hot path.
 
-// BatchVersion is the first byte of every encoded Batch.
-const BatchVersion = 1
+// Batch format versions: the first byte of every encoded Batch. A leader
+// writes a version only once the cluster has committed that it may
+// (logversion.go); every version up to BatchVersion decodes.
+const (
+	// BatchV1 is the event count and the events.
+	BatchV1 = 1
+	// BatchV2 is BatchV1 with the proposer's term (a uvarint, never 0)
+	// after the version byte.
+	BatchV2 = 2
+	// BatchVersion is the newest version this binary decodes.
+	BatchVersion = BatchV2
+)
 
 // ErrCorrupt is returned for bytes that do not decode.
 var ErrCorrupt = errors.New("corrupt encoding")
@@ -21,9 +31,16 @@ var ErrCorrupt = errors.New("corrupt encoding")
 // maxPrealloc bounds the events DecodeBatch allocates ahead of decoding them.
 const maxPrealloc = 1024
 
-// EncodeBatch appends the encoding of b to dst.
+// EncodeBatch appends the encoding of b to dst: BatchV2 when b carries a
+// term, else BatchV1 (which every node decodes). The proposer decides which
+// by stamping the term or not.
 func EncodeBatch(dst []byte, b *Batch) []byte {
-	dst = append(dst, BatchVersion)
+	if b.Term != 0 {
+		dst = append(dst, BatchV2)
+		dst = binary.AppendUvarint(dst, b.Term)
+	} else {
+		dst = append(dst, BatchV1)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(b.Events)))
 	for i := range b.Events {
 		dst = appendEvent(dst, &b.Events[i])
@@ -31,17 +48,25 @@ func EncodeBatch(dst []byte, b *Batch) []byte {
 	return dst
 }
 
-// DecodeBatch decodes an entry made by EncodeBatch.
+// DecodeBatch decodes an entry made by EncodeBatch, of any version up to
+// BatchVersion; a BatchV1 entry has Term 0.
 func DecodeBatch(data []byte) (Batch, error) {
 	d := decoder{buf: data}
-	if v := d.byte(); v != BatchVersion {
+	var term uint64
+	switch v := d.byte(); v {
+	case BatchV1:
+	case BatchV2:
+		if term = d.uvarint(); term == 0 && d.err == nil {
+			return Batch{}, fmt.Errorf("batch version %d with term 0: %w", v, ErrCorrupt)
+		}
+	default:
 		return Batch{}, fmt.Errorf("batch version %d: %w", v, ErrCorrupt)
 	}
 	// An event takes at least 4 bytes (type, time, id length, idem flag).
 	// Preallocating for at most a normal batch keeps a corrupt count from
 	// reserving far more Event structs than the input has events.
 	n := d.count(4)
-	b := Batch{Events: make([]Event, 0, min(n, maxPrealloc))}
+	b := Batch{Term: term, Events: make([]Event, 0, min(n, maxPrealloc))}
 	for i := 0; i < n && d.err == nil; i++ {
 		var ev Event
 		d.event(&ev)
@@ -66,6 +91,8 @@ func appendEvent(b []byte, ev *Event) []byte {
 		b = AppendMember(b, &ev.Member)
 	case EvRemoveMember:
 		b = appendString(b, ev.Member.ID)
+	case EvLogFormat:
+		b = append(b, ev.LogFormat)
 	}
 	if ev.Idem == nil {
 		return append(b, 0)
@@ -89,6 +116,8 @@ func (d *decoder) event(ev *Event) {
 		d.member(&ev.Member)
 	case EvRemoveMember:
 		ev.Member.ID = d.string()
+	case EvLogFormat:
+		ev.LogFormat = d.byte()
 	case EvDeleteResource:
 	default:
 		d.fail("event type %d", ev.Type)

@@ -92,16 +92,51 @@ func TestDecodeBatchCorrupt(t *testing.T) {
 	bad = append([]byte(nil), del...)
 	bad[2] = 200 // event type
 	corrupt("event type", bad)
-	corrupt("huge count", binary.AppendUvarint([]byte{domain.BatchVersion}, 1<<62))
-	corrupt("count over input", binary.AppendUvarint([]byte{domain.BatchVersion}, 2))
-	corrupt("varint overflow", append([]byte{domain.BatchVersion, 1, byte(domain.EvDeleteResource)}, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01))
-	corrupt("string over input", append([]byte{domain.BatchVersion, 1, byte(domain.EvDeleteResource), 2}, 0x7f, 'a', 0))
+	corrupt("huge count", binary.AppendUvarint([]byte{domain.BatchV1}, 1<<62))
+	corrupt("count over input", binary.AppendUvarint([]byte{domain.BatchV1}, 2))
+	corrupt("varint overflow", append([]byte{domain.BatchV1, 1, byte(domain.EvDeleteResource)}, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01))
+	corrupt("string over input", append([]byte{domain.BatchV1, 1, byte(domain.EvDeleteResource), 2}, 0x7f, 'a', 0))
+	corrupt("version 2 with term 0", []byte{domain.BatchV2, 0, 0})
+	corrupt("version 2 without a term", []byte{domain.BatchV2})
+	corrupt("version 2 term overflow", []byte{domain.BatchV2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0})
+}
+
+// TestBatchTermAndLogFormat: a batch with a term is version 2 and keeps its
+// term; one without is version 1, which is also how every entry written
+// before version 2 existed decodes (Term 0). The log-format event round-trips.
+func TestBatchTermAndLogFormat(t *testing.T) {
+	events, _ := generated(t, 7, 50)
+	events = append(events, domain.Event{Type: domain.EvLogFormat, At: 5, LogFormat: domain.BatchV2})
+	for _, term := range []uint64{0, 1, 300, 1 << 40} {
+		data := domain.EncodeBatch(nil, &domain.Batch{Term: term, Events: events})
+		want := byte(domain.BatchV1)
+		if term != 0 {
+			want = domain.BatchV2
+		}
+		if data[0] != want {
+			t.Fatalf("term %d: version %d, want %d", term, data[0], want)
+		}
+		b, err := domain.DecodeBatch(data)
+		if err != nil || b.Term != term || !reflect.DeepEqual(b.Events, events) {
+			t.Fatalf("term %d: decoded term %d, %v", term, b.Term, err)
+		}
+	}
+	// A version-1 entry as the binaries before version 2 wrote it.
+	old := []byte{domain.BatchV1, 1, byte(domain.EvDeleteResource), 0, 1, 'a', 0}
+	if b, err := domain.DecodeBatch(old); err != nil || b.Term != 0 || len(b.Events) != 1 || b.Events[0].ResourceID != "a" {
+		t.Fatalf("version 1 entry: %+v, %v", b, err)
+	}
+	for v := uint8(0); v < 10; v++ {
+		if got, want := domain.LogFormatKnown(v), v == domain.BatchV1 || v == domain.BatchV2; got != want {
+			t.Errorf("LogFormatKnown(%d) = %v", v, got)
+		}
+	}
 }
 
 // TestDecodeBatchAllocation: a count that the rest of the input cannot back
 // costs no more than a normal batch's worth of memory.
 func TestDecodeBatchAllocation(t *testing.T) {
-	data := binary.AppendUvarint([]byte{domain.BatchVersion}, 1<<16)
+	data := binary.AppendUvarint([]byte{domain.BatchV1}, 1<<16)
 	data = append(data, make([]byte, 1<<18)...) // room for 1<<16 events, but event type 0 is corrupt
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -227,8 +262,10 @@ func FuzzDecodeBatch(f *testing.F) {
 		f.Add(domain.EncodeBatch(nil, &domain.Batch{Events: events[i : i+8]}))
 	}
 	f.Add([]byte{})
-	f.Add([]byte{domain.BatchVersion, 0})
-	f.Add([]byte{domain.BatchVersion, 1, byte(domain.EvDeleteResource), 0, 1, 'a', 0})
+	f.Add([]byte{domain.BatchV1, 0})
+	f.Add([]byte{domain.BatchV1, 1, byte(domain.EvDeleteResource), 0, 1, 'a', 0})
+	f.Add(domain.EncodeBatch(nil, &domain.Batch{Term: 7, Events: events[:3]}))
+	f.Add(domain.EncodeBatch(nil, &domain.Batch{Events: []domain.Event{{Type: domain.EvLogFormat, LogFormat: 2}}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := domain.DecodeBatch(data)
 		if err != nil {

@@ -13,6 +13,7 @@ const (
 	EvTransition                          // move a reservation to another status
 	EvSetMember                           // record a cluster node's addresses
 	EvRemoveMember                        // forget a cluster node
+	EvLogFormat                           // the cluster may use log format LogFormat from here on (logversion.go)
 )
 
 // Event is one decision of the leader. All times and ids in it were stamped
@@ -27,6 +28,7 @@ type Event struct {
 	ReservationID string      // EvTransition
 	To            Status      // EvTransition
 	Member        Member      // EvSetMember; EvRemoveMember uses Member.ID only
+	LogFormat     uint8       // EvLogFormat
 
 	// Idem, when set, stores the answer under the client's Idempotency-Key
 	// in the same step as the change it answers for.
@@ -35,6 +37,13 @@ type Event struct {
 
 // Batch is one Raft entry: the events of many actors committed together.
 type Batch struct {
+	// Term is the Raft term its proposer led in when it proposed the batch,
+	// 0 for an unstamped batch (format BatchV1). Raft stores every entry
+	// under the term of the leader that appended it, so the two must agree;
+	// an entry whose stamp differs from its log term was written by a
+	// deposed leader under a newer term (hashicorp/raft #695), and the FSM
+	// stops rather than apply it.
+	Term   uint64
 	Events []Event
 }
 

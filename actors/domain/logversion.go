@@ -1,0 +1,23 @@
+package domain
+
+// Log formats and the gate that switches them on.
+//
+// The log format is the batch version (BatchV1, BatchV2, ...) a leader
+// writes. A binary decodes every version up to its BatchVersion, but an
+// older binary does not decode a newer one, and a node that meets an entry
+// it cannot decode stops (fail-stop) rather than skip it. So a leader writes
+// a new format only after the cluster committed an EvLogFormat event naming
+// it, and the cluster's leader proposes that event only once every server
+// of the Raft configuration has said it understands the format (cluster
+// asks each one over the Raft port). From that entry on every leader may
+// write the format; a node that applies the event but does not know the
+// format stops at the event itself, before any entry it cannot decode.
+//
+// The committed format is kept by the FSM next to State, not in State: it
+// is not part of the state hash or of snapshots. A node restored from a
+// snapshot learns it again from the next EvLogFormat or BatchV2 entry it
+// applies (a leader that does not know it writes BatchV1, which every node
+// decodes, and asks for the event again).
+
+// LogFormatKnown reports whether this binary decodes entries of format v.
+func LogFormatKnown(v uint8) bool { return v >= BatchV1 && v <= BatchVersion }
