@@ -123,7 +123,7 @@ func e2eChaos(t *testing.T, kind string, seed uint64) {
 	}
 	viz := filepath.Join(os.TempDir(), fmt.Sprintf("allot-e2e-chaos-%s-%d.html", kind, seed))
 	rep, err := w.Verify(ctx, l.base, linearize.Options{Skew: 300 * time.Millisecond, Lateness: 5 * time.Second,
-		Timeout: time.Minute, VisualizationPath: viz})
+		UnknownHorizon: 15 * time.Second, Timeout: time.Minute, VisualizationPath: viz})
 	st := w.Stats()
 	t.Logf("%d requests (%d created, %d unknown, %d transport errors); %s",
 		st.Requests.Load(), st.Created.Load(), st.Unknown.Load(), st.Transport.Load(), rep)

@@ -10,7 +10,7 @@ import (
 // Fault is one kind of failure the schedule injects into an in-process
 // cluster. Inject starts it and returns what ends it.
 type Fault struct {
-	Name string
+	Name   string
 	Inject func(c *servertest.Cluster, rng *rand.Rand) (heal func())
 }
 

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/anishathalye/porcupine"
+
 	"allot/bench/linearize"
 )
 
@@ -95,6 +97,19 @@ func (w *Workload) Verify(ctx context.Context, node string, opts linearize.Optio
 		keys[k] = id
 	}
 	rep.Acknowledged = len(acked)
+	// The package's own final-state invariants too: per-user limits, counts,
+	// duplicates, holds that outlived their expiry.
+	fs := linearize.FinalState{ReadAt: time.Now(), ExpiryGrace: opts.Lateness + opts.Skew}
+	for _, r := range w.Resources {
+		fr := linearize.FinalResource{ID: r.ID, Spec: r.Spec}
+		for _, res := range final[r.ID] {
+			fr.Reservations = append(fr.Reservations, *res.model())
+		}
+		fs.Resources = append(fs.Resources, fr)
+	}
+	if err := linearize.CheckFinal(fs, linearize.Acks(h)); err != nil {
+		rep.Problems = append(rep.Problems, "final state: "+err.Error())
+	}
 	if opts.Resources == nil {
 		opts.Resources = w.Specs()
 	}
@@ -102,6 +117,9 @@ func (w *Workload) Verify(ctx context.Context, node string, opts linearize.Optio
 	rep.Check = res
 	if err != nil {
 		return rep, fmt.Errorf("check: %w", err)
+	}
+	if res.Outcome == porcupine.Unknown {
+		rep.Problems = append(rep.Problems, "the linearizability check timed out: not proven")
 	}
 	return rep, nil
 }
