@@ -75,6 +75,11 @@ func e2eChaos(t *testing.T, kind string, seed uint64) {
 		},
 		Resources: chaos.DefaultResources(),
 		Seed:      seed,
+		// Half the clients wait longer than a pause: their requests that
+		// reach the paused leader are answered when it wakes up (from stale
+		// state, were it not for the lease), while the others give up after
+		// 3 s and go on writing through the new leader.
+		PatientTimeout: 10 * time.Second,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -59,7 +59,7 @@ func (w *Workload) Verify(ctx context.Context, node string, opts linearize.Optio
 		final[r.ID] = list
 		rep.Final += len(list)
 		rep.Oversold += oversold(r, list, &rep.Problems)
-		c := &client{w: w, id: w.Clients} // a lane of its own
+		c := &client{w: w, id: w.Clients, hc: w.hc} // a lane of its own
 		c.call(ctx, linearize.Input{Op: linearize.OpReadResource, Client: c.id, Resource: r.ID, User: "reader"},
 			"GET", "/v1/resources/"+r.ID+"?consistency=linearizable", nil, "reader", false, "")
 	}

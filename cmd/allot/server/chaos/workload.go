@@ -59,11 +59,17 @@ type Workload struct {
 	Seed      uint64
 	// Timeout bounds one request; past it the outcome is unknown.
 	Timeout time.Duration
+	// PatientTimeout, when set, is the timeout of every other client
+	// instead: patient clients stay with a request stuck at a paused node
+	// and see how it is answered when the node wakes up, while the others
+	// give up and go on through the rest of the cluster.
+	PatientTimeout time.Duration
 
-	rec    *linearize.Recorder
-	hc     *http.Client
-	tokens sync.Map // user → token
-	stats  Stats
+	rec     *linearize.Recorder
+	hc      *http.Client
+	patient *http.Client
+	tokens  sync.Map // user → token
+	stats   Stats
 }
 
 // Stats count what the crowd did.
@@ -83,7 +89,12 @@ func (w *Workload) init() {
 	}
 	if w.rec == nil {
 		w.rec = linearize.NewRecorder()
-		w.hc = &http.Client{Timeout: w.Timeout, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+		tr := &http.Transport{MaxIdleConnsPerHost: 64}
+		w.hc = &http.Client{Timeout: w.Timeout, Transport: tr}
+		w.patient = w.hc
+		if w.PatientTimeout > 0 {
+			w.patient = &http.Client{Timeout: w.PatientTimeout, Transport: tr}
+		}
 	}
 }
 
@@ -142,7 +153,10 @@ func (w *Workload) Run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &client{w: w, id: i, rng: rand.New(rand.NewPCG(w.Seed, uint64(i)+1))}
+			c := &client{w: w, id: i, rng: rand.New(rand.NewPCG(w.Seed, uint64(i)+1)), hc: w.hc}
+			if i%2 == 1 {
+				c.hc = w.patient
+			}
 			c.run(ctx)
 		}()
 	}
@@ -152,6 +166,7 @@ func (w *Workload) Run(ctx context.Context) {
 // client is one goroutine of the crowd.
 type client struct {
 	w    *Workload
+	hc   *http.Client
 	id   int
 	rng  *rand.Rand
 	n    int
@@ -241,7 +256,7 @@ func (c *client) call(ctx context.Context, in linearize.Input, method, path stri
 	w := c.w
 	w.stats.Requests.Add(1)
 	p := w.rec.Call(in)
-	resp, err := w.do(ctx, w.pick(c.rng), method, path, body, w.token(user, admin), key)
+	resp, err := w.send(ctx, c.hc, w.pick(c.rng), method, path, body, w.token(user, admin), key)
 	if err != nil {
 		w.stats.Transport.Add(1)
 		w.stats.Unknown.Add(1)
@@ -277,6 +292,10 @@ type response struct {
 }
 
 func (w *Workload) do(ctx context.Context, base, method, path string, body any, token, key string) (*response, error) {
+	return w.send(ctx, w.hc, base, method, path, body, token, key)
+}
+
+func (w *Workload) send(ctx context.Context, hc *http.Client, base, method, path string, body any, token, key string) (*response, error) {
 	if base == "" {
 		return nil, fmt.Errorf("no node to send to")
 	}
@@ -288,8 +307,6 @@ func (w *Workload) do(ctx context.Context, base, method, path string, body any, 
 		}
 		rd = bytes.NewReader(b)
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.Timeout)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
 		return nil, err
@@ -301,7 +318,7 @@ func (w *Workload) do(ctx context.Context, base, method, path string, body any, 
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
-	resp, err := w.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
