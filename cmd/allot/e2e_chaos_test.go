@@ -5,8 +5,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,7 +24,35 @@ var (
 	seedFlag     = flag.Uint64("seed", 0, "run only this seed (replay a failure)")
 	runsFlag     = flag.Int("runs", 1, "seeds per fault kind")
 	durationFlag = flag.Duration("duration", 6*time.Second, "how long the crowd runs under faults, per seed")
+	historyFlag  = flag.String("history", "", "TestRecheck: a history a failed run saved")
+	checkFlag    = flag.Duration("check-timeout", 5*time.Minute, "TestRecheck: how long the search may take")
 )
+
+// TestRecheck checks a history saved by a failed run again, offline.
+func TestRecheck(t *testing.T) {
+	if *historyFlag == "" {
+		t.Skip("no -history given")
+	}
+	f, err := os.Open(*historyFlag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h, opts, err := linearize.Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Timeout = *checkFlag
+	opts.VisualizationPath = strings.TrimSuffix(*historyFlag, ".json") + "-recheck.html"
+	res, err := linearize.Check(h, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res)
+	if !res.Ok() {
+		t.Fatal("not linearizable (or not proven)")
+	}
+}
 
 // ciSeeds are the fixed seeds CI runs, one per kind.
 var ciSeeds = []uint64{1}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -121,6 +123,14 @@ func (w *Workload) Verify(ctx context.Context, node string, opts linearize.Optio
 	if res.Outcome == porcupine.Unknown {
 		rep.Problems = append(rep.Problems, "the linearizability check timed out: not proven")
 	}
+	if !rep.Ok() && opts.VisualizationPath != "" {
+		path := strings.TrimSuffix(opts.VisualizationPath, ".html") + ".json"
+		if err := saveHistory(path, h, opts); err != nil {
+			rep.Problems = append(rep.Problems, "saving the history: "+err.Error())
+		} else {
+			rep.Problems = append(rep.Problems, "history saved to "+path+" (check it again: go test -tags chaos -run TestRecheck -history "+path+" ./cmd/allot/server/chaos/)")
+		}
+	}
 	return rep, nil
 }
 
@@ -189,4 +199,16 @@ func oversold(r Resource, list []apiReservation, problems *[]string) int {
 		}
 	}
 	return bad
+}
+
+func saveHistory(path string, h linearize.History, opts linearize.Options) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := linearize.Save(f, h, opts); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
