@@ -63,6 +63,9 @@ func (c *leaderClock) now() int64 {
 	mono := time.Since(c.origin)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// A caller that read the clocks earlier but got the lock later must not
+	// move time back.
+	mono = max(mono, c.lastMono)
 	t, stepped := c.next(wall, mono)
 	if stepped && !c.stepped {
 		c.steps++

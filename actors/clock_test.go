@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,5 +88,38 @@ func TestLeaderClockSlewsBackToTheWallClock(t *testing.T) {
 	wall.wall.Store(base + int64(time.Second))
 	if t2 := c.now(); t2 != base+int64(time.Second) {
 		t.Fatalf("leader time %d, want the wall clock %d", t2, base+int64(time.Second))
+	}
+}
+
+// Leader time never goes back between readings, however the callers
+// interleave: a caller that read the clocks earlier but got the lock later
+// must not return a time before one already handed out.
+func TestLeaderClockMonotonicUnderConcurrency(t *testing.T) {
+	c := newLeaderClock(systemClock{}, 0)
+	var seen atomic.Int64 // the latest time handed out and noticed
+	var back atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20000 {
+				before := seen.Load()
+				got := c.now()
+				if got < before {
+					back.Add(1)
+				}
+				for {
+					cur := seen.Load()
+					if got <= cur || seen.CompareAndSwap(cur, got) {
+						break
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := back.Load(); n != 0 {
+		t.Fatalf("leader time went back %d times", n)
 	}
 }

@@ -152,14 +152,15 @@ func (e *Engine) SetLeader(leader bool) {
 	e.mu.Lock()
 	old := e.term
 	e.term = nil
-	if leader {
-		e.term = e.newTerm()
-	}
 	e.mu.Unlock()
 	if old != nil {
-		old.stop()
+		old.stop() // before the new term loads committed state: nothing of the old one is in flight
 	}
 	if leader {
+		t := e.newTerm()
+		e.mu.Lock()
+		e.term = t
+		e.mu.Unlock()
 		e.cfg.Logger.Info("engine leading: actors enabled")
 	} else {
 		e.cfg.Logger.Info("engine not leading: actors stopped")

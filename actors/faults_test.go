@@ -349,3 +349,55 @@ func TestDefect12RejectionsNeedTheLease(t *testing.T) {
 		t.Fatal("a rejection under the lease asked the quorum")
 	}
 }
+
+// An event that never reached the proposer (the term ended while the actor
+// waited for room in its queue) must not release answers that wait for an
+// earlier event still in flight: that one may yet be lost.
+func TestAbandonedEventKeepsEarlierAnswersWaiting(t *testing.T) {
+	e, log := newCtlEngine(t, Config{QueueSize: 1, MaxInflightBatches: 1})
+	spec := domain.Spec{Kind: domain.KindVoucher, Capacity: 1, HoldSeconds: 900}
+	putSpec(t, e, "v1", spec)
+	log.hold.Store(true)
+	a := async(func() (domain.Outcome, error) { return reserve(e, "v1", "alice", nil) })
+	p1 := log.next(t) // the only slot
+	b := async(func() (domain.Outcome, error) { return reserve(e, "v1", "bob", nil) })
+	silent(t, b, 50*time.Millisecond) // sold out behind alice's event: held in the gate
+	for range 3 {                     // fill the proposer, its queue, and block the actor
+		go func() { _, _, _ = e.PutResource(context.Background(), "v1", spec) }()
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopped := make(chan struct{})
+	go func() { e.SetLeader(false); close(stopped) }()
+	select {
+	case r := <-b:
+		if errors.Is(r.err, domain.ErrSoldOut) {
+			t.Fatal("bob was told sold_out while the reservation that took the unit was still in flight")
+		}
+	case <-time.After(300 * time.Millisecond):
+	}
+	<-stopped
+	log.lose(p1) // alice's reservation never commits
+	await(t, a, 5*time.Second)
+	if r := await(t, b, 5*time.Second); errors.Is(r.err, domain.ErrSoldOut) {
+		t.Fatal("bob was told sold_out for a unit nobody took")
+	}
+}
+
+// A PUT is answered from committed state: events of its actor that were
+// lost are not in the answer.
+func TestPutAnswersFromCommittedState(t *testing.T) {
+	e, log := newCtlEngine(t, Config{})
+	spec := domain.Spec{Kind: domain.KindVoucher, Capacity: 5, HoldSeconds: 900}
+	log.hold.Store(true)
+	create := async(func() (bool, error) { _, c, err := e.PutResource(context.Background(), "v1", spec); return c, err })
+	p1 := log.next(t)
+	update := async(func() (bool, error) { _, c, err := e.PutResource(context.Background(), "v1", spec); return c, err })
+	p2 := log.next(t)
+	log.lose(p1) // the create is lost ...
+	log.hold.Store(false)
+	log.commit(p2) // ... and the second PUT is what creates v1
+	await(t, create, 5*time.Second)
+	if r := await(t, update, 5*time.Second); r.err != nil || !r.v {
+		t.Fatalf("second PUT: created=%v %v, want created (it made the resource)", r.v, r.err)
+	}
+}

@@ -104,6 +104,34 @@ func (a *resourceActor) resolve(ordinal uint64, ok bool) (kick bool) {
 	return pending == 0 && a.dirty.Load()
 }
 
+// abandon records that event ordinal never reached the proposer (the term
+// ended while it waited to be queued). Unlike resolve it does not move
+// "resolved": earlier events may still be in flight, and answers that wait
+// only for them keep waiting; those that depend on this one are refused.
+func (a *resourceActor) abandon(ordinal uint64) {
+	g := &a.gate
+	g.mu.Lock()
+	if g.failed == 0 || ordinal < g.failed {
+		g.failed = ordinal
+	}
+	var refuse []heldAnswer
+	kept := g.waiting[:0]
+	for _, w := range g.waiting {
+		if w.after >= g.failed {
+			refuse = append(refuse, w)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(g.waiting[len(kept):])
+	g.waiting = kept
+	a.pending.Add(-1)
+	g.mu.Unlock()
+	for _, w := range refuse {
+		a.term.engine.answer(w.req, reply{err: errDependsOnFailed})
+	}
+}
+
 // resetGate starts a new epoch after a reload from committed state: nothing
 // is in flight, and what failed before is reflected in the new copy.
 func (a *resourceActor) resetGate() {

@@ -27,6 +27,10 @@ type leaseGate struct {
 
 // answer sends rep to r under the lease, or after a leadership check.
 func (g *leaseGate) answer(r *request, rep reply) {
+	if g.ctx.Err() != nil { // another term's lease says nothing about this one's answers
+		g.engine.answer(r, reply{err: fmt.Errorf("leadership is changing: %w", domain.ErrUnavailable)})
+		return
+	}
 	if g.engine.log.LeaseValid() {
 		g.engine.answer(r, rep)
 		return

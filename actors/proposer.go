@@ -171,6 +171,9 @@ func (p *proposer) finish(batch []proposal, proposed time.Time, results []error,
 			rep = reply{err: fmt.Errorf("committed state refused the decision: %w", results[i])}
 		}
 		committed := err == nil && i < len(results) && results[i] == nil
+		if committed && pr.event.Type == domain.EvPutResource {
+			rep = committedPut(e.log, &pr.event, pr.ok)
+		}
 		if !committed {
 			pr.actor.dirty.Store(true) // before the gate resolves, so the actor sees it
 			if pr.req.op == opExpire {
@@ -194,6 +197,22 @@ func (p *proposer) finish(batch []proposal, proposed time.Time, results []error,
 		}
 		e.hooks.Committed(bs)
 	}
+}
+
+// committedPut is the answer to a PUT that committed, read from committed
+// state rather than the actor's working copy: that copy may include events
+// of the actor that did not commit (a lost create, a lost reservation), so
+// neither "created" nor the counts could be trusted from it. Created means
+// this event created the resource. decided is the fallback for a resource a
+// later event already deleted again.
+func committedPut(log Log, ev *domain.Event, decided reply) reply {
+	rep := decided
+	log.View(func(st *domain.State) {
+		if r, ok := st.Resource(ev.ResourceID); ok {
+			rep = reply{resource: r.Clone(), created: r.CreatedAt == ev.At}
+		}
+	})
+	return rep
 }
 
 // replayRecord is the answer to a request whose Idempotency-Key turned out

@@ -131,19 +131,22 @@ func (a *resourceActor) ensureLoaded() bool {
 // no request is coming; it is a no-op once the term is over.
 func (a *resourceActor) wake() { _ = a.term.send(a.id, &request{op: opWake}) }
 
-// wakeAfter wakes the actor after d, unless the term ends first.
-func (a *resourceActor) wakeAfter(d time.Duration) {
-	t := time.AfterFunc(d, a.wake)
-	context.AfterFunc(a.term.ctx, func() { t.Stop() })
-}
+// wakeAfter wakes the actor after d (a no-op if the term has ended by then).
+func (a *resourceActor) wakeAfter(d time.Duration) { time.AfterFunc(d, a.wake) }
 
 // rearmExpiries schedules an expiry check for every hold of the resource in
 // committed state. After an unknown outcome a hold may have committed
 // without the proposer learning it; duplicates in the heap are harmless.
 func (a *resourceActor) rearmExpiries() {
-	a.term.engine.log.View(func(st *domain.State) {
-		st.EachHeldOf(a.id, func(res domain.Reservation) { a.term.expiry.add(res.ID, a.id, res.ExpiresAt) })
+	var holds []expiryItem
+	a.term.engine.log.View(func(st *domain.State) { // collect only: Apply waits while we hold the view
+		st.EachHeldOf(a.id, func(res domain.Reservation) {
+			holds = append(holds, expiryItem{at: res.ExpiresAt, rid: res.ID, source: a.id})
+		})
 	})
+	for _, h := range holds {
+		a.term.expiry.add(h.rid, h.source, h.at)
+	}
 }
 
 // resync runs the barrier off the actor's goroutine and reports back through
@@ -299,7 +302,7 @@ func (a *resourceActor) propose(r *request, ev domain.Event, ok reply) {
 	if !a.term.proposer.enqueue(p) {
 		a.dirty.Store(true)
 		a.term.engine.answer(r, reply{err: fmt.Errorf("leadership is changing: %w", domain.ErrUnavailable)})
-		a.resolve(p.ordinal, false)
+		a.abandon(p.ordinal)
 	}
 }
 
