@@ -63,6 +63,8 @@ type AuditStatus struct {
 	// Base is the index this node's digest chain starts after (0: the
 	// first entry of the log).
 	Base uint64
+	// Applied is the FSM's applied index.
+	Applied uint64
 	// Points are this node's recent audit points, oldest first.
 	Points []AuditPoint
 	// LastRound is when the auditor last asked the other servers; zero
@@ -365,7 +367,7 @@ func recordedDivergence(stable raft.StableStore) (*Halt, error) {
 // Audit reports this node's side of the audit.
 func (n *Node) Audit() AuditStatus {
 	base, points := n.fsm.audit.report()
-	st := AuditStatus{Interval: n.fsm.audit.every, Base: base, Points: points}
+	st := AuditStatus{Interval: n.fsm.audit.every, Base: base, Applied: n.fsm.AppliedIndex(), Points: points}
 	a := n.auditor
 	if a == nil {
 		return st
@@ -398,12 +400,27 @@ func (c *auditCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descAuditMismatches
 }
 
+// Collect reports a mismatch count for every peer the audit has seen and
+// every other server of the configuration (0 before the first round), so
+// that the series exist before anything goes wrong.
 func (c *auditCollector) Collect(ch chan<- prometheus.Metric) {
 	last, _ := c.n.fsm.audit.last()
 	ch <- prometheus.MustNewConstMetric(descAuditIndex, prometheus.GaugeValue, float64(last.Index))
 	st := c.n.Audit()
 	ch <- prometheus.MustNewConstMetric(descAuditPeers, prometheus.GaugeValue, float64(st.PeersChecked))
+	counts := make(map[string]uint64, len(st.Peers))
 	for _, p := range st.Peers {
-		ch <- prometheus.MustNewConstMetric(descAuditMismatches, prometheus.CounterValue, float64(p.Mismatches), p.ID)
+		counts[p.ID] = p.Mismatches
+	}
+	// hashicorp/raft answers GetConfiguration from memory.
+	if f := c.n.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			if id := string(s.ID); id != c.n.cfg.NodeID {
+				counts[id] += 0
+			}
+		}
+	}
+	for id, v := range counts {
+		ch <- prometheus.MustNewConstMetric(descAuditMismatches, prometheus.CounterValue, float64(v), id)
 	}
 }

@@ -59,3 +59,22 @@ func BenchmarkApplyBatch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAuditFold measures folding one entry into the log digest, the
+// audit's whole cost on the apply path (audit.go).
+func BenchmarkAuditFold(b *testing.B) {
+	for _, perEntry := range []int{1, 16} {
+		b.Run("events="+strconv.Itoa(perEntry), func(b *testing.B) {
+			_, entries := benchEntries(64, 1, perEntry)
+			errs := make([]error, perEntry)
+			var a auditLog
+			a.every = defaultAuditInterval
+			var d domain.LogDigest
+			b.SetBytes(int64(len(entries[0].Data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				d = a.fold(d, entries[0], errs)
+			}
+		})
+	}
+}
