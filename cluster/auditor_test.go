@@ -220,6 +220,37 @@ func TestDefect13AuditHaltsOddNode(t *testing.T) {
 	if got := again.FSM().Halted(); got.Index != h.Index || got.Term != h.Term {
 		t.Fatalf("after the restart: halt %+v, want the one at %d", got, h.Index)
 	}
+
+	// The repair of the runbook: remove it, wipe it, rejoin it. It takes
+	// the majority's state and digest and is audited like the others.
+	if err := l.RemoveServer(context.Background(), "n3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	wipe(t, again)
+	fresh := restart(t, again, nil)
+	m := domain.Member{ID: "n3", RaftAddr: fresh.RaftAddr(), HTTPAddr: fresh.HTTPAddr()}
+	if err := l.AddVoter(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rejoined node ready", fresh.Ready)
+	if capacityOf(fresh, "odd") != 10 {
+		t.Fatalf("the rejoined node's capacity %d", capacityOf(fresh, "odd"))
+	}
+	writeEntries(t, l, "repaired", 8)
+	waitFor(t, "the others compare with the rejoined node", func() error {
+		for _, n := range nodes[:2] {
+			if p := peerOf(n, "n3"); p.Compared <= h.Index+4 || p.Error != "" {
+				return fmt.Errorf("%s's audit of n3: %+v", n.ID(), p)
+			}
+		}
+		return nil
+	})
+	if fresh.FSM().Halted() != nil {
+		t.Fatalf("the rejoined node halted: %v", fresh.FSM().Halted())
+	}
 }
 
 // TestDefect13AuditHealthyClusterNeverHalts: under concurrent writes, with
@@ -235,19 +266,23 @@ func TestDefect13AuditHealthyClusterNeverHalts(t *testing.T) {
 	for w := range 2 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
+				done := make(chan error, 1)
+				l.Propose(&domain.Batch{Events: []domain.Event{putVoucher(fmt.Sprintf("w%d-%d", w, i), 1)}},
+					func(_ []error, err error) { done <- err })
 				select {
+				case err := <-done:
+					if err == nil {
+						writes.Add(1)
+					}
 				case <-stop:
 					return
-				default:
 				}
-				done := make(chan struct{})
-				l.Propose(&domain.Batch{Events: []domain.Event{putVoucher(fmt.Sprintf("w%d-%d", w, i), 1)}}, func([]error, error) { close(done) })
-				<-done
-				writes.Add(1)
 			}
 		})
 	}
-	defer func() { close(stop); wg.Wait() }()
+	var stopOnce sync.Once
+	stopWriters := func() { stopOnce.Do(func() { close(stop); wg.Wait() }) }
+	defer stopWriters()
 	waitWrites := func(n int64) {
 		t.Helper()
 		target := writes.Load() + n
@@ -313,9 +348,7 @@ func TestDefect13AuditHealthyClusterNeverHalts(t *testing.T) {
 		}
 		return nil
 	})
-	close(stop)
-	wg.Wait()
-	stop = make(chan struct{})
+	stopWriters()
 	l = converged(t, nodes)
 	for _, n := range nodes {
 		if h := n.FSM().Halted(); h != nil {
@@ -388,5 +421,42 @@ func TestDefect13AuditTwoNodesHaltNobody(t *testing.T) {
 	wantApplied(t, propose(t, l, putVoucher("still", 1)), 1)
 	if altered.Load() != 1 {
 		t.Fatalf("altered %d entries", altered.Load())
+	}
+}
+
+// TestAuditHello: a node's Raft port answers the audit hello with what its
+// audit holds, next to Raft's traffic and the log-format hello; a binary
+// without the audit drops the question, and the asker learns nothing.
+func TestAuditHello(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	auditTune(&cfg)
+	n := startNode(t, cfg)
+	waitFor(t, "leader ready", n.Ready)
+	writeEntries(t, n, "v", 10)
+	r, err := askAudit(n.stream, raft.ServerAddress(n.RaftAddr()), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, points := n.FSM().AuditPoints()
+	if r.Node != "n1" || r.Base != base || r.Applied == 0 || len(r.Points) == 0 || len(r.Points) != len(points) || r.Points[0] != points[0] {
+		t.Fatalf("report %+v, the FSM holds base %d, %+v", r, base, points)
+	}
+	if got, err := askLogFormat(n.stream, raft.ServerAddress(n.RaftAddr()), domain.BatchVersion, time.Second); err != nil || got != domain.BatchVersion {
+		t.Fatalf("log-format hello: %d, %v", got, err)
+	}
+
+	// An older binary: the log-format hello only.
+	tcp, err := listenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp.maxFormat, tcp.timeout = domain.BatchV1, time.Second
+	old := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: tcp, MaxPool: 1, Timeout: time.Second, Logger: newSlogHCLog(quietLogger(), "raft", 0)})
+	defer old.Close()
+	if _, err := askAudit(n.stream, old.LocalAddr(), time.Second); err == nil {
+		t.Fatal("a binary without the audit answered it")
+	}
+	if got, err := askLogFormat(n.stream, old.LocalAddr(), domain.BatchVersion, time.Second); err != nil || got != domain.BatchV1 {
+		t.Fatalf("the older binary's log-format hello: %d, %v", got, err)
 	}
 }
