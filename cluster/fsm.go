@@ -391,11 +391,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	sr, indexed := rc.(*snapshotReader)
-	var snapIndex uint64
-	if indexed {
-		snapIndex = sr.index
-	}
+	snapIndex, indexed := snapshotIndex(rc)
 	digest := restoredDigest(st.LogDigest(), snapIndex, indexed)
 	if digest != st.LogDigest() {
 		f.logger.Warn("the restored snapshot carries no log digest (written before digests existed): "+
@@ -410,9 +406,26 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Unlock()
 	f.restores.Add(1)
 	if indexed {
-		f.advance(sr.index)
+		f.advance(snapIndex)
 	}
 	return nil
+}
+
+// snapshotIndex finds the index the node's snapshot store attached to a
+// stream (indexedSnapshots). Raft hands FSM.Restore the stream it opened
+// wrapped in a reader of its own that counts the bytes, behind
+// raft.ReadCloserWrapper.
+func snapshotIndex(rc io.ReadCloser) (uint64, bool) {
+	for {
+		switch r := rc.(type) {
+		case *snapshotReader:
+			return r.index, true
+		case raft.ReadCloserWrapper:
+			rc = r.WrappedReadCloser()
+		default:
+			return 0, false
+		}
+	}
 }
 
 // Restores counts the snapshots restored into this FSM: the node's own at

@@ -79,7 +79,8 @@ func (f *FSM) stop(h *Halt) {
 	if !f.halt.CompareAndSwap(nil, h) {
 		return
 	}
-	f.logger.Error("FSM HALTED: a committed entry cannot be applied as the other nodes apply it, or was not; "+
+	f.logger.Error("FSM HALTED: this node cannot go on applying the committed log as the other nodes do "+
+		"(an entry it cannot apply, or one the audit found it applied differently); "+
 		"this node applies nothing more, stops Raft and refuses every request until it is repaired "+
 		"(docs/OPERATIONS.md)",
 		slog.String("reason", string(h.Reason)), slog.Uint64("index", h.Index), slog.Uint64("term", h.Term),

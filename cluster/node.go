@@ -29,7 +29,7 @@ type Node struct {
 	auditor  *auditor
 	raftAddr string
 	trans    *guardedTransport // Raft's transport, behind the vote guard
-	stream   raft.StreamLayer  // Raft's, for log-format hellos
+	stream   raft.StreamLayer  // Raft's, for hellos (log format, audit)
 	// logFormatRefusals counts the times this leader found a server that
 	// does not understand the newer log format (logformat.go), for tests.
 	logFormatRefusals atomic.Uint64
