@@ -119,6 +119,22 @@ type Config struct {
 	// before it starts Raft (see Start).
 	LeaseDuration time.Duration
 
+	// AuditInterval is how many log entries apart the audit points are:
+	// the FSM records its digest of the log at the first entry it applies
+	// at or past each multiple of AuditInterval, and the nodes compare
+	// their digests at those points (audit.go). Smaller finds a divergence
+	// sooner after it happened; a node keeps the last 64 points, so the
+	// auditor must compare at least once per 64 intervals of entries. Keep
+	// it the same on every node: nodes with different intervals share
+	// fewer points (never a false alarm: the digest at an index does not
+	// depend on it).
+	AuditInterval uint64
+	// AuditPeriod is how often the auditor asks every other server of the
+	// configuration for its audit points and compares them with this
+	// node's, jittered by up to a quarter either way (auditor.go). Each
+	// question is bounded by the shorter of TransportTimeout and 2s.
+	AuditPeriod time.Duration
+
 	// Metrics, when set, is where the node registers its Prometheus
 	// collectors, hashicorp/raft's own metrics included (see metrics.go and
 	// raftmetrics.go). nil registers nothing.
@@ -144,6 +160,10 @@ type Config struct {
 	// duringTransfer, when set, runs once a leader gave its lease up for a
 	// leadership transfer, before the transfer starts.
 	duringTransfer func()
+	// alterEntry, when set, replaces command entries as this node's FSM
+	// applies them (nil keeps an entry): tests make one node apply an
+	// entry the others do not.
+	alterEntry func(*raft.Log) *raft.Log
 }
 
 // leaseDuration is LeaseDuration with its default applied.
@@ -182,6 +202,9 @@ func DefaultConfig() Config {
 		ApplyTimeout:    10 * time.Second,
 		ReadTimeout:     5 * time.Second,
 		ShutdownTimeout: 5 * time.Second,
+
+		AuditInterval: defaultAuditInterval,
+		AuditPeriod:   10 * time.Second,
 	}
 }
 
@@ -226,6 +249,7 @@ func (c *Config) Validate() error {
 		{"snapshot interval", c.SnapshotInterval}, {"transport timeout", c.TransportTimeout},
 		{"barrier timeout", c.BarrierTimeout}, {"apply timeout", c.ApplyTimeout},
 		{"read timeout", c.ReadTimeout}, {"shutdown timeout", c.ShutdownTimeout},
+		{"audit period", c.AuditPeriod},
 	} {
 		if d.v <= 0 {
 			bad("%s must be positive", d.name)
@@ -255,6 +279,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BarrierRetries < 1 {
 		bad("barrier retries must be at least 1")
+	}
+	if c.AuditInterval < 1 {
+		bad("audit interval must be at least 1")
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("cluster config: %w: %w", domain.ErrInvalidArgument, err)

@@ -52,6 +52,14 @@ type FSM struct {
 	// entries, never lowered (see domain/logversion.go).
 	logFormat atomic.Uint32
 
+	// audit folds every applied entry into the log digest (kept in st) and
+	// records its audit points (audit.go).
+	audit auditLog
+	// alter, set only by tests before Raft starts (Config.alterEntry),
+	// replaces command entries as this FSM applies them: a node whose copy
+	// of the log differs from the others'.
+	alter func(*raft.Log) *raft.Log
+
 	// members mirrors the member records of st, replaced (never changed)
 	// whenever they change, so that routing a request to the leader reads
 	// it without taking mu.
@@ -79,6 +87,7 @@ func NewFSM(logger *slog.Logger) *FSM {
 		logger = slog.Default()
 	}
 	f := &FSM{logger: logger, st: domain.NewState(), maxFormat: domain.BatchVersion}
+	f.audit.every = defaultAuditInterval
 	f.logFormat.Store(domain.BatchV1)
 	f.members.Store(new(map[string]domain.Member))
 	return f
@@ -101,6 +110,8 @@ func (f *FSM) Apply(l *raft.Log) any {
 // halt.go) halts the FSM: that entry and every later one are answered with
 // an error wrapping domain.ErrUnavailable and change nothing, and the
 // applied index stays at the last good entry.
+//
+// Every entry applied is folded into the log digest (audit.go).
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	resp := make([]any, len(logs))
 	if h := f.halt.Load(); h != nil {
@@ -108,6 +119,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			resp[i] = h.refusal(l.Index)
 		}
 		return resp
+	}
+	if f.alter != nil {
+		logs = f.altered(logs)
 	}
 	batches := make([]domain.Batch, len(logs))
 	decodeErrs := make([]error, len(logs))
@@ -121,6 +135,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	var last uint64 // the last entry applied
 	membersChanged := false
 	f.mu.Lock()
+	digest := f.st.LogDigest()
 	for i, l := range logs {
 		if halt == nil && l.Type == raft.LogCommand {
 			halt = f.check(l, &batches[i], decodeErrs[i])
@@ -131,6 +146,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		}
 		last = l.Index
 		if l.Type != raft.LogCommand {
+			digest = f.audit.fold(digest, l, nil)
 			continue
 		}
 		if batches[i].Term != 0 {
@@ -153,7 +169,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			}
 		}
 		resp[i] = errs
+		digest = f.audit.fold(digest, l, errs)
 	}
+	f.st.SetLogDigest(digest)
 	if membersChanged {
 		f.refreshMembersLocked()
 	}
@@ -163,6 +181,21 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		f.stop(halt)
 	}
 	return resp
+}
+
+// altered returns logs with the command entries f.alter replaces replaced,
+// leaving Raft's own entries untouched.
+func (f *FSM) altered(logs []*raft.Log) []*raft.Log {
+	out := make([]*raft.Log, len(logs))
+	for i, l := range logs {
+		out[i] = l
+		if l.Type == raft.LogCommand {
+			if alt := f.alter(l); alt != nil {
+				out[i] = alt
+			}
+		}
+	}
+	return out
 }
 
 // decode decodes a command entry, refusing batch versions newer than this
@@ -229,7 +262,9 @@ func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 // applies entries one at a time: such an entry changes no state but
 // advances the applied index, so that a read whose read index is a
 // membership change does not wait for the next command. (Batched, Raft hands
-// configuration entries to ApplyBatch, which does the same.)
+// configuration entries to ApplyBatch, which does the same and also folds
+// them into the log digest. Raft batches for every BatchingFSM, which this
+// FSM and its metrics wrapper are, so this is not called in a node.)
 func (f *FSM) StoreConfiguration(index uint64, _ raft.Configuration) {
 	if f.halt.Load() == nil {
 		f.advance(index)
@@ -347,6 +382,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // When the stream knows its snapshot's index (the node's snapshot store
 // tells it, see catchup.go), the applied index rises to it; Raft only
 // installs snapshots ahead of what was applied, so it never has to fall.
+// The log digest goes on from the snapshot's (see restoredDigest).
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	if h := f.halt.Load(); h != nil {
 		return fmt.Errorf("restore: %w", h)
@@ -355,15 +391,41 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	snapIndex, indexed := snapshotIndex(rc)
+	digest := restoredDigest(st.LogDigest(), snapIndex, indexed)
+	if digest != st.LogDigest() {
+		f.logger.Warn("the restored snapshot carries no log digest (written before digests existed): "+
+			"this node's audit chain starts anew here and is compared only with nodes whose chain starts at the same index",
+			slog.Uint64("snapshot_index", snapIndex))
+	}
+	st.SetLogDigest(digest)
 	f.mu.Lock()
 	f.st = st
 	f.refreshMembersLocked()
+	f.audit.restart(digest.Base)
 	f.mu.Unlock()
 	f.restores.Add(1)
-	if sr, ok := rc.(*snapshotReader); ok {
-		f.advance(sr.index)
+	if indexed {
+		f.advance(snapIndex)
 	}
 	return nil
+}
+
+// snapshotIndex finds the index the node's snapshot store attached to a
+// stream (indexedSnapshots). Raft hands FSM.Restore the stream it opened
+// wrapped in a reader of its own that counts the bytes, behind
+// raft.ReadCloserWrapper.
+func snapshotIndex(rc io.ReadCloser) (uint64, bool) {
+	for {
+		switch r := rc.(type) {
+		case *snapshotReader:
+			return r.index, true
+		case raft.ReadCloserWrapper:
+			rc = r.WrappedReadCloser()
+		default:
+			return 0, false
+		}
+	}
 }
 
 // Restores counts the snapshots restored into this FSM: the node's own at

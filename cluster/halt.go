@@ -38,10 +38,16 @@ const (
 	// HaltTermMismatch: an entry's stamped term differs from the term Raft
 	// stored it under: this node's log diverged (hashicorp/raft #695).
 	HaltTermMismatch HaltReason = "term_mismatch"
+	// HaltDiverged: the audit found this node's log digest at an audit
+	// point differs from the one a strict majority of the voters agree on
+	// (audit.go, auditor.go): what it applied is not what they applied.
+	// Unlike the others, this halt is recorded in the data dir, so that a
+	// restart halts at once instead of serving until the next audit.
+	HaltDiverged HaltReason = "diverged"
 )
 
 // haltReasons are every HaltReason, for metrics.
-var haltReasons = [...]HaltReason{HaltUndecodable, HaltLogFormat, HaltTermMismatch}
+var haltReasons = [...]HaltReason{HaltUndecodable, HaltLogFormat, HaltTermMismatch, HaltDiverged}
 
 // Halt records where and why an FSM stopped applying entries.
 type Halt struct {
@@ -67,12 +73,14 @@ func (h *Halt) refusal(index uint64) error {
 func (f *FSM) Halted() *Halt { return f.halt.Load() }
 
 // stop halts the FSM at h (the first halt wins), logs it and tells the
-// node. It runs on Raft's FSM goroutine, without f.mu.
+// node. It runs without f.mu, on Raft's FSM goroutine or, for the audit's
+// halt, on the auditor's (an entry being applied meanwhile is the last).
 func (f *FSM) stop(h *Halt) {
 	if !f.halt.CompareAndSwap(nil, h) {
 		return
 	}
-	f.logger.Error("FSM HALTED: a committed entry cannot be applied as the other nodes apply it; "+
+	f.logger.Error("FSM HALTED: this node cannot go on applying the committed log as the other nodes do "+
+		"(an entry it cannot apply, or one the audit found it applied differently); "+
 		"this node applies nothing more, stops Raft and refuses every request until it is repaired "+
 		"(docs/OPERATIONS.md)",
 		slog.String("reason", string(h.Reason)), slog.Uint64("index", h.Index), slog.Uint64("term", h.Term),

@@ -19,7 +19,9 @@ import (
 //	request  helloMagic, the asker's newest log format (1 byte)
 //	reply    helloMagic, the answerer's newest log format (1 byte)
 //
-// then the answerer closes the connection. helloMagic starts with a byte
+// then the answerer closes the connection. The audit's exchange of digests
+// (auditwire.go) is a second kind of hello on the same path: a request of
+// the same size that starts with auditMagic. helloMagic starts with a byte
 // that is no hashicorp/raft RPC type, so that a binary without the hello
 // refuses the connection (Raft logs an unknown RPC type and closes it) and
 // the asker learns nothing: a server that does not answer is taken not to
@@ -36,7 +38,8 @@ type helloConn struct {
 	net.Conn
 	maxFormat byte
 	timeout   time.Duration
-	checked   bool // the first bytes were seen: Raft's traffic or not
+	audit     func() []byte // the reply to an audit hello; nil answers none
+	checked   bool          // the first bytes were seen: Raft's traffic or not
 }
 
 // Read passes Raft's traffic through untouched. On a connection whose first
@@ -71,10 +74,16 @@ func (c *helloConn) answer(got []byte) error {
 	if _, err := io.ReadFull(c.Conn, req[len(got):]); err != nil {
 		return err
 	}
-	if !bytes.HasPrefix(req, []byte(helloMagic)) {
+	var reply []byte
+	switch {
+	case bytes.HasPrefix(req, []byte(helloMagic)):
+		reply = append([]byte(helloMagic), c.maxFormat)
+	case bytes.HasPrefix(req, []byte(auditMagic)) && c.audit != nil:
+		reply = c.audit()
+	default:
 		return errors.New("not a hello")
 	}
-	_, err := c.Conn.Write(append([]byte(helloMagic), c.maxFormat))
+	_, err := c.Conn.Write(reply)
 	return err
 }
 

@@ -147,7 +147,7 @@ func (m *nodeMetrics) register(n *Node) error {
 		return nil
 	}
 	for _, c := range []prometheus.Collector{
-		&nodeCollector{n: n}, m.applyDuration, m.snapshotDuration, m.snapshots, m.restores, m.leaderChanges,
+		&nodeCollector{n: n}, &auditCollector{n: n}, m.applyDuration, m.snapshotDuration, m.snapshots, m.restores, m.leaderChanges,
 	} {
 		if err := m.reg.Register(c); err != nil {
 			m.unregisterCollectors()
@@ -274,7 +274,7 @@ var (
 	descViolations = prometheus.NewDesc("allot_invariant_violations_total",
 		"Committed events the rules refused when applying them: a bug, must stay 0.", nil, nil)
 	descFSMHalted = prometheus.NewDesc("allot_fsm_halted",
-		"1 for the reason (undecodable, log_format, term_mismatch) this node's FSM halted for, 0 for the others: "+
+		"1 for the reason (undecodable, log_format, term_mismatch, diverged) this node's FSM halted for, 0 for the others: "+
 			"it applies nothing more, Raft is stopped and every request is refused.", []string{"reason"}, nil)
 	descLogFormat = prometheus.NewDesc("allot_log_format",
 		"The log format (batch version) the committed log lets a leader write.", nil, nil)

@@ -26,9 +26,10 @@ type Node struct {
 	raft     *raft.Raft
 	fsm      *FSM
 	verifier *verifier
+	auditor  *auditor
 	raftAddr string
 	trans    *guardedTransport // Raft's transport, behind the vote guard
-	stream   raft.StreamLayer  // Raft's, for log-format hellos
+	stream   raft.StreamLayer  // Raft's, for hellos (log format, audit)
 	// logFormatRefusals counts the times this leader found a server that
 	// does not understand the newer log format (logformat.go), for tests.
 	logFormatRefusals atomic.Uint64
@@ -106,7 +107,14 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.maxLogFormat != 0 {
 		maxFormat = cfg.maxLogFormat
 	}
-	trans, stream, err := newGuardedTransport(&cfg, raftLog, stores, hasState, maxFormat)
+	diverged, err := recordedDivergence(stores.StableStore())
+	if err != nil {
+		stores.Close()
+		return nil, err
+	}
+	fsm := NewFSM(logger)
+	fsm.audit.every, fsm.alter = cfg.AuditInterval, cfg.alterEntry
+	trans, stream, err := newGuardedTransport(&cfg, raftLog, stores, hasState, maxFormat, auditReplier(cfg.NodeID, fsm))
 	if err != nil {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.RaftAddr, err)
@@ -117,7 +125,7 @@ func Start(cfg Config) (*Node, error) {
 		cfg:      cfg,
 		logger:   logger,
 		stores:   stores,
-		fsm:      NewFSM(logger),
+		fsm:      fsm,
 		metrics:  newNodeMetrics(cfg.Metrics),
 		raftAddr: string(trans.LocalAddr()),
 		trans:    trans,
@@ -129,6 +137,7 @@ func Start(cfg Config) (*Node, error) {
 		stream:      stream,
 	}
 	n.fsm.onHalt = n.fsmHalted
+	n.auditor = newAuditor(n)
 	n.fsm.maxFormat = maxFormat
 	// Raft blocks on this channel; the watcher drains it promptly.
 	notify := make(chan bool, 16)
@@ -156,6 +165,13 @@ func Start(cfg Config) (*Node, error) {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
+	if diverged != nil {
+		// The audit found this node's log differs from the cluster's
+		// before it stopped: it halts again before it applies anything
+		// (Raft applies nothing before a leader has told it what is
+		// committed) and stops Raft.
+		n.fsm.stop(diverged)
+	}
 	trans.attach(n.raft, stores)
 	n.startIndex = n.raft.LastIndex()
 	close(n.raftStarted)
@@ -168,6 +184,8 @@ func Start(cfg Config) (*Node, error) {
 	go n.watchLeadership(notify)
 	n.wg.Add(1)
 	go n.promoteCaughtUp()
+	n.wg.Add(1)
+	go n.auditor.run()
 
 	if cfg.Bootstrap && !hasState {
 		if err := n.bootstrap(); err != nil {

@@ -18,6 +18,7 @@ type tcpStream struct {
 	advertise net.Addr
 	maxFormat byte          // the newest log format this binary understands
 	timeout   time.Duration // bounds answering a hello
+	audit     func() []byte // answers an audit hello (auditwire.go)
 }
 
 // Accept returns the next connection, which answers a hello by itself.
@@ -26,7 +27,7 @@ func (s *tcpStream) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &helloConn{Conn: c, maxFormat: s.maxFormat, timeout: s.timeout}, nil
+	return &helloConn{Conn: c, maxFormat: s.maxFormat, timeout: s.timeout, audit: s.audit}, nil
 }
 
 // listenTCP binds addr; the advertised address is the bound one, so that a
@@ -54,14 +55,14 @@ func (s *tcpStream) Dial(address raft.ServerAddress, timeout time.Duration) (net
 
 // newTransport builds the Raft transport on cfg.RaftAddr, through
 // cfg.WrapStream when set, and returns the stream layer it uses (on which
-// the node also dials its log-format hellos). maxFormat is the newest log
-// format this binary understands.
-func newTransport(cfg *Config, logger *slogHCLog, maxFormat byte) (*raft.NetworkTransport, raft.StreamLayer, error) {
+// the node also dials its hellos). maxFormat is the newest log format this
+// binary understands; audit makes the reply to an audit hello.
+func newTransport(cfg *Config, logger *slogHCLog, maxFormat byte, audit func() []byte) (*raft.NetworkTransport, raft.StreamLayer, error) {
 	tcp, err := listenTCP(cfg.RaftAddr)
 	if err != nil {
 		return nil, nil, err
 	}
-	tcp.maxFormat, tcp.timeout = maxFormat, cfg.TransportTimeout
+	tcp.maxFormat, tcp.timeout, tcp.audit = maxFormat, cfg.TransportTimeout, audit
 	var stream raft.StreamLayer = tcp
 	if cfg.WrapStream != nil {
 		stream = cfg.WrapStream(stream)

@@ -97,4 +97,7 @@ type Cluster interface {
 	// RemoveServer removes node id from the cluster; domain.ErrNotFound
 	// when it is no member.
 	RemoveServer(ctx context.Context, id string) error
+	// Audit is this node's side of the audit of log digests across
+	// nodes. It must be cheap: it reads what the audit already holds.
+	Audit() AuditInfo
 }

@@ -211,6 +211,7 @@ type fakeCluster struct {
 	removed  []string
 	memErr   error // returned by AddVoter and RemoveServer when set
 	nodes    []NodeInfo
+	audit    AuditInfo
 }
 
 func (f *fakeCluster) setLeader(url string) {
@@ -226,6 +227,12 @@ func (f *fakeCluster) LeaderHTTPAddr() (string, bool) {
 }
 
 func (f *fakeCluster) StateHash() string { return "abc123" }
+
+func (f *fakeCluster) Audit() AuditInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.audit
+}
 
 func (f *fakeCluster) AddVoter(_ context.Context, m domain.Member) error {
 	f.mu.Lock()

@@ -20,14 +20,18 @@ import (
 //	         type 3: an idem record (domain.AppendIdem), in apply order
 //	         type 4: a member       (domain.AppendMember)
 //	         type 5: leader time    (varint: State.LastTime), at most once, not counted
+//	         type 6: log digest     (State.LogDigest: uvarint base, uvarint index,
+//	                                 sum as 8 bytes little endian), at most once, not
+//	                                 counted; absent when no entry was folded in
 //	end      type 0xFF, resource, reservation, idem record and member
 //	         counts (uvarints), CRC-32C (Castagnoli, 4 bytes little endian)
 //	         of every byte before it, then nothing
 //
-// Version 2 is version 3 without the leader-time record; version 1 is
-// version 2 without member records and without the member count. Both are
-// still read, so that a node upgraded in place restores the
-// snapshots it already has.
+// Version 2 is version 3 without the leader-time and log-digest records;
+// version 1 is version 2 without member records and without the member
+// count. Both are still read, so that a node upgraded in place restores the
+// snapshots it already has (a state read from them has no log digest, and
+// the FSM starts a new digest chain at such a snapshot).
 //
 // Records are streamed through a buffer one at a time: neither side ever
 // holds the encoded snapshot in memory. A reader that meets a version it
@@ -47,6 +51,7 @@ const (
 	recIdem        = 3
 	recMember      = 4
 	recLastTime    = 5
+	recLogDigest   = 6
 	recEnd         = 0xFF
 
 	// maxRecordSize bounds one record. A resource carries its per-user
@@ -96,6 +101,10 @@ func WriteSnapshot(w io.Writer, st *domain.State) error {
 	if err == nil && st.LastTime() != 0 {
 		sw.buf = binary.AppendVarint(sw.buf[:0], st.LastTime())
 		err = sw.record(recLastTime)
+	}
+	if d := st.LogDigest(); err == nil && d.Index != 0 {
+		sw.buf = appendLogDigest(sw.buf[:0], d)
+		err = sw.record(recLogDigest)
 	}
 	if err != nil {
 		return err
@@ -178,7 +187,7 @@ func ReadSnapshot(r io.Reader) (*domain.State, error) {
 	st := domain.NewState()
 	var counts [4]uint64 // resources, reservations, idem records, members
 	nCounts := len(counts)
-	sawLastTime := false
+	sawLastTime, sawDigest := false, false
 	if version == snapshotVersionNoMembers {
 		nCounts = 3
 	}
@@ -233,6 +242,18 @@ func ReadSnapshot(r io.Reader) (*domain.State, error) {
 				return nil, fmt.Errorf("read snapshot: record %d: %w", rec, err)
 			}
 			continue
+		case recLogDigest:
+			var d domain.LogDigest
+			if version < 3 || sawDigest {
+				err = fmt.Errorf("unexpected log-digest record in a version %d snapshot: %w", version, domain.ErrCorrupt)
+			} else if d, err = decodeLogDigest(payload); err == nil {
+				st.SetLogDigest(d)
+				sawDigest = true
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read snapshot: record %d: %w", rec, err)
+			}
+			continue
 		default:
 			err = fmt.Errorf("unknown record type %d: %w", typ, domain.ErrCorrupt)
 		}
@@ -241,6 +262,30 @@ func ReadSnapshot(r io.Reader) (*domain.State, error) {
 		}
 		counts[typ-recResource]++
 	}
+}
+
+// appendLogDigest appends the payload of a log-digest record.
+func appendLogDigest(dst []byte, d domain.LogDigest) []byte {
+	dst = binary.AppendUvarint(dst, d.Base)
+	dst = binary.AppendUvarint(dst, d.Index)
+	return binary.LittleEndian.AppendUint64(dst, d.Sum)
+}
+
+// decodeLogDigest decodes a log-digest record's payload.
+func decodeLogDigest(p []byte) (domain.LogDigest, error) {
+	var d domain.LogDigest
+	base, n := binary.Uvarint(p)
+	if n > 0 {
+		p = p[n:]
+		var m int
+		d.Index, m = binary.Uvarint(p)
+		n = m
+	}
+	if n <= 0 || len(p) != n+8 || d.Index == 0 {
+		return domain.LogDigest{}, fmt.Errorf("log-digest record: bad payload: %w", domain.ErrCorrupt)
+	}
+	d.Base, d.Sum = base, binary.LittleEndian.Uint64(p[n:])
+	return d, nil
 }
 
 // snapshotReader reads through a buffer while summing the CRC of every byte

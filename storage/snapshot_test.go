@@ -220,6 +220,7 @@ func FuzzReadSnapshot(f *testing.F) {
 				_ = st.Apply(&ev)
 			}
 		}
+		st.SetLogDigest(domain.LogDigest{Index: uint64(n) + 1, Sum: uint64(n) * 0x9e3779b97f4a7c15})
 		var buf bytes.Buffer
 		if err := WriteSnapshot(&buf, st); err != nil {
 			f.Fatal(err)
@@ -239,7 +240,7 @@ func FuzzReadSnapshot(f *testing.F) {
 			t.Fatal(err)
 		}
 		again, err := ReadSnapshot(&buf)
-		if err != nil || again.Hash() != st.Hash() {
+		if err != nil || again.Hash() != st.Hash() || again.LogDigest() != st.LogDigest() {
 			t.Fatalf("re-encoded snapshot: %v", err)
 		}
 	})
@@ -315,4 +316,51 @@ func withEnd(b []byte, counts ...uint64) []byte {
 		b = binary.AppendUvarint(b, c)
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+}
+
+// TestSnapshotLogDigest: the FSM's log digest travels with the state, at
+// most once, only in version 3, and a state without one writes none.
+func TestSnapshotLogDigest(t *testing.T) {
+	st, _ := history(t, 5, 100)
+	got, err := ReadSnapshot(bytes.NewReader(encode(t, st)))
+	if err != nil || got.LogDigest() != (domain.LogDigest{}) {
+		t.Fatalf("a state without a digest restores %+v, %v", got.LogDigest(), err)
+	}
+	want := domain.LogDigest{Base: 7, Index: 1 << 40, Sum: 0xfedcba9876543210}
+	st.SetLogDigest(want)
+	data := encode(t, st)
+	got, err = ReadSnapshot(bytes.NewReader(data))
+	if err != nil || got.LogDigest() != want {
+		t.Fatalf("restored digest %+v, %v; want %+v", got.LogDigest(), err, want)
+	}
+	if got.Hash() != st.Hash() {
+		t.Fatal("restored state hashes differently")
+	}
+	if plain, _ := history(t, 5, 100); plain.Hash() != st.Hash() {
+		t.Fatal("the log digest is part of the state hash")
+	}
+
+	payload := appendLogDigest(nil, want)
+	rec := append([]byte{recLogDigest, byte(len(payload))}, payload...)
+	if !bytes.Contains(data, rec) {
+		t.Fatal("no log-digest record in the stream")
+	}
+	head := append([]byte(snapshotMagic), SnapshotVersion)
+	twice := append(append(bytes.Clone(head), rec...), rec...)
+	wantCorrupt(t, withEnd(twice, 0, 0, 0, 0), "two log-digest records")
+	v2 := append([]byte(snapshotMagic), 2)
+	wantCorrupt(t, withEnd(append(v2, rec...), 0, 0, 0, 0), "log digest in version 2")
+	for name, p := range map[string][]byte{
+		"short":         payload[:len(payload)-1],
+		"long":          append(bytes.Clone(payload), 0),
+		"index 0":       appendLogDigest(nil, domain.LogDigest{Sum: 1}),
+		"empty payload": nil,
+	} {
+		bad := append(append(bytes.Clone(head), recLogDigest, byte(len(p))), p...)
+		wantCorrupt(t, withEnd(bad, 0, 0, 0, 0), name)
+	}
+	only := append(bytes.Clone(head), rec...)
+	if got, err := ReadSnapshot(bytes.NewReader(withEnd(only, 0, 0, 0, 0))); err != nil || got.LogDigest() != want {
+		t.Fatalf("a stream of only the digest: %+v, %v", got.LogDigest(), err)
+	}
 }

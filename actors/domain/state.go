@@ -32,7 +32,36 @@ type State struct {
 	// lastAt is the latest leader time of an applied event: a new leader
 	// starts its clock at or after it, so leader time never goes back.
 	lastAt int64
+
+	// digest is the FSM's running digest of the log up to this state (see
+	// LogDigest); Apply never touches it.
+	digest LogDigest
 }
+
+// LogDigest is a running digest of the Raft log entries a node applied to
+// reach a state: the cluster's FSM folds every entry it applies into it, and
+// nodes compare it to find one whose log or apply went astray
+// (cluster/audit.go). The state carries it so that a snapshot hands it on
+// with the state it describes: a node that restores the snapshot continues
+// the same chain as the nodes that applied every entry. It describes the
+// log, not the state, so Hash leaves it out.
+type LogDigest struct {
+	// Base is the index the chain starts after: 0 when it covers the log
+	// from its first entry; the index of a snapshot without a digest (one
+	// written before digests existed) when it starts there.
+	Base uint64
+	// Index is the last entry folded in, 0 for none.
+	Index uint64
+	// Sum is the digest of the entries after Base up to Index.
+	Sum uint64
+}
+
+// LogDigest returns the digest of the log up to this state.
+func (s *State) LogDigest() LogDigest { return s.digest }
+
+// SetLogDigest records the digest of the log up to this state: the FSM
+// does, after applying entries and when restoring a snapshot.
+func (s *State) SetLogDigest(d LogDigest) { s.digest = d }
 
 // NewState returns an empty State.
 func NewState() *State {
@@ -394,6 +423,7 @@ func (s *State) Clone() *State {
 		c.members[id] = m
 	}
 	c.lastAt = s.lastAt
+	c.digest = s.digest
 	return c
 }
 

@@ -219,6 +219,8 @@ var wantFamilies = map[string]family{
 	"allot_raft_snapshot_duration_seconds":      {histogram, nil},
 	"allot_raft_snapshot_restores_total":        {counter, nil},
 	"allot_raft_fsm_apply_duration_seconds":     {histogram, nil},
+	"allot_audit_index":                         {gauge, nil},
+	"allot_audit_peers_checked":                 {gauge, nil},
 	// Bridged from hashicorp/raft and raft-boltdb through go-metrics.
 	"raft_apply":                    {counter, nil},
 	"raft_commitTime":               {summary, nil},
@@ -236,6 +238,7 @@ var clusterFamilies = map[string]family{
 	"allot_clock_offset_seconds":             {gauge, []string{"peer"}},
 	"allot_clock_offset_uncertainty_seconds": {gauge, []string{"peer"}},
 	"allot_clock_probe_failures_total":       {counter, []string{"peer"}},
+	"allot_audit_mismatches_total":           {counter, []string{"peer"}},
 }
 
 func checkFamilies(t *testing.T, fams map[string]*dto.MetricFamily) {
