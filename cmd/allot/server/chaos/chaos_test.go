@@ -99,7 +99,7 @@ func TestChaos(t *testing.T) {
 }
 
 func runChaos(t *testing.T, f Fault, seed uint64, d time.Duration) Report {
-	replay := fmt.Sprintf("go test -tags chaos -run 'TestChaos/%s/' -seed %d ./cmd/allot/server/chaos/", f.Name, seed)
+	replay := fmt.Sprintf("go test -tags chaos -run 'TestChaos/%s/' -seed=%d ./cmd/allot/server/chaos/", f.Name, seed)
 	t.Logf("seed %d; replay: %s", seed, replay)
 	c := servertest.MakeCluster(t, 3, servertest.Options{Seed: seed, LogLevel: slog.LevelError})
 	w := &Workload{

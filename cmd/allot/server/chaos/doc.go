@@ -13,8 +13,8 @@
 // build tag chaos:
 //
 //	go test -tags chaos -run TestChaos -count=1 ./cmd/allot/server/chaos/
-//	go test -tags chaos -run 'TestChaos/partition' -seed 7 ./cmd/allot/server/chaos/
-//	go test -tags chaos -run TestChaos -runs 5 -duration 45s -timeout 90m ./cmd/allot/server/chaos/
+//	go test -tags chaos -run 'TestChaos/partition' -seed=7 ./cmd/allot/server/chaos/
+//	go test -tags chaos -run TestChaos -runs=5 -duration=45s -timeout 90m ./cmd/allot/server/chaos/
 //
 // Every failure names its seed; -seed replays it.
 package chaos

@@ -128,7 +128,7 @@ func (w *Workload) Verify(ctx context.Context, node string, opts linearize.Optio
 		if err := saveHistory(path, h, opts); err != nil {
 			rep.Problems = append(rep.Problems, "saving the history: "+err.Error())
 		} else {
-			rep.Problems = append(rep.Problems, "history saved to "+path+" (check it again: go test -tags chaos -run TestRecheck -history "+path+" ./cmd/allot/server/chaos/)")
+			rep.Problems = append(rep.Problems, "history saved to "+path+" (check it again: go test -tags chaos -run TestRecheck -history="+path+" ./cmd/allot/server/chaos/)")
 		}
 	}
 	return rep, nil
