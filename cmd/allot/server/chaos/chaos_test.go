@@ -154,7 +154,7 @@ func runChaos(t *testing.T, f Fault, seed uint64, d time.Duration) Report {
 		Skew:              300 * time.Millisecond, // the 250 ms bound, and the 1% slew of leader time
 		Lateness:          5 * time.Second,
 		UnknownHorizon:    15 * time.Second, // past ApplyTimeout (10 s) and a failover
-		Timeout:           time.Minute,
+		Timeout:           30 * time.Second, // the search's memory grows with it
 		VisualizationPath: viz,
 	})
 	st := w.Stats()

@@ -59,6 +59,11 @@ type Workload struct {
 	Seed      uint64
 	// Timeout bounds one request; past it the outcome is unknown.
 	Timeout time.Duration
+	// Think is the most a client waits between two requests (uniformly
+	// from 0); 0 means 10 ms, negative none. A crowd at full speed makes
+	// histories of hundreds of thousands of operations, which the checker's
+	// search (its memory grows with history length) cannot afford.
+	Think time.Duration
 	// PatientTimeout, when set, is the timeout of every other client
 	// instead: patient clients stay with a request stuck at a paused node
 	// and see how it is answered when the node wakes up, while the others
@@ -86,6 +91,9 @@ func (w *Workload) init() {
 	}
 	if w.Timeout == 0 {
 		w.Timeout = 3 * time.Second
+	}
+	if w.Think == 0 {
+		w.Think = 10 * time.Millisecond
 	}
 	if w.rec == nil {
 		w.rec = linearize.NewRecorder()
@@ -179,6 +187,9 @@ type owned struct {
 
 func (c *client) run(ctx context.Context) {
 	for ctx.Err() == nil {
+		if c.w.Think > 0 {
+			time.Sleep(time.Duration(c.rng.Int64N(int64(c.w.Think))))
+		}
 		r := &c.w.Resources[c.rng.IntN(len(c.w.Resources))]
 		switch p := c.rng.IntN(100); {
 		case p < 45:
