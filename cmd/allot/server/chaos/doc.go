@@ -14,7 +14,7 @@
 //
 //	go test -tags chaos -run TestChaos -count=1 ./cmd/allot/server/chaos/
 //	go test -tags chaos -run 'TestChaos/partition' -seed=7 ./cmd/allot/server/chaos/
-//	go test -tags chaos -run TestChaos -runs=5 -duration=45s -timeout 90m ./cmd/allot/server/chaos/
+//	go test -tags chaos -run TestChaos -timeout 90m ./cmd/allot/server/chaos/ -runs=12 -duration=20s
 //
 // Every failure names its seed; -seed replays it.
 package chaos
