@@ -164,6 +164,10 @@ type Config struct {
 	// applies them (nil keeps an entry): tests make one node apply an
 	// entry the others do not.
 	alterEntry func(*raft.Log) *raft.Log
+	// beforeApply, when set, runs in Propose after the ready check and
+	// before the entry goes to Raft: tests hold a proposal in that window,
+	// where hashicorp/raft #695 can still strike (raft695_test.go).
+	beforeApply func()
 }
 
 // leaseDuration is LeaseDuration with its default applied.

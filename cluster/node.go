@@ -385,6 +385,9 @@ func (n *Node) Propose(b *domain.Batch, done func(results []error, err error)) {
 		p.finish(nil, fmt.Errorf("no outcome after %v: %w", n.cfg.ApplyTimeout, domain.ErrOutcomeUnknown))
 	})
 	n.track(p)
+	if n.cfg.beforeApply != nil {
+		n.cfg.beforeApply()
+	}
 	f := n.raft.Apply(data, 0) // no enqueue timeout: it would make the outcome ambiguous for nothing
 	go p.wait(f)
 }
