@@ -450,8 +450,8 @@ func TestAuditHello(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcp.maxFormat, tcp.timeout = domain.BatchV1, time.Second
-	old := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: tcp, MaxPool: 1, Timeout: time.Second, Logger: newSlogHCLog(quietLogger(), "raft", 0)})
+	oldStream := &helloStream{StreamLayer: tcp, maxFormat: domain.BatchV1, timeout: time.Second}
+	old := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: oldStream, MaxPool: 1, Timeout: time.Second, Logger: newSlogHCLog(quietLogger(), "raft", 0)})
 	defer old.Close()
 	if _, err := askAudit(n.stream, old.LocalAddr(), time.Second); err == nil {
 		t.Fatal("a binary without the audit answered it")

@@ -11,19 +11,26 @@ import (
 // tcpStream is the Raft stream layer over plain TCP: hashicorp/raft's own
 // TCPStreamLayer has no exported constructor, and owning it lets
 // Config.WrapStream put fault injectors (and, later, authentication) between
-// Raft and the network, and lets the node answer the log-format hello on
-// the Raft port (hello.go).
+// Raft and the network.
 type tcpStream struct {
 	net.Listener
 	advertise net.Addr
+}
+
+// helloStream answers the log-format and audit hellos (hello.go) on the
+// connections it accepts and hands Raft the rest. It sits outside
+// Config.WrapStream, so that a wrapper's own framing (the test kit's
+// preamble) is already gone when it looks at a connection's first bytes.
+type helloStream struct {
+	raft.StreamLayer
 	maxFormat byte          // the newest log format this binary understands
 	timeout   time.Duration // bounds answering a hello
 	audit     func() []byte // answers an audit hello (auditwire.go)
 }
 
 // Accept returns the next connection, which answers a hello by itself.
-func (s *tcpStream) Accept() (net.Conn, error) {
-	c, err := s.Listener.Accept()
+func (s *helloStream) Accept() (net.Conn, error) {
+	c, err := s.StreamLayer.Accept()
 	if err != nil {
 		return nil, err
 	}
@@ -62,11 +69,11 @@ func newTransport(cfg *Config, logger *slogHCLog, maxFormat byte, audit func() [
 	if err != nil {
 		return nil, nil, err
 	}
-	tcp.maxFormat, tcp.timeout, tcp.audit = maxFormat, cfg.TransportTimeout, audit
 	var stream raft.StreamLayer = tcp
 	if cfg.WrapStream != nil {
 		stream = cfg.WrapStream(stream)
 	}
+	stream = &helloStream{StreamLayer: stream, maxFormat: maxFormat, timeout: cfg.TransportTimeout, audit: audit}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
 		MaxPool: cfg.TransportMaxPool,
