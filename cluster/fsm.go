@@ -228,8 +228,11 @@ func (f *FSM) check(l *raft.Log, b *domain.Batch, decodeErr error) *Halt {
 	return nil
 }
 
-// raiseLogFormat records that the committed log allows format v.
+// raiseLogFormat records that the committed log allows format v, in the
+// state (hashed, snapshotted) and in the atomic mirror Propose reads; f.mu
+// is held.
 func (f *FSM) raiseLogFormat(v uint8) {
+	f.st.RaiseLogFormat(v)
 	for {
 		cur := f.logFormat.Load()
 		if uint32(v) <= cur || f.logFormat.CompareAndSwap(cur, uint32(v)) {
@@ -401,6 +404,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	st.SetLogDigest(digest)
 	f.mu.Lock()
 	f.st = st
+	f.raiseLogFormat(st.LogFormat())
 	f.refreshMembersLocked()
 	f.audit.restart(digest.Base)
 	f.mu.Unlock()

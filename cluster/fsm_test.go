@@ -14,6 +14,7 @@ import (
 
 	"allot/actors/domain"
 	"allot/actors/domain/domaintest"
+	"allot/storage"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -322,5 +323,28 @@ func TestFSMWaitApplied(t *testing.T) {
 	f.waitMu.Unlock()
 	if left != 0 {
 		t.Fatalf("%d waiters left behind", left)
+	}
+}
+
+// The committed log format survives a snapshot: a restored FSM reports it.
+func TestFSMRestoreKeepsLogFormat(t *testing.T) {
+	f := NewFSM(quietLogger())
+	f.mu.Lock()
+	f.raiseLogFormat(domain.BatchV2)
+	f.mu.Unlock()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := storage.WriteSnapshot(&buf, snap.(*fsmSnapshot).st); err != nil {
+		t.Fatal(err)
+	}
+	g := NewFSM(quietLogger())
+	if err := g.Restore(io.NopCloser(&buf)); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.LogFormat(); got != domain.BatchV2 {
+		t.Fatalf("restored log format %d, want %d", got, domain.BatchV2)
 	}
 }

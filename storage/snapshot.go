@@ -23,11 +23,14 @@ import (
 //	         type 6: log digest     (State.LogDigest: uvarint base, uvarint index,
 //	                                 sum as 8 bytes little endian), at most once, not
 //	                                 counted; absent when no entry was folded in
+//	         type 7: log format     (1 byte: State.LogFormat), at most once, not
+//	                                 counted; absent for a log that never raised it
 //	end      type 0xFF, resource, reservation, idem record and member
 //	         counts (uvarints), CRC-32C (Castagnoli, 4 bytes little endian)
 //	         of every byte before it, then nothing
 //
-// Version 2 is version 3 without the leader-time and log-digest records;
+// Version 2 is version 3 without the leader-time, log-digest and log-format
+// records;
 // version 1 is version 2 without member records and without the member
 // count. Both are still read, so that a node upgraded in place restores the
 // snapshots it already has (a state read from them has no log digest, and
@@ -52,6 +55,7 @@ const (
 	recMember      = 4
 	recLastTime    = 5
 	recLogDigest   = 6
+	recLogFormat   = 7
 	recEnd         = 0xFF
 
 	// maxRecordSize bounds one record. A resource carries its per-user
@@ -105,6 +109,10 @@ func WriteSnapshot(w io.Writer, st *domain.State) error {
 	if d := st.LogDigest(); err == nil && d.Index != 0 {
 		sw.buf = appendLogDigest(sw.buf[:0], d)
 		err = sw.record(recLogDigest)
+	}
+	if f := st.LogFormat(); err == nil && f != 0 {
+		sw.buf = append(sw.buf[:0], f)
+		err = sw.record(recLogFormat)
 	}
 	if err != nil {
 		return err
@@ -187,7 +195,7 @@ func ReadSnapshot(r io.Reader) (*domain.State, error) {
 	st := domain.NewState()
 	var counts [4]uint64 // resources, reservations, idem records, members
 	nCounts := len(counts)
-	sawLastTime, sawDigest := false, false
+	sawLastTime, sawDigest, sawFormat := false, false, false
 	if version == snapshotVersionNoMembers {
 		nCounts = 3
 	}
@@ -249,6 +257,17 @@ func ReadSnapshot(r io.Reader) (*domain.State, error) {
 			} else if d, err = decodeLogDigest(payload); err == nil {
 				st.SetLogDigest(d)
 				sawDigest = true
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read snapshot: record %d: %w", rec, err)
+			}
+			continue
+		case recLogFormat:
+			if version < 3 || sawFormat || len(payload) != 1 {
+				err = fmt.Errorf("unexpected log-format record in a version %d snapshot: %w", version, domain.ErrCorrupt)
+			} else {
+				st.RaiseLogFormat(payload[0])
+				sawFormat = true
 			}
 			if err != nil {
 				return nil, fmt.Errorf("read snapshot: record %d: %w", rec, err)

@@ -364,3 +364,27 @@ func TestSnapshotLogDigest(t *testing.T) {
 		t.Fatalf("a stream of only the digest: %+v, %v", got.LogDigest(), err)
 	}
 }
+
+// The committed log format travels in the snapshot: a node restored from it
+// keeps writing the format the cluster moved to.
+func TestSnapshotCarriesLogFormat(t *testing.T) {
+	st, _ := history(t, 9, 50)
+	st.RaiseLogFormat(domain.BatchV2)
+	got, err := ReadSnapshot(bytes.NewReader(encode(t, st)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.LogFormat() != domain.BatchV2 || got.Hash() != st.Hash() {
+		t.Fatalf("restored log format %d (hash equal: %v), want %d", got.LogFormat(), got.Hash() == st.Hash(), domain.BatchV2)
+	}
+	// Twice in one stream is corruption.
+	body := encode(t, st)
+	rec := []byte{recLogFormat, 1, domain.BatchV2}
+	at := bytes.LastIndex(body, rec)
+	if at < 0 {
+		t.Fatal("no log-format record in the stream")
+	}
+	dup := append(append(bytes.Clone(body[:at]), rec...), body[at:len(body)-4]...)
+	dup = binary.LittleEndian.AppendUint32(dup, crc32.Checksum(dup, crc32.MakeTable(crc32.Castagnoli)))
+	wantCorrupt(t, dup, "log format twice")
+}

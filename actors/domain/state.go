@@ -36,6 +36,11 @@ type State struct {
 	// digest is the FSM's running digest of the log up to this state (see
 	// LogDigest); Apply never touches it.
 	digest LogDigest
+
+	// logFormat is the newest batch format the committed log allows a
+	// leader to write (raised by the FSM on EvLogFormat events and stamped
+	// batches; 0 for a log that never said). Apply never touches it.
+	logFormat uint8
 }
 
 // LogDigest is a running digest of the Raft log entries a node applied to
@@ -120,6 +125,15 @@ func (s *State) Apply(ev *Event) error {
 	}
 	return nil
 }
+
+// LogFormat is the newest batch format the committed log allows; 0 if it
+// never said (format 1).
+func (s *State) LogFormat() uint8 { return s.logFormat }
+
+// RaiseLogFormat records that the committed log allows format v; it never
+// lowers it. The FSM calls it for EvLogFormat events and stamped batches,
+// and restoring a snapshot calls it too.
+func (s *State) RaiseLogFormat(v uint8) { s.logFormat = max(s.logFormat, v) }
 
 // LastTime is the latest leader time of an applied event (Unix ns), 0 for
 // an empty log.
@@ -424,6 +438,7 @@ func (s *State) Clone() *State {
 	}
 	c.lastAt = s.lastAt
 	c.digest = s.digest
+	c.logFormat = s.logFormat
 	return c
 }
 
@@ -538,6 +553,7 @@ func (s *State) Hash() [32]byte {
 	h.Write(buf)
 	s.hashMembers(buf, func(b []byte) { h.Write(b) })
 	h.Write(binary.AppendVarint(buf[:0], s.lastAt))
+	h.Write([]byte{s.logFormat})
 	var out [32]byte
 	h.Sum(out[:0])
 	return out
