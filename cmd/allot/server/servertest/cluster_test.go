@@ -233,7 +233,17 @@ func TestStopRestartAndMembership(t *testing.T) {
 	if nl == old {
 		t.Fatal("a stopped node leads")
 	}
-	c.Client(nl.Index()).Must("PUT", "/v1/resources/after-stop", voucher(1), http.StatusCreated)
+	// The new leader may still be settling (a 503 says nothing was written): ask until it answers.
+	c.WaitFor("the new leader takes a write", func() error {
+		r, err := c.Client(c.Leader().Index()).Do("PUT", "/v1/resources/after-stop", voucher(1))
+		if err != nil {
+			return err
+		}
+		if r.Status != http.StatusCreated && r.Status != http.StatusOK {
+			return fmt.Errorf("%d %s", r.Status, r.Body)
+		}
+		return nil
+	})
 	c.Restart(old.Index())
 	c.WaitConverged()
 	c.Client(old.Index()).Must("GET", "/v1/resources/after-stop?consistency=stale", nil, http.StatusOK)
