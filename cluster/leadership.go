@@ -13,6 +13,8 @@ import (
 //
 // Gaining leadership: run a barrier so that every entry of earlier terms is
 // applied, and only then mark the node ready and call OnLeadership(true).
+// The node counts as ready to the outside (Ready, IsLeader) only once that
+// call has returned, so a client told "ready" finds the engine serving.
 // Losing it: clear ready first, then call OnLeadership(false). The ready
 // check also compares Raft's state and term (leaderReady), so a node that
 // lost leadership refuses writes even before this goroutine catches up.
@@ -21,9 +23,15 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 	announced := false
 	announce := func(leader bool) {
 		announced = leader
+		if !leader {
+			n.servingTerm.Store(0)
+		}
 		n.logger.Info("leadership", "leader", leader, "term", n.raft.CurrentTerm())
 		if n.cfg.OnLeadership != nil {
 			n.cfg.OnLeadership(leader)
+		}
+		if leader {
+			n.servingTerm.Store(n.readyTerm.Load())
 		}
 	}
 	defer func() {

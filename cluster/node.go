@@ -38,7 +38,11 @@ type Node struct {
 	// barrier, 0 when it is not a ready leader. One word, so that a reader
 	// never sees "ready" paired with another term's barrier.
 	readyTerm atomic.Uint64
-	closing   atomic.Bool
+	// servingTerm is readyTerm once OnLeadership(true) has returned for it:
+	// only then does the engine take writes, so only then is a leader
+	// ready to the outside (Ready, IsLeader).
+	servingTerm atomic.Uint64
+	closing     atomic.Bool
 
 	// The leader lease (lease.go). epoch is the node's start, the zero of
 	// its monotonic clock; leaseUntil is when the lease of readyTerm runs
@@ -240,7 +244,14 @@ func (n *Node) View(fn func(*domain.State)) { n.fsm.View(fn) }
 
 // IsLeader reports whether this node leads and has passed its barrier, so
 // that writes may be served.
-func (n *Node) IsLeader() bool { return n.leaderReady() }
+func (n *Node) IsLeader() bool { return n.serving() }
+
+// serving reports whether this node is the ready leader and the engine has
+// been told so (watchLeadership).
+func (n *Node) serving() bool {
+	term := n.readyTerm.Load()
+	return term == n.servingTerm.Load() && n.readyIn(term)
+}
 
 func (n *Node) leaderReady() bool { return n.readyIn(n.readyTerm.Load()) }
 

@@ -418,3 +418,37 @@ func TestNodeReadsSeeAcknowledgedWrites(t *testing.T) {
 	}
 	t.Logf("%d reads, %d leadership checks", reads.Load(), n.verifier.rounds.Load())
 }
+
+// A leader is ready to the outside only once OnLeadership(true) has
+// returned: before that the engine takes no writes, and a client told
+// "ready" would be refused "not the leader" by the leader itself.
+func TestReadyWaitsForOnLeadership(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	cfg.OnLeadership = func(leader bool) {
+		if leader {
+			once.Do(func() { close(entered); <-release })
+		}
+	}
+	n := startNode(t, cfg)
+	var released sync.Once
+	free := func() { released.Do(func() { close(release) }) }
+	t.Cleanup(free) // before the node's shutdown, which waits for the call
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnLeadership(true) not called")
+	}
+	if err := n.Ready(); err == nil || !errors.Is(err, domain.ErrUnavailable) {
+		t.Fatalf("Ready during OnLeadership(true): %v, want unavailable", err)
+	}
+	if n.IsLeader() {
+		t.Fatal("IsLeader during OnLeadership(true)")
+	}
+	free()
+	waitFor(t, "ready once OnLeadership returned", n.Ready)
+	if !n.IsLeader() {
+		t.Fatal("ready lone node is not the leader")
+	}
+}

@@ -88,7 +88,7 @@ func (n *Node) Ready() error {
 		return n.notReady()
 	}
 	if n.raft.State() == raft.Leader {
-		if n.leaderReady() {
+		if n.serving() {
 			return nil
 		}
 		return n.notReady()
