@@ -150,19 +150,39 @@ func (n *Node) promoteStep(targets map[raft.ServerID]uint64) {
 }
 
 // peerProgress is how far each follower's log reached in its last
-// successful AppendEntries answer (heartbeats included, which the leader
-// sends every tenth of a heartbeat timeout) to this node as leader.
+// accepted AppendEntries, and when each follower last answered this node at
+// all (heard: heartbeats included), as seen by the leader's transport.
 type peerProgress struct {
-	mu   sync.Mutex
-	last map[raft.ServerID]uint64
+	mu    sync.Mutex
+	last  map[raft.ServerID]uint64
+	heard map[raft.ServerID]time.Time
 }
 
-func (p *peerProgress) init() { p.last = make(map[raft.ServerID]uint64) }
+func (p *peerProgress) init() {
+	p.last = make(map[raft.ServerID]uint64)
+	p.heard = make(map[raft.ServerID]time.Time)
+}
 
 func (p *peerProgress) observe(id raft.ServerID, lastLog uint64) {
 	p.mu.Lock()
 	p.last[id] = lastLog
 	p.mu.Unlock()
+}
+
+// answered notes that id answered an RPC of this node just now.
+func (p *peerProgress) answered(id raft.ServerID) {
+	now := time.Now()
+	p.mu.Lock()
+	p.heard[id] = now
+	p.mu.Unlock()
+}
+
+// heardWithin reports whether id answered this node during the last d.
+func (p *peerProgress) heardWithin(id raft.ServerID, d time.Duration) bool {
+	p.mu.Lock()
+	at, ok := p.heard[id]
+	p.mu.Unlock()
+	return ok && time.Since(at) <= d
 }
 
 func (p *peerProgress) get(id raft.ServerID) uint64 {

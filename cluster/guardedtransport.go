@@ -229,6 +229,9 @@ func (t *guardedTransport) AppendEntriesPipeline(id raft.ServerID, target raft.S
 // log reaches when it accepts them.
 func (t *guardedTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	err := t.inner.AppendEntries(id, target, args, resp)
+	if err == nil {
+		t.progress.answered(id)
+	}
 	if err == nil && resp.Success {
 		t.progress.observe(id, resp.LastLog)
 	}

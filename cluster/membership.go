@@ -71,7 +71,9 @@ func (n *Node) AddVoter(ctx context.Context, m domain.Member) error {
 // configuration and out of the member records. A leader does not remove
 // itself: it hands leadership to another voter and answers
 // domain.ErrUnavailable, so that the caller's retry reaches the new leader,
-// which removes it. An id that is neither a server nor a member is
+// which removes it. A removal after which the remaining voters could not
+// form a quorum of nodes that answer is refused with domain.ErrInvalidState
+// (quorum.go). An id that is neither a server nor a member is
 // domain.ErrNotFound.
 func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	if !n.leaderReady() {
@@ -101,6 +103,9 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 		return fmt.Errorf("node %s handed leadership over before its removal; retry: %w", id, domain.ErrUnavailable)
 	}
 	if inConfig {
+		if err := n.checkReachableQuorum(without(servers, raft.ServerID(id))); err != nil {
+			return fmt.Errorf("remove %s: %w", id, err)
+		}
 		if err := n.changeConfig(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout)); err != nil {
 			return fmt.Errorf("remove %s: %w", id, err)
 		}
