@@ -163,6 +163,17 @@ func Start(cfg Config) (*Node, error) {
 		logger.Info("waiting one leader lease before starting raft", "lease", cfg.leaseDuration())
 		time.Sleep(cfg.leaseDuration())
 	}
+	if hasState {
+		recovered, err := recoverFromPeersFile(cfg.DataDir, rc, NewFSM(logger), n.logStore, stores.StableStore(), snapshots, trans)
+		if err != nil {
+			trans.Close()
+			stores.Close()
+			return nil, err
+		}
+		if recovered {
+			logger.Warn("raft configuration replaced from the recovery file", "file", PeersFile)
+		}
+	}
 	n.raft, err = raft.NewRaft(rc, n.metrics.fsm(n.fsm), n.logStore, stores.StableStore(), snapshots, trans)
 	if err != nil {
 		trans.Close()
