@@ -132,6 +132,7 @@ func (n *Node) stopRaft() error {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 		defer cancel()
 		n.raftStopErr = awaitFuture(ctx, n.raft.Shutdown()) // also closes the transport
+		n.raftStopped.Store(n.raftStopErr == nil)
 	})
 	return n.raftStopErr
 }

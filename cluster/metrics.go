@@ -41,7 +41,7 @@ type Health struct {
 
 // Health reports this node's Raft progress and readiness.
 func (n *Node) Health() Health {
-	state := n.raft.State()
+	state := n.raftState()
 	h := Health{
 		State:        strings.ToLower(state.String()),
 		Term:         n.raft.CurrentTerm(),

@@ -73,6 +73,11 @@ type Node struct {
 	raftStarted chan struct{} // closed once n.raft is set
 	raftStop    sync.Once     // see stopRaft
 	raftStopErr error
+	// raftStopped is set once Raft has shut down; Raft's own state can go
+	// back from Shutdown to Follower when an RPC was being handled at that
+	// moment (hashicorp/raft sets Follower on any AppendEntries while not a
+	// follower), so status reads this instead.
+	raftStopped atomic.Bool
 
 	stop         chan struct{} // closed once Raft has shut down
 	wg           sync.WaitGroup
@@ -252,6 +257,14 @@ func (n *Node) FSM() *FSM { return n.fsm }
 // View runs fn with read access to this node's committed state (no leader
 // check). fn must not block or keep references into the state.
 func (n *Node) View(fn func(*domain.State)) { n.fsm.View(fn) }
+
+// raftState is Raft's state, Shutdown once stopRaft has stopped it.
+func (n *Node) raftState() raft.RaftState {
+	if n.raftStopped.Load() {
+		return raft.Shutdown
+	}
+	return n.raft.State()
+}
 
 // IsLeader reports whether this node leads and has passed its barrier, so
 // that writes may be served.

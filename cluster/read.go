@@ -149,7 +149,7 @@ func (n *Node) Status() Status {
 		ID:           n.cfg.NodeID,
 		RaftAddr:     n.raftAddr,
 		HTTPAddr:     n.cfg.HTTPAddr,
-		State:        strings.ToLower(n.raft.State().String()),
+		State:        strings.ToLower(n.raftState().String()),
 		LeaderID:     string(leader),
 		Term:         n.raft.CurrentTerm(),
 		CommitIndex:  n.raft.CommitIndex(),
