@@ -47,9 +47,9 @@ type Server struct {
 	// addresses before authentication; nil when off.
 	adminLimiter *rateLimiter
 	ipLimiter    *rateLimiter
-	tokens  *tokenCache  // nil when token caching is off
-	metrics *httpMetrics
-	fwd     *forwarder
+	tokens       *tokenCache // nil when token caching is off
+	metrics      *httpMetrics
+	fwd          *forwarder
 
 	// bufs holds *bytes.Buffer for request bodies, reused across requests
 	// because every write reads its whole body (it is hashed for the
