@@ -72,13 +72,14 @@ func newTokenParser() *jwt.Parser {
 
 // validSubject reports whether sub can name a user: 1 to domain.MaxUserLen
 // bytes of valid UTF-8 without control characters, so that it is safe to
-// log, echo and store.
+// log, echo and store. U+FFFD is refused too: encoding/json puts it in
+// place of invalid UTF-8, which would otherwise slip through.
 func validSubject(sub string) bool {
 	if sub == "" || len(sub) > domain.MaxUserLen || !utf8.ValidString(sub) {
 		return false
 	}
 	for _, r := range sub {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == utf8.RuneError {
 			return false
 		}
 	}
