@@ -61,13 +61,16 @@ func (c *claims) GetIssuer() (string, error)                   { return "", nil 
 func (c *claims) GetSubject() (string, error)                  { return c.Subject, nil }
 func (c *claims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
 
-// newTokenParser accepts HS256 only (so neither "none" nor a public-key
-// algorithm can be smuggled in with the shared secret) and requires exp.
-func newTokenParser() *jwt.Parser {
-	return jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithExpirationRequired(),
-	)
+// newTokenParser accepts HS256, plus RS256 and EdDSA when an identity
+// provider's keys are configured, and requires exp. "none" is never
+// accepted, and keyFunc pairs each algorithm with its own kind of key, so a
+// token cannot have its signature checked with the wrong one.
+func newTokenParser(publicKeys bool) *jwt.Parser {
+	methods := []string{jwt.SigningMethodHS256.Alg()}
+	if publicKeys {
+		methods = append(methods, jwt.SigningMethodRS256.Alg(), jwt.SigningMethodEdDSA.Alg())
+	}
+	return jwt.NewParser(jwt.WithValidMethods(methods), jwt.WithExpirationRequired())
 }
 
 // validSubject reports whether sub can name a user: 1 to domain.MaxUserLen
@@ -174,8 +177,17 @@ func (s *Server) authenticate(header string) (caller, error) {
 	return c, nil
 }
 
-// keyFunc hands the parser the shared secret for HS256 tokens.
-func (s *Server) keyFunc(*jwt.Token) (any, error) { return s.cfg.AuthSecret, nil }
+// keyFunc hands the parser the shared secret for HS256 tokens and the
+// identity provider's key (pinned to its algorithm) for the others.
+func (s *Server) keyFunc(t *jwt.Token) (any, error) {
+	if t.Method.Alg() == jwt.SigningMethodHS256.Alg() {
+		return s.cfg.AuthSecret, nil
+	}
+	if s.cfg.PublicKeys == nil {
+		return nil, fmt.Errorf("alg %s is not accepted", t.Method.Alg())
+	}
+	return s.cfg.PublicKeys.verifyKey(t)
+}
 
 // authedHandler is a /v1 handler with its authenticated caller.
 type authedHandler func(c *gin.Context, p domain.Principal)

@@ -122,7 +122,7 @@ func TestRoles(t *testing.T) {
 
 func TestMintToken(t *testing.T) {
 	secret := []byte(strings.Repeat("k", MinSecretLen))
-	s := &Server{cfg: Config{AuthSecret: secret}, parser: newTokenParser()}
+	s := &Server{cfg: Config{AuthSecret: secret}, parser: newTokenParser(false)}
 	for _, tc := range []struct {
 		role  string
 		admin bool

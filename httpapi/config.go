@@ -68,6 +68,11 @@ type Config struct {
 	// follower forwarded were limited on that follower and skip it here.
 	IPRateLimit RateLimit
 
+	// PublicKeys, when set, also accepts tokens of an external identity
+	// provider: RS256 or EdDSA, signed by the key their kid names (see
+	// KeySet). HS256 tokens signed with AuthSecret are still accepted.
+	PublicKeys *KeySet
+
 	// MaxTokenTTL refuses tokens whose exp lies further ahead than this, so
 	// that a leaked token cannot live for years. 0 disables the bound.
 	MaxTokenTTL time.Duration

@@ -80,7 +80,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:         cfg,
 		log:         cfg.Logger,
-		parser:      newTokenParser(),
+		parser:      newTokenParser(cfg.PublicKeys != nil),
 		metrics:     m,
 		fwd:         newForwarder(cfg.RequestTimeout, cfg.Timeouts.write(), cfg.Logger),
 		reqIDPrefix: hex.EncodeToString(seed[:]) + "-",

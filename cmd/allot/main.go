@@ -32,6 +32,7 @@ usage:
               [--max-token-ttl 720h] [--max-body 65536] [--token-cache-size 16384]
               [--read-header-timeout 5s] [--read-timeout 15s] [--write-timeout 30s]
               [--idle-timeout 2m] [--retention 720h] [--event-retention 168h]
+              [--jwks-file PATH]
   allot token --sub USER [--role user|admin|consumer] [--ttl 24h] [--data-dir ./allot-data]
               [--auth-secret-file PATH] [--max-token-ttl 720h] [--config FILE]
 
@@ -95,6 +96,8 @@ type serveOpts struct {
 
 	retention      time.Duration
 	eventRetention time.Duration
+
+	jwksFile string
 }
 
 // newServeFlags declares every serve flag, with the defaults of
@@ -127,6 +130,7 @@ func newServeFlags(stderr io.Writer) (*flag.FlagSet, *serveOpts) {
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", h.Timeouts.Idle, "HTTP server: how long an idle keep-alive connection stays open")
 	fs.DurationVar(&o.retention, "retention", def.Retention, "finished reservations leave the state this long after they finished")
 	fs.DurationVar(&o.eventRetention, "event-retention", def.EventRetention, "how long events are kept")
+	fs.StringVar(&o.jwksFile, "jwks-file", "", "JWKS file of an identity provider whose RS256/EdDSA tokens are accepted too")
 	return fs, o
 }
 
@@ -203,6 +207,11 @@ func serve(args []string, stderr io.Writer) error {
 	// A lone node (no --join) founds its own cluster the first time; with
 	// state in the data dir both flags are moot.
 	cfg := o.config(o.bootstrap || len(joinURLs) == 0)
+	if o.jwksFile != "" {
+		if cfg.HTTP.PublicKeys, err = httpapi.LoadJWKS(o.jwksFile); err != nil {
+			return fmt.Errorf("--jwks-file: %w", err)
+		}
+	}
 	secret, err := server.LoadSecret(os.Getenv("ALLOT_AUTH_SECRET"), o.secretFile, o.dataDir, true)
 	if err != nil {
 		return err

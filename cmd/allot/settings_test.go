@@ -144,3 +144,15 @@ func TestTokenCommand(t *testing.T) {
 		t.Fatal("a key of neither command accepted")
 	}
 }
+
+func TestServeRefusesBadJWKS(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "jwks.json")
+	if err := os.WriteFile(bad, []byte(`{"keys":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := run([]string{"serve", "--data-dir", dir, "--jwks-file", bad}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--jwks-file") {
+		t.Fatalf("serve with an empty JWKS: %v", err)
+	}
+}
