@@ -158,9 +158,9 @@ func (s *Server) authenticate(header string) (caller, error) {
 	}
 	// The parser requires exp, so ExpiresAt is set.
 	exp := cl.ExpiresAt.Time
-	if max := s.cfg.MaxTokenTTL; max > 0 && exp.After(now.Add(max)) {
+	if limit := s.cfg.MaxTokenTTL; limit > 0 && exp.After(now.Add(limit)) {
 		return caller{}, fmt.Errorf("token exp %s lies more than the max token ttl (%s) ahead: %w",
-			exp.UTC().Format(time.RFC3339), max, domain.ErrUnauthenticated)
+			exp.UTC().Format(time.RFC3339), limit, domain.ErrUnauthenticated)
 	}
 	c := caller{p: domain.Principal{User: cl.Subject}, role: cl.Role}
 	switch cl.Role {
