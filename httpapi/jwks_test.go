@@ -154,3 +154,27 @@ func TestParseJWKSRefusesBrokenSets(t *testing.T) {
 		t.Error("a missing file loaded")
 	}
 }
+
+// TestKeySetPinsAlgorithm checks the pin itself, not the library's key
+// type check behind it: a key answers only tokens of its own algorithm.
+func TestKeySetPinsAlgorithm(t *testing.T) {
+	edPub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := ParseJWKS([]byte(`{"keys":[` + edJWK("ed1", edPub) + `]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := &jwt.Token{Header: map[string]any{"kid": "ed1"}}
+	for _, m := range []jwt.SigningMethod{jwt.SigningMethodRS256, jwt.SigningMethodHS256, jwt.SigningMethodES256} {
+		tok.Method = m
+		if _, err := ks.verifyKey(tok); err == nil {
+			t.Errorf("%s token given the EdDSA key", m.Alg())
+		}
+	}
+	tok.Method = jwt.SigningMethodEdDSA
+	if k, err := ks.verifyKey(tok); err != nil || !edPub.Equal(k) {
+		t.Errorf("EdDSA token: key %v, err %v", k, err)
+	}
+}
