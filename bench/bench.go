@@ -311,6 +311,9 @@ func startCluster(ctx context.Context, n int, secret []byte) (urls []string, sto
 		cfg.NodeID, cfg.DataDir = fmt.Sprintf("bench%d", i+1), dir
 		cfg.HTTPAddr, cfg.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
 		cfg.Bootstrap, cfg.AuthSecret = i == 0, secret
+		// Every simulated user comes from 127.0.0.1: a per-address limit
+		// would cap the whole crowd.
+		cfg.HTTP.IPRateLimit.PerSecond = 0
 		srv, err := server.Start(cfg)
 		if err != nil {
 			return nil, nil, fmt.Errorf("node %s: %w", cfg.NodeID, err)

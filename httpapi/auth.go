@@ -1,10 +1,15 @@
 package httpapi
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
@@ -12,25 +17,85 @@ import (
 	"allot/actors/domain"
 )
 
-// Roles a token may carry; a missing role is RoleUser.
+// Roles a token may carry; a missing role is RoleUser. A consumer is a
+// downstream service: it reads everything an admin reads and writes nothing.
 const (
-	RoleUser  = "user"
-	RoleAdmin = "admin"
+	RoleUser     = "user"
+	RoleAdmin    = "admin"
+	RoleConsumer = "consumer"
 )
 
-// claims is the payload of an allot bearer token.
+// claims is the payload of an allot bearer token. It implements jwt.Claims
+// itself rather than embedding jwt.RegisteredClaims, whose NumericDate also
+// takes a quoted number: exp, nbf and iat here must be JSON numbers.
 type claims struct {
-	jwt.RegisteredClaims
-	Role string `json:"role,omitempty"`
+	Subject   string      `json:"sub"`
+	ExpiresAt *strictDate `json:"exp,omitempty"`
+	NotBefore *strictDate `json:"nbf,omitempty"`
+	IssuedAt  *strictDate `json:"iat,omitempty"`
+	Role      string      `json:"role,omitempty"`
 }
 
-// newTokenParser accepts HS256 only (so neither "none" nor a public-key
-// algorithm can be smuggled in with the shared secret) and requires exp.
-func newTokenParser() *jwt.Parser {
-	return jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithExpirationRequired(),
-	)
+// strictDate is a jwt.NumericDate that refuses a JSON string.
+type strictDate struct{ jwt.NumericDate }
+
+func (d *strictDate) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+		return errors.New("a time claim must be a JSON number")
+	}
+	return d.NumericDate.UnmarshalJSON(b)
+}
+
+func (d *strictDate) date() *jwt.NumericDate {
+	if d == nil {
+		return nil
+	}
+	return &d.NumericDate
+}
+
+func (c *claims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt.date(), nil }
+func (c *claims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore.date(), nil }
+func (c *claims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt.date(), nil }
+func (c *claims) GetIssuer() (string, error)                   { return "", nil }
+func (c *claims) GetSubject() (string, error)                  { return c.Subject, nil }
+func (c *claims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
+
+// newTokenParser accepts HS256, plus RS256 and EdDSA when an identity
+// provider's keys are configured, and requires exp. "none" is never
+// accepted, and keyFunc pairs each algorithm with its own kind of key, so a
+// token cannot have its signature checked with the wrong one.
+func newTokenParser(publicKeys bool) *jwt.Parser {
+	methods := []string{jwt.SigningMethodHS256.Alg()}
+	if publicKeys {
+		methods = append(methods, jwt.SigningMethodRS256.Alg(), jwt.SigningMethodEdDSA.Alg())
+	}
+	return jwt.NewParser(jwt.WithValidMethods(methods), jwt.WithExpirationRequired())
+}
+
+// validSubject reports whether sub can name a user: 1 to domain.MaxUserLen
+// bytes of valid UTF-8 without control characters, so that it is safe to
+// log, echo and store. U+FFFD is refused too: encoding/json puts it in
+// place of invalid UTF-8, which would otherwise slip through.
+func validSubject(sub string) bool {
+	if sub == "" || len(sub) > domain.MaxUserLen || !utf8.ValidString(sub) {
+		return false
+	}
+	for _, r := range sub {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}
+
+// validRole reports whether role ("" meaning RoleUser) is one a token may carry.
+func validRole(role string) bool {
+	switch role {
+	case "", RoleUser, RoleAdmin, RoleConsumer:
+		return true
+	}
+	return false
 }
 
 // MintToken returns an HS256 bearer token for user sub with role ("" means
@@ -39,79 +104,112 @@ func MintToken(secret []byte, sub, role string, ttl time.Duration) (string, erro
 	switch {
 	case len(secret) < MinSecretLen:
 		return "", fmt.Errorf("token secret must be at least %d bytes: %w", MinSecretLen, domain.ErrInvalidArgument)
-	case sub == "" || len(sub) > domain.MaxUserLen:
-		return "", fmt.Errorf("token subject must be 1-%d bytes: %w", domain.MaxUserLen, domain.ErrInvalidArgument)
+	case !validSubject(sub):
+		return "", fmt.Errorf("token subject must be 1-%d bytes of printable UTF-8: %w", domain.MaxUserLen, domain.ErrInvalidArgument)
 	case ttl <= 0:
 		return "", fmt.Errorf("token ttl must be positive: %w", domain.ErrInvalidArgument)
+	case !validRole(role):
+		return "", fmt.Errorf("token role must be %q, %q or %q, not %q: %w", RoleUser, RoleAdmin, RoleConsumer, role, domain.ErrInvalidArgument)
 	}
 	if role == "" {
 		role = RoleUser
 	}
-	if role != RoleUser && role != RoleAdmin {
-		return "", fmt.Errorf("token role must be %q or %q, not %q: %w", RoleUser, RoleAdmin, role, domain.ErrInvalidArgument)
-	}
 	now := time.Now()
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   sub,
-			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-		},
-		Role: role,
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, &claims{
+		Subject:   sub,
+		IssuedAt:  &strictDate{*jwt.NewNumericDate(now)},
+		ExpiresAt: &strictDate{*jwt.NewNumericDate(now.Add(ttl))},
+		Role:      role,
 	})
 	return tok.SignedString(secret)
 }
 
+// caller is an authenticated request's principal and role. A consumer's
+// principal has Admin set, which is what read handlers look at to show
+// everything; authed keeps it away from every write and admin-only route.
+type caller struct {
+	p    domain.Principal
+	role string
+}
+
 // authenticate turns the Authorization header into the caller.
-func (s *Server) authenticate(header string) (domain.Principal, error) {
+func (s *Server) authenticate(header string) (caller, error) {
 	const scheme = "bearer "
 	if header == "" {
-		return domain.Principal{}, fmt.Errorf("missing bearer token: %w", domain.ErrUnauthenticated)
+		return caller{}, fmt.Errorf("missing bearer token: %w", domain.ErrUnauthenticated)
 	}
 	if len(header) <= len(scheme) || !strings.EqualFold(header[:len(scheme)], scheme) {
-		return domain.Principal{}, fmt.Errorf("authorization scheme must be Bearer: %w", domain.ErrUnauthenticated)
+		return caller{}, fmt.Errorf("authorization scheme must be Bearer: %w", domain.ErrUnauthenticated)
 	}
 	tok := strings.TrimSpace(header[len(scheme):])
+	now := time.Now()
 	if s.tokens != nil {
-		if p, ok := s.tokens.get(tok, time.Now().UnixNano()); ok {
-			return p, nil
+		if c, ok := s.tokens.get(tok, now.UnixNano()); ok {
+			return c, nil
 		}
 	}
 	var cl claims
-	_, err := s.parser.ParseWithClaims(tok, &cl, func(*jwt.Token) (any, error) {
-		return s.cfg.AuthSecret, nil
-	})
+	_, err := s.parser.ParseWithClaims(tok, &cl, s.keyFunc)
 	if err != nil {
-		return domain.Principal{}, fmt.Errorf("invalid token: %v: %w", err, domain.ErrUnauthenticated)
+		return caller{}, fmt.Errorf("invalid token: %v: %w", err, domain.ErrUnauthenticated)
 	}
-	if cl.Subject == "" || len(cl.Subject) > domain.MaxUserLen {
-		return domain.Principal{}, fmt.Errorf("token subject must be 1-%d bytes: %w", domain.MaxUserLen, domain.ErrUnauthenticated)
+	if !validSubject(cl.Subject) {
+		return caller{}, fmt.Errorf("token subject must be 1-%d bytes of printable UTF-8: %w", domain.MaxUserLen, domain.ErrUnauthenticated)
 	}
-	p := domain.Principal{User: cl.Subject}
+	// The parser requires exp, so ExpiresAt is set.
+	exp := cl.ExpiresAt.Time
+	if limit := s.cfg.MaxTokenTTL; limit > 0 && exp.After(now.Add(limit)) {
+		return caller{}, fmt.Errorf("token exp %s lies more than the max token ttl (%s) ahead: %w",
+			exp.UTC().Format(time.RFC3339), limit, domain.ErrUnauthenticated)
+	}
+	c := caller{p: domain.Principal{User: cl.Subject}, role: cl.Role}
 	switch cl.Role {
 	case "", RoleUser:
-	case RoleAdmin:
-		p.Admin = true
+		c.role = RoleUser
+	case RoleAdmin, RoleConsumer:
+		c.p.Admin = true
 	default:
-		return domain.Principal{}, fmt.Errorf("unknown token role %q: %w", cl.Role, domain.ErrUnauthenticated)
+		return caller{}, fmt.Errorf("unknown token role %q: %w", cl.Role, domain.ErrUnauthenticated)
 	}
 	if s.tokens != nil {
-		// The parser requires exp, so ExpiresAt is set.
-		s.tokens.put(strings.Clone(tok), p, cl.ExpiresAt.UnixNano())
+		s.tokens.put(strings.Clone(tok), c, exp.UnixNano())
 	}
-	return p, nil
+	return c, nil
+}
+
+// keyFunc hands the parser the shared secret for HS256 tokens and the
+// identity provider's key (pinned to its algorithm) for the others.
+func (s *Server) keyFunc(t *jwt.Token) (any, error) {
+	if t.Method.Alg() == jwt.SigningMethodHS256.Alg() {
+		return s.cfg.AuthSecret, nil
+	}
+	if s.cfg.PublicKeys == nil {
+		return nil, fmt.Errorf("alg %s is not accepted", t.Method.Alg())
+	}
+	return s.cfg.PublicKeys.verifyKey(t)
 }
 
 // authedHandler is a /v1 handler with its authenticated caller.
 type authedHandler func(c *gin.Context, p domain.Principal)
 
-// authed wraps h with authentication, the caller's rate limit and, when
-// adminOnly, the admin check. The caller is passed as an argument rather than
-// stored in the gin context: no map, no boxing, no type assertion.
+// authed wraps h with, in this order: the per-IP limit (before any token
+// is looked at, so a flood of garbage tokens costs little), authentication,
+// the caller's rate limit, and the role checks. A consumer token passes only
+// GET and HEAD routes that are not adminOnly: every write in the API is
+// another method. The caller is passed as an argument rather than stored in
+// the gin context: no map, no boxing, no type assertion.
 func (s *Server) authed(h authedHandler, adminOnly bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if s.ipLimiter != nil && c.Request.Header.Get(headerForwarded) == "" {
+			ip := c.RemoteIP()
+			if ok, wait := s.ipLimiter.allow(ip, s.ipLimiter.now()); !ok {
+				c.Header("Retry-After", strconv.FormatInt(retryAfterSeconds(wait), 10))
+				s.fail(c, fmt.Errorf("address %s is over %g requests/s: %w", ip, s.cfg.IPRateLimit.PerSecond, domain.ErrRateLimited))
+				return
+			}
+		}
 		header := c.Request.Header.Get("Authorization")
-		p, err := s.authenticate(header)
+		who, err := s.authenticate(header)
 		if err != nil {
 			if header == "" {
 				c.Header("WWW-Authenticate", `Bearer realm="allot"`)
@@ -121,18 +219,26 @@ func (s *Server) authed(h authedHandler, adminOnly bool) gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
-		if s.limiter != nil {
-			if ok, wait := s.limiter.allow(p.User, s.limiter.now()); !ok {
+		lim, rate := s.limiter, s.cfg.RateLimit.PerSecond
+		if who.role != RoleUser {
+			lim, rate = s.adminLimiter, s.cfg.AdminRateLimit.PerSecond
+		}
+		if lim != nil {
+			if ok, wait := lim.allow(who.p.User, lim.now()); !ok {
 				c.Header("Retry-After", strconv.FormatInt(retryAfterSeconds(wait), 10))
-				s.fail(c, fmt.Errorf("user %q is over %g requests/s: %w", p.User, s.cfg.RateLimit.PerSecond, domain.ErrRateLimited))
+				s.fail(c, fmt.Errorf("user %q is over %g requests/s: %w", who.p.User, rate, domain.ErrRateLimited))
 				return
 			}
 		}
-		if adminOnly && !p.Admin {
+		switch {
+		case who.role == RoleConsumer && c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead:
+			s.fail(c, fmt.Errorf("%s %s is a write and a consumer token writes nothing: %w", c.Request.Method, c.FullPath(), domain.ErrPermissionDenied))
+			return
+		case adminOnly && who.role != RoleAdmin:
 			s.fail(c, fmt.Errorf("%s %s needs the admin role: %w", c.Request.Method, c.FullPath(), domain.ErrPermissionDenied))
 			return
 		}
-		h(c, p)
+		h(c, who.p)
 	}
 }
 

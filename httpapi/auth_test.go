@@ -122,17 +122,17 @@ func TestRoles(t *testing.T) {
 
 func TestMintToken(t *testing.T) {
 	secret := []byte(strings.Repeat("k", MinSecretLen))
-	s := &Server{cfg: Config{AuthSecret: secret}, parser: newTokenParser()}
+	s := &Server{cfg: Config{AuthSecret: secret}, parser: newTokenParser(false)}
 	for _, tc := range []struct {
 		role  string
 		admin bool
-	}{{"", false}, {RoleUser, false}, {RoleAdmin, true}} {
+	}{{"", false}, {RoleUser, false}, {RoleAdmin, true}, {RoleConsumer, true}} {
 		tok, err := MintToken(secret, "carol", tc.role, time.Minute)
 		if err != nil {
 			t.Fatalf("MintToken(%q): %v", tc.role, err)
 		}
-		p, err := s.authenticate("Bearer " + tok)
-		if err != nil || p != (domain.Principal{User: "carol", Admin: tc.admin}) {
+		who, err := s.authenticate("Bearer " + tok)
+		if p := who.p; err != nil || p != (domain.Principal{User: "carol", Admin: tc.admin}) {
 			t.Errorf("role %q: principal %+v, err %v", tc.role, p, err)
 		}
 	}

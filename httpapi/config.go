@@ -53,11 +53,32 @@ type Config struct {
 	// RequestTimeout is the deadline of one engine or reader call. A write
 	// still waiting for its commit when it passes is answered with
 	// 503 outcome_unknown. Must be below the HTTP server's WriteTimeout
-	// (30s) so the answer can still be written.
+	// (Timeouts.Write) so the answer can still be written.
 	RequestTimeout time.Duration
 
-	// RateLimit throttles each authenticated user on this node.
+	// RateLimit throttles each authenticated user (role user) on this node.
 	RateLimit RateLimit
+
+	// AdminRateLimit throttles each admin and consumer token's subject on
+	// this node; PerSecond 0 (the default) leaves them unthrottled.
+	AdminRateLimit RateLimit
+
+	// IPRateLimit throttles each client address before its token is even
+	// looked at, so that a flood of garbage tokens stays cheap. Requests a
+	// follower forwarded were limited on that follower and skip it here.
+	IPRateLimit RateLimit
+
+	// PublicKeys, when set, also accepts tokens of an external identity
+	// provider: RS256 or EdDSA, signed by the key their kid names (see
+	// KeySet). HS256 tokens signed with AuthSecret are still accepted.
+	PublicKeys *KeySet
+
+	// MaxTokenTTL refuses tokens whose exp lies further ahead than this, so
+	// that a leaked token cannot live for years. 0 disables the bound.
+	MaxTokenTTL time.Duration
+
+	// Timeouts are the HTTP server's (see NewHTTPServer).
+	Timeouts Timeouts
 
 	// TokenCacheSize is how many verified bearer tokens are remembered
 	// until they expire, so that a token sent again skips decoding and
@@ -68,6 +89,29 @@ type Config struct {
 	// measure their clock offset to this one: give it the clock the engine
 	// stamps leader time from. nil is the machine's.
 	Clock Clock
+}
+
+// Timeouts bound how long a client may hold a connection; see http.Server.
+// Write must stay above RequestTimeout so a write that runs to its deadline
+// can still be answered.
+type Timeouts struct {
+	ReadHeader time.Duration
+	Read       time.Duration
+	Write      time.Duration
+	Idle       time.Duration
+}
+
+// DefaultTimeouts are NewHTTPServer's defaults.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{ReadHeader: 5 * time.Second, Read: 15 * time.Second, Write: writeTimeout, Idle: 2 * time.Minute}
+}
+
+// write is the write timeout in effect: the default when unset.
+func (t Timeouts) write() time.Duration {
+	if t.Write > 0 {
+		return t.Write
+	}
+	return writeTimeout
 }
 
 // Clock is a wall clock (actors.Clock satisfies it).
@@ -98,6 +142,10 @@ func DefaultConfig() Config {
 		MaxBodyBytes:   64 << 10,
 		RequestTimeout: 10 * time.Second,
 		RateLimit:      RateLimit{PerSecond: 100, Burst: 200, MaxUsers: 1 << 20},
+		AdminRateLimit: RateLimit{PerSecond: 0, Burst: 0, MaxUsers: 1 << 12},
+		IPRateLimit:    RateLimit{PerSecond: 1000, Burst: 2000, MaxUsers: 1 << 18},
+		MaxTokenTTL:    720 * time.Hour,
+		Timeouts:       DefaultTimeouts(),
 		TokenCacheSize: 1 << 14,
 	}
 }
@@ -125,14 +173,29 @@ func (c *Config) Validate() error {
 		return bad("Registry is required")
 	case c.MaxBodyBytes <= 0:
 		return bad("MaxBodyBytes must be positive")
-	case c.RequestTimeout <= 0 || c.RequestTimeout >= writeTimeout:
-		return bad("RequestTimeout must be positive and below %s", writeTimeout)
-	case c.RateLimit.PerSecond < 0:
-		return bad("RateLimit.PerSecond must not be negative")
-	case c.RateLimit.PerSecond > 0 && c.RateLimit.Burst < 1:
-		return bad("RateLimit.Burst must be at least 1")
-	case c.RateLimit.PerSecond > 0 && c.RateLimit.MaxUsers < 1:
-		return bad("RateLimit.MaxUsers must be at least 1")
+	case c.RequestTimeout <= 0:
+		return bad("RequestTimeout must be positive")
+	case c.RequestTimeout >= c.Timeouts.write():
+		return bad("RequestTimeout (%s) must be below the write timeout (%s)", c.RequestTimeout, c.Timeouts.write())
+	case c.Timeouts.ReadHeader < 0 || c.Timeouts.Read < 0 || c.Timeouts.Write < 0 || c.Timeouts.Idle < 0:
+		return bad("Timeouts must not be negative")
+	case c.MaxTokenTTL < 0:
+		return bad("MaxTokenTTL must not be negative")
+	}
+	for _, rl := range []struct {
+		name string
+		rl   RateLimit
+	}{{"RateLimit", c.RateLimit}, {"AdminRateLimit", c.AdminRateLimit}, {"IPRateLimit", c.IPRateLimit}} {
+		switch {
+		case rl.rl.PerSecond < 0:
+			return bad("%s.PerSecond must not be negative", rl.name)
+		case rl.rl.PerSecond > 0 && rl.rl.Burst < 1:
+			return bad("%s.Burst must be at least 1", rl.name)
+		case rl.rl.PerSecond > 0 && rl.rl.MaxUsers < 1:
+			return bad("%s.MaxUsers must be at least 1", rl.name)
+		}
+	}
+	switch {
 	case c.TokenCacheSize < 0:
 		return bad("TokenCacheSize must not be negative")
 	}

@@ -40,7 +40,7 @@ type forwarder struct {
 	errorLog  *log.Logger // the proxy's own complaints (a body copy cut short)
 }
 
-func newForwarder(requestTimeout time.Duration, logger *slog.Logger) *forwarder {
+func newForwarder(requestTimeout, writeTimeout time.Duration, logger *slog.Logger) *forwarder {
 	return &forwarder{
 		transport: &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

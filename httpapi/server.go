@@ -43,9 +43,13 @@ type Server struct {
 	router  *gin.Engine
 	parser  *jwt.Parser
 	limiter *rateLimiter // nil when rate limiting is off
-	tokens  *tokenCache  // nil when token caching is off
-	metrics *httpMetrics
-	fwd     *forwarder
+	// adminLimiter throttles admin and consumer tokens, ipLimiter client
+	// addresses before authentication; nil when off.
+	adminLimiter *rateLimiter
+	ipLimiter    *rateLimiter
+	tokens       *tokenCache // nil when token caching is off
+	metrics      *httpMetrics
+	fwd          *forwarder
 
 	// bufs holds *bytes.Buffer for request bodies, reused across requests
 	// because every write reads its whole body (it is hashed for the
@@ -76,14 +80,20 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:         cfg,
 		log:         cfg.Logger,
-		parser:      newTokenParser(),
+		parser:      newTokenParser(cfg.PublicKeys != nil),
 		metrics:     m,
-		fwd:         newForwarder(cfg.RequestTimeout, cfg.Logger),
+		fwd:         newForwarder(cfg.RequestTimeout, cfg.Timeouts.write(), cfg.Logger),
 		reqIDPrefix: hex.EncodeToString(seed[:]) + "-",
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	if cfg.RateLimit.PerSecond > 0 {
 		s.limiter = newRateLimiter(cfg.RateLimit)
+	}
+	if cfg.AdminRateLimit.PerSecond > 0 {
+		s.adminLimiter = newRateLimiter(cfg.AdminRateLimit)
+	}
+	if cfg.IPRateLimit.PerSecond > 0 {
+		s.ipLimiter = newRateLimiter(cfg.IPRateLimit)
 	}
 	if cfg.TokenCacheSize > 0 {
 		s.tokens = newTokenCache(cfg.TokenCacheSize)
@@ -102,17 +112,31 @@ func New(cfg Config) (*Server, error) {
 // Handler returns the http.Handler serving every route.
 func (s *Server) Handler() http.Handler { return s.router }
 
-// NewHTTPServer returns an http.Server for h with every timeout set, so that
-// slow or idle clients cannot hold connections forever. WriteTimeout leaves
-// room for a write that runs to Config.RequestTimeout.
+// NewHTTPServer returns an http.Server for h with the default timeouts
+// (DefaultTimeouts), so that slow or idle clients cannot hold connections
+// forever.
 func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return NewHTTPServerTimeouts(addr, h, DefaultTimeouts())
+}
+
+// NewHTTPServerTimeouts is NewHTTPServer with the given timeouts; a zero
+// one takes its default. The write timeout must leave room for a write that
+// runs to Config.RequestTimeout (Config.Validate checks it).
+func NewHTTPServerTimeouts(addr string, h http.Handler, t Timeouts) *http.Server {
+	d := DefaultTimeouts()
+	pick := func(v, def time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return def
+	}
 	return &http.Server{
 		Addr:              addr,
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: pick(t.ReadHeader, d.ReadHeader),
+		ReadTimeout:       pick(t.Read, d.Read),
+		WriteTimeout:      pick(t.Write, d.Write),
+		IdleTimeout:       pick(t.Idle, d.Idle),
 		MaxHeaderBytes:    64 << 10,
 	}
 }

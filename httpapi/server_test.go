@@ -183,6 +183,13 @@ func TestConfigValidate(t *testing.T) {
 		"negative rate":   func(c *Config) { c.RateLimit.PerSecond = -1 },
 		"no burst":        func(c *Config) { c.RateLimit.Burst = 0 },
 		"no max users":    func(c *Config) { c.RateLimit.MaxUsers = 0 },
+		"negative admin":  func(c *Config) { c.AdminRateLimit.PerSecond = -1 },
+		"admin no burst":  func(c *Config) { c.AdminRateLimit = RateLimit{PerSecond: 1, MaxUsers: 1} },
+		"ip no burst":     func(c *Config) { c.IPRateLimit.Burst = 0 },
+		"ip no max":       func(c *Config) { c.IPRateLimit.MaxUsers = 0 },
+		"negative ttl":    func(c *Config) { c.MaxTokenTTL = -time.Second },
+		"write too short": func(c *Config) { c.Timeouts.Write = c.RequestTimeout },
+		"negative idle":   func(c *Config) { c.Timeouts.Idle = -time.Second },
 	} {
 		c := good
 		mod(&c)
@@ -213,6 +220,11 @@ func TestNewHTTPServerTimeouts(t *testing.T) {
 	s := NewHTTPServer("127.0.0.1:0", http.NotFoundHandler())
 	if s.Addr != "127.0.0.1:0" || s.Handler == nil || s.ReadTimeout <= 0 || s.ReadHeaderTimeout <= 0 ||
 		s.IdleTimeout <= 0 || s.WriteTimeout <= DefaultConfig().RequestTimeout {
+		t.Errorf("server %+v", s)
+	}
+	s = NewHTTPServerTimeouts("a", http.NotFoundHandler(), Timeouts{Read: time.Second, Write: 40 * time.Second})
+	if s.ReadTimeout != time.Second || s.WriteTimeout != 40*time.Second ||
+		s.ReadHeaderTimeout != DefaultTimeouts().ReadHeader || s.IdleTimeout != DefaultTimeouts().Idle {
 		t.Errorf("server %+v", s)
 	}
 }

@@ -3,8 +3,6 @@ package httpapi
 import (
 	"hash/maphash"
 	"sync"
-
-	"allot/actors/domain"
 )
 
 // tokenCacheShards spreads tokens over independently locked maps.
@@ -29,7 +27,7 @@ type tokenShard struct {
 }
 
 type cachedToken struct {
-	p   domain.Principal
+	c   caller
 	exp int64 // Unix nanoseconds
 }
 
@@ -47,7 +45,7 @@ func (c *tokenCache) shard(tok string) *tokenShard {
 
 // get returns the caller of a token verified before that has not expired
 // at now (Unix nanoseconds).
-func (c *tokenCache) get(tok string, now int64) (domain.Principal, bool) {
+func (c *tokenCache) get(tok string, now int64) (caller, bool) {
 	sh := c.shard(tok)
 	sh.mu.Lock()
 	e, ok := sh.entries[tok]
@@ -56,18 +54,18 @@ func (c *tokenCache) get(tok string, now int64) (domain.Principal, bool) {
 		ok = false
 	}
 	sh.mu.Unlock()
-	return e.p, ok
+	return e.c, ok
 }
 
 // put remembers a verified token until exp.
-func (c *tokenCache) put(tok string, p domain.Principal, exp int64) {
+func (c *tokenCache) put(tok string, who caller, exp int64) {
 	sh := c.shard(tok)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if len(sh.entries) >= c.perShard {
 		sh.evict()
 	}
-	sh.entries[tok] = cachedToken{p: p, exp: exp}
+	sh.entries[tok] = cachedToken{c: who, exp: exp}
 }
 
 // evict drops an arbitrary entry (map order is random), making room for

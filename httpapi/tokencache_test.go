@@ -10,7 +10,7 @@ import (
 
 func TestTokenCache(t *testing.T) {
 	c := newTokenCache(tokenCacheShards * 2)
-	alice := domain.Principal{User: "alice"}
+	alice := caller{p: domain.Principal{User: "alice"}, role: RoleUser}
 	c.put("tok-a", alice, 100)
 	if p, ok := c.get("tok-a", 99); !ok || p != alice {
 		t.Fatalf("get before exp = %+v, %v", p, ok)

@@ -40,7 +40,8 @@ type child struct {
 func startChild(t *testing.T, dir, httpAddr, raftAddr string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "serve", "--data-dir", dir, "--http-addr", httpAddr, "--raft-addr", raftAddr, "--log-level", "warn")
-	cmd.Env = append(os.Environ(), runMainEnv+"=1", "ALLOT_AUTH_SECRET="+crashSecret)
+	// Every test client is 127.0.0.1: no per-address limit.
+	cmd.Env = append(os.Environ(), runMainEnv+"=1", "ALLOT_AUTH_SECRET="+crashSecret, "ALLOT_IP_RATE_LIMIT=0")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -60,7 +60,8 @@ func (p *proc) start(extra ...string) {
 	args := append([]string{"serve", "--node-id", p.id, "--data-dir", p.dir,
 		"--http-addr", p.httpAddr, "--raft-addr", p.raftAddr, "--log-level", "warn"}, extra...)
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), runMainEnv+"=1", "ALLOT_AUTH_SECRET="+crashSecret)
+	// Every test client is 127.0.0.1: no per-address limit.
+	cmd.Env = append(os.Environ(), runMainEnv+"=1", "ALLOT_AUTH_SECRET="+crashSecret, "ALLOT_IP_RATE_LIMIT=0")
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		p.t.Fatal(err)

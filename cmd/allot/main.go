@@ -1,7 +1,7 @@
 // Command allot runs a node of the allot reservation engine (`allot serve`)
 // and mints API tokens (`allot token`). Every flag can also be set through
-// the environment as ALLOT_<FLAG> (upper case, "-" as "_"); a flag given on
-// the command line wins.
+// the environment as ALLOT_<FLAG> (upper case, "-" as "_") and as a key of
+// the same name in the YAML file of --config: flag > env > file > default.
 package main
 
 import (
@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -26,9 +27,17 @@ const usage = `allot: a reservation engine for flash crowds
 usage:
   allot serve [--node-id n1] [--data-dir ./allot-data] [--http-addr 127.0.0.1:8080]
               [--raft-addr 127.0.0.1:7000] [--bootstrap] [--join http://HOST:PORT[,...]]
-              [--auth-secret-file PATH] [--log-level info]
-  allot token --sub USER [--role user|admin] [--ttl 24h] [--data-dir ./allot-data]
-              [--auth-secret-file PATH]
+              [--auth-secret-file PATH] [--log-level info] [--config FILE]
+              [--rate-limit 100] [--admin-rate-limit 0] [--ip-rate-limit 1000]
+              [--max-token-ttl 720h] [--max-body 65536] [--token-cache-size 16384]
+              [--read-header-timeout 5s] [--read-timeout 15s] [--write-timeout 30s]
+              [--idle-timeout 2m] [--retention 720h] [--event-retention 168h]
+              [--jwks-file PATH]
+  allot token --sub USER [--role user|admin|consumer] [--ttl 24h] [--data-dir ./allot-data]
+              [--auth-secret-file PATH] [--max-token-ttl 720h] [--config FILE]
+
+Every flag is also ALLOT_<FLAG> in the environment and a key of the YAML
+file of --config; a flag beats the environment, which beats the file.
 
 The JWT secret comes from ALLOT_AUTH_SECRET, else --auth-secret-file, else
 <data-dir>/auth.secret (created on the first serve).
@@ -59,42 +68,154 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
-func serve(args []string, stderr io.Writer) error {
+// serveOpts are the settings of `allot serve`. To add one: a field here, a
+// line in newServeFlags (its name is also the env variable and the config
+// file key) and its use in config or serve.
+type serveOpts struct {
+	configFile string
+	nodeID     string
+	dataDir    string
+	httpAddr   string
+	raftAddr   string
+	bootstrap  bool
+	join       string
+	secretFile string
+	logLevel   string
+
+	rateLimit      float64
+	adminRateLimit float64
+	ipRateLimit    float64
+	maxTokenTTL    time.Duration
+	maxBody        int64
+	tokenCacheSize int
+
+	readHeaderTimeout time.Duration
+	readTimeout       time.Duration
+	writeTimeout      time.Duration
+	idleTimeout       time.Duration
+
+	retention      time.Duration
+	eventRetention time.Duration
+
+	jwksFile string
+}
+
+// newServeFlags declares every serve flag, with the defaults of
+// server.DefaultConfig.
+func newServeFlags(stderr io.Writer) (*flag.FlagSet, *serveOpts) {
 	def := server.DefaultConfig()
+	o := &serveOpts{}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	nodeID := fs.String("node-id", def.NodeID, "node id, stable across restarts")
-	dataDir := fs.String("data-dir", def.DataDir, "directory for the Raft log, snapshots and auth secret")
-	httpAddr := fs.String("http-addr", def.HTTPAddr, "HTTP API listen address")
-	raftAddr := fs.String("raft-addr", def.RaftAddr, "Raft listen address")
-	bootstrap := fs.Bool("bootstrap", false, "found a new cluster with this node (implied when --join is empty)")
-	join := fs.String("join", "", "comma-separated HTTP addresses of running nodes to ask to add this one")
-	secretFile := fs.String("auth-secret-file", "", "file holding the JWT secret")
-	level := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := parseWithEnv(fs, args); err != nil {
+	fs.StringVar(&o.configFile, configFlag, "", "YAML file with any of these settings (keys are the flag names)")
+	fs.StringVar(&o.nodeID, "node-id", def.NodeID, "node id, stable across restarts")
+	fs.StringVar(&o.dataDir, "data-dir", def.DataDir, "directory for the Raft log, snapshots and auth secret")
+	fs.StringVar(&o.httpAddr, "http-addr", def.HTTPAddr, "HTTP API listen address")
+	fs.StringVar(&o.raftAddr, "raft-addr", def.RaftAddr, "Raft listen address")
+	fs.BoolVar(&o.bootstrap, "bootstrap", false, "found a new cluster with this node (implied when --join is empty)")
+	fs.StringVar(&o.join, "join", "", "comma-separated HTTP addresses of running nodes to ask to add this one")
+	fs.StringVar(&o.secretFile, "auth-secret-file", "", "file holding the JWT secret")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+
+	h := def.HTTP
+	fs.Float64Var(&o.rateLimit, "rate-limit", h.RateLimit.PerSecond, "per-user requests/s on /v1 (burst twice that); 0 = off")
+	fs.Float64Var(&o.adminRateLimit, "admin-rate-limit", h.AdminRateLimit.PerSecond, "the same for admin and consumer tokens; 0 = off")
+	fs.Float64Var(&o.ipRateLimit, "ip-rate-limit", h.IPRateLimit.PerSecond, "per-client-address requests/s on /v1, checked before the token (burst twice that); 0 = off")
+	fs.DurationVar(&o.maxTokenTTL, "max-token-ttl", h.MaxTokenTTL, "tokens whose exp lies further ahead are refused; 0 = no bound")
+	fs.Int64Var(&o.maxBody, "max-body", h.MaxBodyBytes, "largest request body in bytes")
+	fs.IntVar(&o.tokenCacheSize, "token-cache-size", h.TokenCacheSize, "verified tokens remembered until their exp; 0 = off")
+	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", h.Timeouts.ReadHeader, "HTTP server: time to read a request's headers")
+	fs.DurationVar(&o.readTimeout, "read-timeout", h.Timeouts.Read, "HTTP server: time to read a whole request")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", h.Timeouts.Write, "HTTP server: time to write a response (above the 10s request timeout)")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", h.Timeouts.Idle, "HTTP server: how long an idle keep-alive connection stays open")
+	fs.DurationVar(&o.retention, "retention", def.Retention, "finished reservations leave the state this long after they finished")
+	fs.DurationVar(&o.eventRetention, "event-retention", def.EventRetention, "how long events are kept")
+	fs.StringVar(&o.jwksFile, "jwks-file", "", "JWKS file of an identity provider whose RS256/EdDSA tokens are accepted too")
+	return fs, o
+}
+
+// burst is a rate limit's bucket size: twice the rate, at least 1.
+func burst(perSecond float64) int { return max(1, int(math.Ceil(2*perSecond))) }
+
+// config turns the settings into a node's Config (the secret and logger
+// aside).
+func (o *serveOpts) config(bootstrap bool) server.Config {
+	cfg := server.DefaultConfig()
+	cfg.NodeID, cfg.DataDir, cfg.HTTPAddr, cfg.RaftAddr = o.nodeID, o.dataDir, o.httpAddr, o.raftAddr
+	cfg.Bootstrap = bootstrap
+	cfg.Retention, cfg.EventRetention = o.retention, o.eventRetention
+	h := &cfg.HTTP
+	h.RateLimit.PerSecond, h.RateLimit.Burst = o.rateLimit, burst(o.rateLimit)
+	h.AdminRateLimit.PerSecond, h.AdminRateLimit.Burst = o.adminRateLimit, burst(o.adminRateLimit)
+	h.IPRateLimit.PerSecond, h.IPRateLimit.Burst = o.ipRateLimit, burst(o.ipRateLimit)
+	h.MaxTokenTTL, h.MaxBodyBytes, h.TokenCacheSize = o.maxTokenTTL, o.maxBody, o.tokenCacheSize
+	h.Timeouts = httpapi.Timeouts{ReadHeader: o.readHeaderTimeout, Read: o.readTimeout, Write: o.writeTimeout, Idle: o.idleTimeout}
+	return cfg
+}
+
+// check refuses settings that make no sense before anything starts.
+func (o *serveOpts) check() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"read-header-timeout", o.readHeaderTimeout}, {"read-timeout", o.readTimeout},
+		{"write-timeout", o.writeTimeout}, {"idle-timeout", o.idleTimeout},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("--%s must be positive, not %s", d.name, d.v)
+		}
+	}
+	if rt := server.DefaultConfig().HTTP.RequestTimeout; o.writeTimeout <= rt {
+		return fmt.Errorf("--write-timeout %s must exceed the request timeout (%s), so a write that runs to its deadline can still be answered", o.writeTimeout, rt)
+	}
+	switch {
+	case o.rateLimit < 0 || o.adminRateLimit < 0 || o.ipRateLimit < 0:
+		return errors.New("rate limits must not be negative (0 turns one off)")
+	case o.maxTokenTTL < 0:
+		return errors.New("--max-token-ttl must not be negative (0 = no bound)")
+	case o.maxBody <= 0:
+		return errors.New("--max-body must be positive")
+	case o.tokenCacheSize < 0:
+		return errors.New("--token-cache-size must not be negative (0 = off)")
+	case o.retention <= 0 || o.eventRetention <= 0:
+		return errors.New("--retention and --event-retention must be positive")
+	}
+	return nil
+}
+
+func serve(args []string, stderr io.Writer) error {
+	fs, o := newServeFlags(stderr)
+	if err := parseSettings(fs, args, os.LookupEnv, nil); err != nil {
+		return err
+	}
+	if err := o.check(); err != nil {
 		return err
 	}
 	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-	joinURLs, err := parseJoin(*join)
+	joinURLs, err := parseJoin(o.join)
 	if err != nil {
 		return err
 	}
-	if *bootstrap && len(joinURLs) > 0 {
+	if o.bootstrap && len(joinURLs) > 0 {
 		return errors.New("--bootstrap and --join exclude each other: found a new cluster or join a running one")
 	}
-	secret, err := server.LoadSecret(os.Getenv("ALLOT_AUTH_SECRET"), *secretFile, *dataDir, true)
+	// A lone node (no --join) founds its own cluster the first time; with
+	// state in the data dir both flags are moot.
+	cfg := o.config(o.bootstrap || len(joinURLs) == 0)
+	if o.jwksFile != "" {
+		if cfg.HTTP.PublicKeys, err = httpapi.LoadJWKS(o.jwksFile); err != nil {
+			return fmt.Errorf("--jwks-file: %w", err)
+		}
+	}
+	secret, err := server.LoadSecret(os.Getenv("ALLOT_AUTH_SECRET"), o.secretFile, o.dataDir, true)
 	if err != nil {
 		return err
 	}
-	cfg := def
-	cfg.NodeID, cfg.DataDir, cfg.HTTPAddr, cfg.RaftAddr = *nodeID, *dataDir, *httpAddr, *raftAddr
-	// A lone node (no --join) founds its own cluster the first time; with
-	// state in the data dir both flags are moot.
-	cfg.Bootstrap = *bootstrap || len(joinURLs) == 0
 	cfg.AuthSecret, cfg.Logger = secret, logger
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -137,22 +258,28 @@ func parseJoin(list string) ([]string, error) {
 func token(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.String(configFlag, "", "the serve config file, for data-dir, auth-secret-file and max-token-ttl")
 	sub := fs.String("sub", "", "user id (required)")
-	role := fs.String("role", "user", "user or admin")
+	role := fs.String("role", httpapi.RoleUser, "user, admin or consumer (reads everything, writes nothing)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "validity")
-	dataDir := fs.String("data-dir", server.DefaultConfig().DataDir, "data dir whose auth.secret signs the token")
+	def := server.DefaultConfig()
+	dataDir := fs.String("data-dir", def.DataDir, "data dir whose auth.secret signs the token")
 	secretFile := fs.String("auth-secret-file", "", "file holding the JWT secret")
-	if err := parseWithEnv(fs, args); err != nil {
+	maxTTL := fs.Duration("max-token-ttl", def.HTTP.MaxTokenTTL, "the servers' --max-token-ttl: a longer --ttl is refused")
+	serveFS, _ := newServeFlags(io.Discard)
+	if err := parseSettings(fs, args, os.LookupEnv, flagNames(serveFS)); err != nil {
 		return err
 	}
-	if *sub == "" {
+	switch {
+	case *sub == "":
 		return errors.New("--sub is required")
-	}
-	if *role != "user" && *role != "admin" {
-		return fmt.Errorf("--role must be user or admin, not %q", *role)
-	}
-	if *ttl <= 0 {
+	case *role != httpapi.RoleUser && *role != httpapi.RoleAdmin && *role != httpapi.RoleConsumer:
+		return fmt.Errorf("--role must be user, admin or consumer, not %q", *role)
+	case *ttl <= 0:
 		return errors.New("--ttl must be positive")
+	case *maxTTL > 0 && *ttl > *maxTTL:
+		// Minting it anyway would hand out a token every node refuses.
+		return fmt.Errorf("--ttl %s is above --max-token-ttl %s: the servers would refuse the token", *ttl, *maxTTL)
 	}
 	secret, err := server.LoadSecret(os.Getenv("ALLOT_AUTH_SECRET"), *secretFile, *dataDir, false)
 	if err != nil {
@@ -164,27 +291,4 @@ func token(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, tok)
 	return nil
-}
-
-// parseWithEnv parses args, then fills every flag not given on the command
-// line from ALLOT_<FLAG>.
-func parseWithEnv(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "ALLOT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok && !given[f.Name] && err == nil {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s: %w", env, e)
-			}
-		}
-	})
-	return err
 }

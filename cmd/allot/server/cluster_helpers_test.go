@@ -87,6 +87,7 @@ func (tc *testCluster) config(nd *testNode, bootstrap bool) Config {
 	cfg.Logger = slog.New(slog.NewTextHandler(tc.log, &slog.HandlerOptions{Level: slog.LevelError})).With("node", nd.id)
 	cfg.HTTP.RequestTimeout = 3 * time.Second
 	cfg.HTTP.RateLimit.PerSecond = 0
+	cfg.HTTP.IPRateLimit.PerSecond = 0 // every test client is 127.0.0.1
 	cc := &cfg.Cluster
 	cc.HeartbeatTimeout = 300 * time.Millisecond
 	cc.ElectionTimeout = 300 * time.Millisecond

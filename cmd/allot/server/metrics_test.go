@@ -34,6 +34,7 @@ func TestMetrics(t *testing.T) {
 	cfg.DataDir, cfg.HTTPAddr, cfg.RaftAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
 	cfg.AuthSecret = testSecret
 	cfg.HTTP.RateLimit.PerSecond = 0 // one admin creates 10,000 resources below
+	cfg.HTTP.IPRateLimit.PerSecond = 0
 	s, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -56,6 +56,12 @@ type Config struct {
 	WrapLog func(actors.Log) actors.Log
 	// ClockProbe tunes the measurement of the other nodes' clock offsets.
 	ClockProbe ClockProbeConfig
+	// Retention is how long a finished reservation (cancelled, expired,
+	// completed) stays in the state after it finished; its events stay
+	// until EventRetention.
+	Retention time.Duration
+	// EventRetention is how long events are kept.
+	EventRetention time.Duration
 }
 
 // DefaultConfig is a lone node on loopback in ./allot-data.
@@ -71,6 +77,9 @@ func DefaultConfig() Config {
 		HTTP:        httpapi.DefaultConfig(),
 		Cluster:     cluster.DefaultConfig(),
 		ClockProbe:  DefaultClockProbeConfig(),
+
+		Retention:      720 * time.Hour,
+		EventRetention: 168 * time.Hour,
 	}
 }
 
@@ -149,7 +158,7 @@ func Start(cfg Config) (*Server, error) {
 	s.api = api
 	s.probe = newClockProber(cfg.ClockProbe, cfg.Engine.Clock, clusterPeers(node), logger.With("component", "clock"))
 	s.registry.MustRegister(s.probe)
-	s.http = httpapi.NewHTTPServer(ln.Addr().String(), api.Handler())
+	s.http = httpapi.NewHTTPServerTimeouts(ln.Addr().String(), api.Handler(), hc.Timeouts)
 	go func() { s.served <- s.http.Serve(ln) }()
 	s.probe.start()
 	logger.Info("allot node started", "node", cfg.NodeID, "http", ln.Addr().String(), "raft", node.Status().RaftAddr, "data_dir", cfg.DataDir)

@@ -22,6 +22,7 @@ func startNode(t *testing.T, dir string) *Server {
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.HTTPAddr, cfg.RaftAddr = dir, "127.0.0.1:0", "127.0.0.1:0"
 	cfg.AuthSecret = testSecret
+	cfg.HTTP.IPRateLimit.PerSecond = 0 // every test client is 127.0.0.1
 	s, err := Start(cfg)
 	if err != nil {
 		t.Fatalf("start: %v", err)

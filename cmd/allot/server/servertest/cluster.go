@@ -138,6 +138,7 @@ func (c *Cluster) config(nd *Node, bootstrap bool) server.Config {
 	cfg.Logger = slog.New(slog.NewTextHandler(c.logs, &slog.HandlerOptions{Level: c.opts.LogLevel})).With("node", nd.id)
 	cfg.HTTP.RequestTimeout = 3 * time.Second
 	cfg.HTTP.RateLimit.PerSecond = 0
+	cfg.HTTP.IPRateLimit.PerSecond = 0 // every test client is 127.0.0.1
 	cfg.Engine.Clock = nd.clock
 	cc := &cfg.Cluster
 	cc.HeartbeatTimeout = 300 * time.Millisecond
