@@ -158,8 +158,8 @@ func TestDefect13ProposeStampsTerm(t *testing.T) {
 	cfg.Metrics = reg
 	n := startNode(t, cfg)
 	waitFor(t, "leader ready", n.Ready)
-	waitFor(t, "log format 2", func() error {
-		if f := n.FSM().LogFormat(); f != domain.BatchV2 {
+	waitFor(t, "newest log format", func() error {
+		if f := n.FSM().LogFormat(); f != domain.BatchVersion {
 			return fmt.Errorf("log format %d", f)
 		}
 		return nil
@@ -284,9 +284,9 @@ func TestDefect13LogFormatGate(t *testing.T) {
 
 	upgrade(0)
 	l := leaderOf(t, nodes)
-	waitFor(t, "log format 2 everywhere", func() error {
+	waitFor(t, "newest log format everywhere", func() error {
 		for _, nd := range nodes {
-			if f := nd.FSM().LogFormat(); f != domain.BatchV2 {
+			if f := nd.FSM().LogFormat(); f != domain.BatchVersion {
 				return fmt.Errorf("%s: log format %d", nd.ID(), f)
 			}
 		}

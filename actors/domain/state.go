@@ -22,6 +22,7 @@ type State struct {
 	byUser       map[string][]string // reservation ids, sorted
 	byResource   map[string][]string // reservation ids, sorted
 	held         map[string]struct{} // reservations in status held: the expiry index
+	finished     *btree.BTreeG[finishedKey] // prunable reservations by finish time (retention.go)
 
 	idem     map[string]IdemRecord
 	idemFIFO []string // idem keys in apply order, for pruning by age
@@ -77,6 +78,7 @@ func NewState() *State {
 		byUser:       make(map[string][]string),
 		byResource:   make(map[string][]string),
 		held:         make(map[string]struct{}),
+		finished:     newFinishedIndex(),
 		idem:         make(map[string]IdemRecord),
 		members:      make(map[string]Member),
 	}
@@ -110,6 +112,8 @@ func (s *State) Apply(ev *Event) error {
 		err = s.applySetMember(ev)
 	case EvRemoveMember:
 		err = s.applyRemoveMember(ev)
+	case EvPrune:
+		err = s.applyPrune(ev)
 	default:
 		err = invalidf("unknown event type %d", ev.Type)
 	}
@@ -196,6 +200,7 @@ func (s *State) applyReserve(ev *Event) error {
 	if res.Status == StatusHeld {
 		s.held[res.ID] = struct{}{}
 	}
+	s.indexFinished(&res)
 	return nil
 }
 
@@ -220,6 +225,7 @@ func (s *State) applyTransition(ev *Event) error {
 	if res.Status != StatusHeld {
 		delete(s.held, res.ID)
 	}
+	s.indexFinished(&res)
 	return nil
 }
 
@@ -399,6 +405,7 @@ func (s *State) LoadReservation(res Reservation) {
 	if res.Status == StatusHeld {
 		s.held[res.ID] = struct{}{}
 	}
+	s.indexFinished(&res)
 }
 
 // LoadIdem adds an idempotency record while restoring a snapshot.
@@ -429,6 +436,10 @@ func (s *State) Clone() *State {
 	for id := range s.held {
 		c.held[id] = struct{}{}
 	}
+	s.finished.Ascend(func(k finishedKey) bool { // not btree's Clone, as above
+		c.finished.ReplaceOrInsert(k)
+		return true
+	})
 	for k, rec := range s.idem {
 		c.idem[k] = rec
 	}
@@ -453,10 +464,15 @@ func (s *State) CheckInvariants() error {
 		users           map[string]int64
 	}
 	want := make(map[string]*counts)
-	held := 0
+	held, finished := 0, 0
 	for _, res := range s.reservations {
 		if res.Status == StatusHeld {
 			held++
+		}
+		if _, indexed := s.finished.Get(finishedKey{at: res.UpdatedAt, id: res.ID}); res.Status.Prunable() != indexed {
+			return fmt.Errorf("reservation %s: status %s but finished index says %v", res.ID, res.Status, indexed)
+		} else if indexed {
+			finished++
 		}
 		if !res.Status.Taken() {
 			continue
@@ -492,6 +508,9 @@ func (s *State) CheckInvariants() error {
 			}
 			c.nights[d] = n
 		}
+	}
+	if finished != s.finished.Len() {
+		return fmt.Errorf("%d reservations are finished but the finished index has %d", finished, s.finished.Len())
 	}
 	if held != len(s.held) {
 		return fmt.Errorf("%d reservations are held but the expiry index has %d", held, len(s.held))

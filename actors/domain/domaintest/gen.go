@@ -118,8 +118,10 @@ func (g *Gen) Next(st *domain.State) (ev domain.Event, decideErr error) {
 		return g.transition(st, domain.StatusCheckedIn, domain.StatusConfirmed)
 	case n < 87:
 		return g.transition(st, domain.StatusCompleted, domain.StatusConfirmed, domain.StatusCheckedIn)
-	case n < 96:
+	case n < 95:
 		return g.expire(st)
+	case n < 96:
+		return g.prune(st)
 	default:
 		return g.invalid(st)
 	}
