@@ -19,9 +19,9 @@ type State struct {
 	resources    map[string]*Resource
 	resourceIDs  *btree.BTreeG[string] // ordered, for paged listing
 	reservations map[string]Reservation
-	byUser       map[string][]string // reservation ids, sorted
-	byResource   map[string][]string // reservation ids, sorted
-	held         map[string]struct{} // reservations in status held: the expiry index
+	byUser       map[string][]string        // reservation ids, sorted
+	byResource   map[string][]string        // reservation ids, sorted
+	held         map[string]struct{}        // reservations in status held: the expiry index
 	finished     *btree.BTreeG[finishedKey] // prunable reservations by finish time (retention.go)
 
 	idem     map[string]IdemRecord
