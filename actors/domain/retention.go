@@ -106,3 +106,9 @@ func (s *State) applyPrune(ev *Event) error {
 	}
 	return nil
 }
+
+// ReservationNotFound is the error for a reservation id the state does not
+// hold: never made, or finished and pruned after the retention period.
+func ReservationNotFound(id string) error {
+	return wrapf(ErrNotFound, "reservation %s not found (finished reservations are kept for the retention period)", id)
+}

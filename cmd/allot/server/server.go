@@ -43,6 +43,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Engine tunes the actors and the proposer.
 	Engine actors.Config
+	// Retention is how long finished reservations stay (--retention);
+	// 0 keeps them forever. It overrides Engine.Retention.
+	Retention time.Duration
 	// HTTP tunes the API; its Engine, Reader, Cluster, NodeID, AuthSecret,
 	// Logger, Registry and Clock (Engine.Clock) are filled in by Start.
 	HTTP httpapi.Config
@@ -68,6 +71,7 @@ func DefaultConfig() Config {
 		Bootstrap:   true,
 		JoinTimeout: 2 * time.Minute,
 		Engine:      actors.DefaultConfig(),
+		Retention:   actors.DefaultRetention,
 		HTTP:        httpapi.DefaultConfig(),
 		Cluster:     cluster.DefaultConfig(),
 		ClockProbe:  DefaultClockProbeConfig(),
@@ -127,6 +131,7 @@ func Start(cfg Config) (*Server, error) {
 
 	ec := cfg.Engine
 	ec.Logger = logger.With("component", "actors")
+	ec.Retention = cfg.Retention
 	var log actors.Log = node
 	if cfg.WrapLog != nil {
 		log = cfg.WrapLog(log)
