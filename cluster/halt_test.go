@@ -321,3 +321,23 @@ func TestDefect13LogFormatGate(t *testing.T) {
 		})
 	}
 }
+
+// TestPruneEntryStopsAnOlderBinary: an entry carrying EvPrune is written as
+// version 3; a binary that decodes only up to version 2 halts on it (it
+// would otherwise keep reservations the others dropped) while this one
+// applies it.
+func TestPruneEntryStopsAnOlderBinary(t *testing.T) {
+	b := &domain.Batch{Term: 3, Events: []domain.Event{putVoucher("v1", 10),
+		{Type: domain.EvPrune, At: t0 + 1, PruneBefore: t0, PruneMax: domain.MaxPrunePerEvent}}}
+	old := NewFSM(quietLogger())
+	old.maxFormat = domain.BatchV2
+	old.Apply(command(1, 3, b))
+	if h := old.Halted(); h == nil || h.Reason != HaltUndecodable || old.AppliedIndex() != 0 {
+		t.Fatalf("version-2 binary: halt %v, applied %d", h, old.AppliedIndex())
+	}
+	f := NewFSM(quietLogger())
+	f.Apply(command(1, 3, b))
+	if f.Halted() != nil || f.AppliedIndex() != 1 || f.Violations() != 0 {
+		t.Fatalf("halt %v, applied %d, violations %d", f.Halted(), f.AppliedIndex(), f.Violations())
+	}
+}
