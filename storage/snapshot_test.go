@@ -391,8 +391,9 @@ func TestSnapshotCarriesLogFormat(t *testing.T) {
 
 // TestSnapshotAfterPrune: a snapshot of a state that pruned finished
 // reservations restores to the same state, with the finished index rebuilt
-// from the reservation records (no record of its own): the restored state
-// prunes what is left exactly as the original does.
+// from the reservation records (no record of its own) and the retired units
+// of pruned completed reservations carried in their own records: the
+// restored state prunes what is left exactly as the original does.
 func TestSnapshotAfterPrune(t *testing.T) {
 	st, _ := history(t, 5, 2000)
 	finishedBefore := st.Finished()
@@ -405,10 +406,17 @@ func TestSnapshotAfterPrune(t *testing.T) {
 	if err := st.Apply(&domain.Event{Type: domain.EvPrune, At: now, PruneBefore: mid, PruneMax: domain.MaxPrunePerEvent}); err != nil {
 		t.Fatal(err)
 	}
-	if st.Finished() == finishedBefore {
-		t.Fatal("the prune removed nothing")
+	if st.Finished() == finishedBefore || st.RetiredResources() == 0 {
+		t.Fatalf("the prune removed nothing, or no completed reservation (%d retired)", st.RetiredResources())
 	}
-	got, err := ReadSnapshot(bytes.NewReader(encode(t, st)))
+	data := encode(t, st)
+	if data[len(snapshotMagic)] != SnapshotVersion {
+		t.Fatalf("a state with retired units written as version %d", data[len(snapshotMagic)])
+	}
+	if plain := encode(t, domain.NewState()); plain[len(snapshotMagic)] != snapshotVersionNoRetired {
+		t.Fatalf("a state without retired units written as version %d, not the older %d", plain[len(snapshotMagic)], snapshotVersionNoRetired)
+	}
+	got, err := ReadSnapshot(bytes.NewReader(data))
 	if err != nil {
 		t.Fatalf("ReadSnapshot: %v", err)
 	}

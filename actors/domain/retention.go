@@ -8,15 +8,15 @@ import (
 
 // Retention of finished reservations.
 //
-// A cancelled or expired reservation takes no units and never changes again,
-// so after a while it is only history; without pruning, a user cycling
+// A cancelled, expired or completed reservation never changes again, so
+// after a while it is only history; without pruning, a user cycling
 // reserve → cancel would grow every node's state and snapshots forever. The
 // leader proposes EvPrune with a cutoff of its own leader time minus its
 // retention setting; Apply removes the reservations that finished before the
-// cutoff, oldest first, at most Max of them. Apply reads no clock: every
-// node removes exactly the same ones. Completed reservations are not pruned:
-// their units stay taken (HasTaken, per-user counts), so they are bounded by
-// the resource's capacity, and dropping them would break the recount.
+// cutoff, oldest first, at most PruneMax of them. Apply reads no clock: every
+// node removes exactly the same ones. No count moves: cancelled and expired
+// ones take no units, and a completed one's units stay taken, recorded as
+// the resource's Retired units (retired.go).
 
 // MaxPrunePerEvent bounds the reservations one EvPrune removes, so that one
 // entry's Apply stays short however large the backlog.
@@ -38,8 +38,10 @@ func finishedLess(a, b finishedKey) bool {
 func newFinishedIndex() *btree.BTreeG[finishedKey] { return btree.NewG(32, finishedLess) }
 
 // Prunable reports whether a reservation in this status is kept only for the
-// retention period: it is finished and takes no units.
-func (s Status) Prunable() bool { return !s.Taken() }
+// retention period: it is finished and can change no more.
+func (s Status) Prunable() bool {
+	return s == StatusCancelled || s == StatusExpired || s == StatusCompleted
+}
 
 // indexFinished adds res to the finished index if it is prunable.
 func (s *State) indexFinished(res *Reservation) {
@@ -49,7 +51,7 @@ func (s *State) indexFinished(res *Reservation) {
 }
 
 // OldestFinished returns the finish time of the reservation that finished
-// first among the prunable ones, false if there is none.
+// first, false if there is none.
 func (s *State) OldestFinished() (int64, bool) {
 	k, ok := s.finished.Min()
 	return k.at, ok
@@ -84,6 +86,9 @@ func (s *State) applyPrune(ev *Event) error {
 		gone[k.id] = struct{}{}
 		users[res.User] = struct{}{}
 		resources[res.ResourceID] = struct{}{}
+		if res.Status == StatusCompleted {
+			s.retire(&res)
+		}
 		delete(s.reservations, k.id)
 		s.finished.Delete(k)
 	}

@@ -1,6 +1,7 @@
 package domain_test
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -22,10 +23,11 @@ func reservationIDs(st *domain.State, user, resource string) []string {
 	return ids
 }
 
-// TestPruneRemovesOnlyOldFinished: a prune drops the cancelled and expired
-// reservations that finished before its cutoff, oldest first and at most
-// PruneMax of them; held, confirmed and completed ones, and finished ones
-// after the cutoff, stay, and no count moves.
+// TestPruneRemovesOnlyOldFinished: a prune drops the cancelled, expired and
+// completed reservations that finished before its cutoff, oldest first and
+// at most PruneMax of them; held and confirmed ones, and finished ones after
+// the cutoff, stay, and no count moves: a pruned completed reservation's
+// units stay taken and still count against its user's limit.
 func TestPruneRemovesOnlyOldFinished(t *testing.T) {
 	st := newState(t, "v", domain.Spec{Kind: domain.KindVoucher, Capacity: 10, PerUserLimit: 3, HoldSeconds: 60})
 	req := domain.ReserveRequest{User: "alice", Quantity: 1}
@@ -41,8 +43,8 @@ func TestPruneRemovesOnlyOldFinished(t *testing.T) {
 	mustReserve(t, st, "v", domain.ReserveRequest{User: "bob", Quantity: 1}, "r5", at(3*time.Second))
 	mustTransition(t, st, "r5", domain.StatusCancelled, at(time.Hour))
 	mustReserve(t, st, "v", req, "r6", at(time.Hour)) // held
-	if n := st.Finished(); n != 3 {
-		t.Fatalf("%d finished reservations, want 3", n)
+	if n := st.Finished(); n != 4 {
+		t.Fatalf("%d finished reservations, want 4", n)
 	}
 	if oldest, ok := st.OldestFinished(); !ok || oldest != at(time.Second) {
 		t.Fatalf("oldest finished %d (%v), want %d", oldest, ok, at(time.Second))
@@ -60,19 +62,24 @@ func TestPruneRemovesOnlyOldFinished(t *testing.T) {
 	}
 	// The cutoff: r5 finished an hour in, after it.
 	mustApply(t, st, prune(at(time.Hour), at(2*time.Hour), domain.MaxPrunePerEvent))
-	for id, want := range map[string]bool{"r1": false, "r2": false, "r3": true, "r4": true, "r5": true, "r6": true} {
+	for id, want := range map[string]bool{"r1": false, "r2": false, "r3": true, "r4": false, "r5": true, "r6": true} {
 		if _, ok := st.Reservation(id); ok != want {
 			t.Errorf("%s present %v, want %v", id, ok, want)
 		}
 	}
 	wantCounts(t, st, "v", 7, 1, 2)
 	wantUser(t, st, "v", "alice", 3)
-	if got := reservationIDs(st, "alice", ""); !slices.Equal(got, []string{"r3", "r4", "r6"}) {
+	if got := reservationIDs(st, "alice", ""); !slices.Equal(got, []string{"r3", "r6"}) {
 		t.Fatalf("alice's list %v", got)
 	}
-	if got := reservationIDs(st, "", "v"); !slices.Equal(got, []string{"r3", "r4", "r5", "r6"}) {
+	if got := reservationIDs(st, "", "v"); !slices.Equal(got, []string{"r3", "r5", "r6"}) {
 		t.Fatalf("v's list %v", got)
 	}
+	// r4's unit is still alice's: she is at her limit, and v cannot go.
+	if _, err := reserve(t, st, "v", req, "r8", at(2*time.Hour)); !errors.Is(err, domain.ErrLimitExceeded) {
+		t.Fatalf("alice over her limit after r4 was pruned: %v", err)
+	}
+	mustRefuse(t, st, domain.Event{Type: domain.EvDeleteResource, At: at(2 * time.Hour), ResourceID: "v"}, domain.ErrInvalidState)
 	// Pruning again changes nothing; the last of a user's goes with its list.
 	before := st.Hash()
 	mustApply(t, st, prune(at(time.Hour), at(2*time.Hour), domain.MaxPrunePerEvent))
@@ -120,6 +127,11 @@ func TestFinishedIndexRebuilt(t *testing.T) {
 	_ = st.EachResource(func(r *domain.Resource) error { restored.LoadResource(r.Clone()); return nil })
 	_ = st.EachReservation(func(r domain.Reservation) error { restored.LoadReservation(r); return nil })
 	_ = st.EachIdem(func(r domain.IdemRecord) error { restored.LoadIdem(r); return nil })
+	_ = st.EachRetired(func(r *domain.Retired) error {
+		c, err := domain.DecodeRetired(domain.AppendRetired(nil, r))
+		restored.LoadRetired(c)
+		return err
+	})
 	restored.LoadLastTime(st.LastTime())
 	clone := st.Clone()
 	if st.Finished() == 0 {

@@ -23,6 +23,7 @@ type State struct {
 	byResource   map[string][]string        // reservation ids, sorted
 	held         map[string]struct{}        // reservations in status held: the expiry index
 	finished     *btree.BTreeG[finishedKey] // prunable reservations by finish time (retention.go)
+	retired      map[string]*Retired        // units of pruned completed reservations, by resource
 
 	idem     map[string]IdemRecord
 	idemFIFO []string // idem keys in apply order, for pruning by age
@@ -79,6 +80,7 @@ func NewState() *State {
 		byResource:   make(map[string][]string),
 		held:         make(map[string]struct{}),
 		finished:     newFinishedIndex(),
+		retired:      make(map[string]*Retired),
 		idem:         make(map[string]IdemRecord),
 		members:      make(map[string]Member),
 	}
@@ -440,6 +442,9 @@ func (s *State) Clone() *State {
 		c.finished.ReplaceOrInsert(k)
 		return true
 	})
+	for id, rt := range s.retired {
+		c.retired[id] = rt.clone()
+	}
 	for k, rec := range s.idem {
 		c.idem[k] = rec
 	}
@@ -509,6 +514,26 @@ func (s *State) CheckInvariants() error {
 			c.nights[d] = n
 		}
 	}
+	for id, rt := range s.retired {
+		r := s.resources[id]
+		if r == nil {
+			return fmt.Errorf("retired units of %s, which does not exist", id)
+		}
+		c := want[id]
+		if c == nil {
+			c = &counts{nights: map[Day][2]int64{}, users: map[string]int64{}}
+			want[id] = c
+		}
+		c.confirmed += rt.Units
+		for d, n := range rt.Nights {
+			w := c.nights[d]
+			w[1] += n
+			c.nights[d] = w
+		}
+		for u, n := range rt.Users {
+			c.users[u] += n
+		}
+	}
 	if finished != s.finished.Len() {
 		return fmt.Errorf("%d reservations are finished but the finished index has %d", finished, s.finished.Len())
 	}
@@ -565,6 +590,11 @@ func (s *State) Hash() [32]byte {
 	})
 	_ = s.EachIdem(func(rec IdemRecord) error {
 		buf = appendIdem(buf[:0], &rec)
+		h.Write(buf)
+		return nil
+	})
+	_ = s.EachRetired(func(rt *Retired) error {
+		buf = AppendRetired(buf[:0], rt)
 		h.Write(buf)
 		return nil
 	})
