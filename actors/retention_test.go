@@ -45,7 +45,8 @@ func cancelAs(e *Engine, user, rid string) (domain.Outcome, error) {
 
 // TestRetentionBoundsReserveCancelCycles: a user cycling reserve → cancel
 // leaves nothing behind once Retention has passed: the leader prunes the
-// cancelled reservations, a confirmed one stays, counts stay right, a
+// cancelled reservations and a completed one (whose unit stays taken), a
+// confirmed one stays, counts stay right, a
 // transition on a pruned id is not_found, and a retry of an
 // Idempotency-Key whose reservation is gone gets the answer on record.
 func TestRetentionBoundsReserveCancelCycles(t *testing.T) {
@@ -61,6 +62,16 @@ func TestRetentionBoundsReserveCancelCycles(t *testing.T) {
 	if _, err := e.Transition(context.Background(), domain.TransitionCommand{
 		ReservationID: keep.Reservation.ID, To: domain.StatusConfirmed, Caller: domain.Principal{User: "bob"}}); err != nil {
 		t.Fatal(err)
+	}
+	done, err := reserve(e, "v", "carol", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []domain.Status{domain.StatusConfirmed, domain.StatusCompleted} {
+		if _, err := e.Transition(context.Background(), domain.TransitionCommand{
+			ReservationID: done.Reservation.ID, To: to, Caller: admin}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	key := &domain.IdemKey{Key: "k1", Fingerprint: [16]byte{1}}
 	first, err := reserve(e, "v", "alice", key)
@@ -99,11 +110,18 @@ func TestRetentionBoundsReserveCancelCycles(t *testing.T) {
 			t.Fatalf("the confirmed reservation: %+v, %v", res, ok)
 		}
 		r, _ := st.Resource("v")
-		if r.Confirmed != 1 || r.Held != 0 || r.UserUnits["bob"] != 1 || r.UserUnits["alice"] != 0 {
+		if _, ok := st.Reservation(done.Reservation.ID); ok {
+			t.Fatal("the completed reservation was not pruned")
+		}
+		// carol's completed unit stays taken, and hers.
+		if r.Confirmed != 2 || r.Held != 0 || r.UserUnits["bob"] != 1 || r.UserUnits["carol"] != 1 || r.UserUnits["alice"] != 0 {
 			t.Fatalf("counts after pruning: %+v", r)
 		}
 	})
 
+	if _, err := reserve(e, "v", "carol", nil); !errors.Is(err, domain.ErrLimitExceeded) {
+		t.Fatalf("carol past her limit once her completed reservation was pruned: %v", err)
+	}
 	_, err = cancelAs(e, "alice", first.Reservation.ID)
 	if !errors.Is(err, domain.ErrNotFound) || !strings.Contains(err.Error(), "retention period") {
 		t.Fatalf("cancel of a pruned reservation: %v", err)
