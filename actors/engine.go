@@ -325,6 +325,11 @@ func (e *Engine) Transition(ctx context.Context, cmd domain.TransitionCommand) (
 		// from it.
 		return domain.Outcome{}, fmt.Errorf("this node does not lead: %w", domain.ErrNotLeader)
 	}
+	// The key first: a retry whose reservation was pruned since (retention
+	// shorter than the key's 24 h) still gets the answer on record.
+	if out, done, err := e.claimIdem(r); done {
+		return out, err
+	}
 	var resourceID string
 	var found bool
 	e.log.View(func(st *domain.State) {
@@ -333,10 +338,8 @@ func (e *Engine) Transition(ctx context.Context, cmd domain.TransitionCommand) (
 		resourceID = res.ResourceID
 	})
 	if !found {
+		e.answer(r, reply{}) // releases the key's claim
 		return domain.Outcome{}, e.confirmed(ctx, domain.ReservationNotFound(cmd.ReservationID))
-	}
-	if out, done, err := e.claimIdem(r); done {
-		return out, err
 	}
 	rep := e.call(ctx, resourceID, r)
 	return rep.outcome, rep.err

@@ -78,7 +78,12 @@ func TestRetentionBoundsReserveCancelCycles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cancelAs(e, "alice", first.Reservation.ID); err != nil {
+	cancelKey := &domain.IdemKey{Key: "k2", Fingerprint: [16]byte{2}}
+	cancelFirst := func() (domain.Outcome, error) {
+		return e.Transition(context.Background(), domain.TransitionCommand{ReservationID: first.Reservation.ID,
+			To: domain.StatusCancelled, Caller: domain.Principal{User: "alice"}, Idem: cancelKey})
+	}
+	if _, err := cancelFirst(); err != nil {
 		t.Fatal(err)
 	}
 	// Cycle for twenty retention periods: what is held at any time is what
@@ -132,6 +137,18 @@ func TestRetentionBoundsReserveCancelCycles(t *testing.T) {
 	}
 	if n, _ := log.finished(); n != 1 {
 		t.Fatalf("the retry made a reservation: %d held in state", n)
+	}
+	if out, err := cancelFirst(); err != nil || !out.Replayed || out.Reservation.Status != domain.StatusCancelled {
+		t.Fatalf("retry of a cancel whose reservation was pruned: %+v, %v", out, err)
+	}
+	// A new key on a pruned id is 404, and its claim is released with it:
+	// the retry is 404 again, not request_in_progress.
+	for range 2 {
+		_, err := e.Transition(context.Background(), domain.TransitionCommand{ReservationID: first.Reservation.ID,
+			To: domain.StatusCancelled, Caller: domain.Principal{User: "alice"}, Idem: &domain.IdemKey{Key: "k3"}})
+		if !errors.Is(err, domain.ErrNotFound) {
+			t.Fatalf("cancel of a pruned id with a new key: %v", err)
+		}
 	}
 }
 
