@@ -39,6 +39,14 @@ type Config struct {
 	// Clock is the wall clock leader time is read from; nil is the
 	// machine's. See leaderClock for how steps of it are handled.
 	Clock Clock
+	// Retention is how long, in leader time, cancelled and expired
+	// reservations stay in committed state after they finished; 0 keeps
+	// them forever (fill leaves 0 alone). Only the leader's setting counts:
+	// the prune event carries its cutoff (retention.go).
+	Retention time.Duration
+	// PruneInterval is how often the leader looks for reservations past
+	// Retention.
+	PruneInterval time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -49,6 +57,8 @@ func DefaultConfig() Config {
 		QueueSize:          16384,
 		IdleTimeout:        2 * time.Minute,
 		ExpiryRetry:        time.Second,
+		Retention:          DefaultRetention,
+		PruneInterval:      time.Minute,
 	}
 }
 
@@ -68,6 +78,9 @@ func (c *Config) fill() {
 	}
 	if c.ExpiryRetry <= 0 {
 		c.ExpiryRetry = d.ExpiryRetry
+	}
+	if c.PruneInterval <= 0 {
+		c.PruneInterval = d.PruneInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -177,9 +190,10 @@ func (e *Engine) newTerm() *term {
 		t.clock = newLeaderClock(e.cfg.Clock, st.LastTime())
 		st.EachHeld(func(r domain.Reservation) { t.expiry.add(r.ID, r.ResourceID, r.ExpiresAt) })
 	})
-	t.wg.Add(2)
+	t.wg.Add(3)
 	go func() { defer t.wg.Done(); t.proposer.run(ctx) }()
 	go func() { defer t.wg.Done(); t.expiry.run(ctx) }()
+	go func() { defer t.wg.Done(); pruner{term: t}.run(ctx) }()
 	return t
 }
 
@@ -311,6 +325,11 @@ func (e *Engine) Transition(ctx context.Context, cmd domain.TransitionCommand) (
 		// from it.
 		return domain.Outcome{}, fmt.Errorf("this node does not lead: %w", domain.ErrNotLeader)
 	}
+	// The key first: a retry whose reservation was pruned since (retention
+	// shorter than the key's 24 h) still gets the answer on record.
+	if out, done, err := e.claimIdem(r); done {
+		return out, err
+	}
 	var resourceID string
 	var found bool
 	e.log.View(func(st *domain.State) {
@@ -319,10 +338,8 @@ func (e *Engine) Transition(ctx context.Context, cmd domain.TransitionCommand) (
 		resourceID = res.ResourceID
 	})
 	if !found {
-		return domain.Outcome{}, e.confirmed(ctx, fmt.Errorf("reservation %s: %w", cmd.ReservationID, domain.ErrNotFound))
-	}
-	if out, done, err := e.claimIdem(r); done {
-		return out, err
+		e.answer(r, reply{}) // releases the key's claim
+		return domain.Outcome{}, e.confirmed(ctx, domain.ReservationNotFound(cmd.ReservationID))
 	}
 	rep := e.call(ctx, resourceID, r)
 	return rep.outcome, rep.err

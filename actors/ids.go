@@ -2,37 +2,54 @@ package actors
 
 import (
 	"crypto/rand"
-	"encoding/binary"
-	"sync/atomic"
+	"sync"
 )
 
 // crockford is a base-32 alphabet whose byte order is its numeric order, so
 // ids sort by creation time.
 const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
 
+const (
+	idTimeChars   = 10 // 50 bits of leader milliseconds: good until year 37 000
+	idRandomChars = 18 // 90 bits from crypto/rand
+	idLen         = idTimeChars + idRandomChars
+	// idPoolSize is how much randomness one read of crypto/rand fetches, so
+	// the reserve path does not make a system call per id.
+	idPoolSize = 4096
+)
+
 // idGenerator makes reservation ids on the leader: 10 chars of millisecond
-// time, 8 chars random per process, 8 chars of a counter. 26 URL-safe chars,
-// unique across the cluster (the random part tells leaders apart; the log
-// refuses a duplicate anyway) and roughly ordered by creation.
+// leader time, then 18 chars (90 bits) from crypto/rand. 28 URL-safe chars,
+// ordered by creation to the millisecond, and unguessable: knowing one id
+// tells nothing about any other. Uniqueness across the cluster rests on the
+// random part (a collision needs about 2^45 ids in one millisecond); Apply
+// refuses a duplicate id anyway.
 type idGenerator struct {
-	node [8]byte
-	seq  atomic.Uint64
+	mu   sync.Mutex // resource actors reserve concurrently
+	pool [idPoolSize]byte
+	used int // bytes of pool consumed; idPoolSize means empty
 }
 
 func newIDGenerator() *idGenerator {
-	g := &idGenerator{}
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	encode(g.node[:], binary.BigEndian.Uint64(b[:]))
-	g.seq.Store(binary.BigEndian.Uint64(b[:]) >> 24)
-	return g
+	return &idGenerator{used: idPoolSize}
 }
 
 func (g *idGenerator) next(nowNanos int64) string {
-	var b [26]byte
-	encode(b[0:10], uint64(nowNanos/1e6))
-	copy(b[10:18], g.node[:])
-	encode(b[18:26], g.seq.Add(1))
+	var b [idLen]byte
+	encode(b[:idTimeChars], uint64(nowNanos/1e6))
+	g.mu.Lock()
+	if g.used+idRandomChars > idPoolSize {
+		_, _ = rand.Read(g.pool[:]) // crypto/rand.Read never fails on supported platforms
+		g.used = 0
+	}
+	r := g.pool[g.used : g.used+idRandomChars]
+	for i, c := range r {
+		// 256 is a multiple of 32, so the low 5 bits of a uniform byte are uniform.
+		b[idTimeChars+i] = crockford[c&31]
+	}
+	clear(r) // a spent byte is never reused
+	g.used += idRandomChars
+	g.mu.Unlock()
 	return string(b[:])
 }
 

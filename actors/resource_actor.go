@@ -203,7 +203,7 @@ func (a *resourceActor) transition(r *request, now int64) {
 		return
 	}
 	if res == nil || a.resource == nil {
-		a.reply(r, reply{err: fmt.Errorf("reservation %s: %w", r.rid, domain.ErrNotFound)})
+		a.reply(r, reply{err: domain.ReservationNotFound(r.rid)})
 		return
 	}
 	if !r.caller.CanAccess(res.User) {

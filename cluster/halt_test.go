@@ -158,8 +158,8 @@ func TestDefect13ProposeStampsTerm(t *testing.T) {
 	cfg.Metrics = reg
 	n := startNode(t, cfg)
 	waitFor(t, "leader ready", n.Ready)
-	waitFor(t, "log format 2", func() error {
-		if f := n.FSM().LogFormat(); f != domain.BatchV2 {
+	waitFor(t, "newest log format", func() error {
+		if f := n.FSM().LogFormat(); f != domain.BatchVersion {
 			return fmt.Errorf("log format %d", f)
 		}
 		return nil
@@ -284,9 +284,9 @@ func TestDefect13LogFormatGate(t *testing.T) {
 
 	upgrade(0)
 	l := leaderOf(t, nodes)
-	waitFor(t, "log format 2 everywhere", func() error {
+	waitFor(t, "newest log format everywhere", func() error {
 		for _, nd := range nodes {
-			if f := nd.FSM().LogFormat(); f != domain.BatchV2 {
+			if f := nd.FSM().LogFormat(); f != domain.BatchVersion {
 				return fmt.Errorf("%s: log format %d", nd.ID(), f)
 			}
 		}
@@ -319,5 +319,25 @@ func TestDefect13LogFormatGate(t *testing.T) {
 				return nil
 			})
 		})
+	}
+}
+
+// TestPruneEntryStopsAnOlderBinary: an entry carrying EvPrune is written as
+// version 3; a binary that decodes only up to version 2 halts on it (it
+// would otherwise keep reservations the others dropped) while this one
+// applies it.
+func TestPruneEntryStopsAnOlderBinary(t *testing.T) {
+	b := &domain.Batch{Term: 3, Events: []domain.Event{putVoucher("v1", 10),
+		{Type: domain.EvPrune, At: t0 + 1, PruneBefore: t0, PruneMax: domain.MaxPrunePerEvent}}}
+	old := NewFSM(quietLogger())
+	old.maxFormat = domain.BatchV2
+	old.Apply(command(1, 3, b))
+	if h := old.Halted(); h == nil || h.Reason != HaltUndecodable || old.AppliedIndex() != 0 {
+		t.Fatalf("version-2 binary: halt %v, applied %d", h, old.AppliedIndex())
+	}
+	f := NewFSM(quietLogger())
+	f.Apply(command(1, 3, b))
+	if f.Halted() != nil || f.AppliedIndex() != 1 || f.Violations() != 0 {
+		t.Fatalf("halt %v, applied %d, violations %d", f.Halted(), f.AppliedIndex(), f.Violations())
 	}
 }

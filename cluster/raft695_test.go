@@ -84,7 +84,7 @@ func attempt695(t *testing.T, seed uint64, stamped bool) race695 {
 	waitFor(t, "L leads", ready(L))
 	wantFormat := byte(domain.BatchV1)
 	if stamped {
-		wantFormat = domain.BatchV2
+		wantFormat = domain.BatchVersion
 	}
 	waitFor(t, "log format", func() error {
 		for _, n := range nodes {

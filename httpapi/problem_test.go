@@ -89,6 +89,10 @@ func TestErrorCodesOverHTTP(t *testing.T) {
 	t.Run("not_found", func(t *testing.T) {
 		e.do("GET", "/v1/resources/nope", e.alice, "").wantProblem(t, 404, "not_found")
 		e.do("POST", "/v1/resources/nope/reservations", e.alice, "").wantProblem(t, 404, "not_found")
+		// An unknown reservation id may be one pruned after the retention period.
+		if p := e.do("GET", "/v1/reservations/r-gone", e.alice, "").wantProblem(t, 404, "not_found"); !strings.Contains(p.Detail, "retention period") {
+			t.Fatalf("detail %q does not mention the retention period", p.Detail)
+		}
 	})
 	t.Run("sold_out", func(t *testing.T) {
 		e.reserve("v1", e.alice, "")

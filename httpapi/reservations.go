@@ -145,7 +145,7 @@ func (s *Server) getReservation(c *gin.Context, p domain.Principal) {
 	err = s.read(c, func(st *domain.State) error {
 		var ok bool
 		if res, ok = st.Reservation(rid); !ok {
-			return fmt.Errorf("reservation %s: %w", rid, domain.ErrNotFound)
+			return domain.ReservationNotFound(rid)
 		}
 		return nil
 	})

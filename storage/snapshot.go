@@ -11,7 +11,7 @@ import (
 	"allot/actors/domain"
 )
 
-// The snapshot stream format, version 3:
+// The snapshot stream format, version 4:
 //
 //	header   "ALLOTSNP" (8 bytes), format version (1 byte)
 //	records  type (1 byte), payload length (uvarint), payload
@@ -25,11 +25,17 @@ import (
 //	                                 counted; absent when no entry was folded in
 //	         type 7: log format     (1 byte: State.LogFormat), at most once, not
 //	                                 counted; absent for a log that never raised it
+//	         type 8: retired units  (domain.AppendRetired) of one resource, after
+//	                                 the resources, not counted
 //	end      type 0xFF, resource, reservation, idem record and member
 //	         counts (uvarints), CRC-32C (Castagnoli, 4 bytes little endian)
 //	         of every byte before it, then nothing
 //
-// Version 2 is version 3 without the leader-time, log-digest and log-format
+// Version 3 is version 4 without retired-units records; WriteSnapshot
+// still writes it for a state without them, so that a node of an older
+// binary can install the snapshot during a rolling upgrade (retired units
+// come only from prune entries, which the log carries only once every node
+// runs a binary that reads version 4). Version 2 is version 3 without the leader-time, log-digest and log-format
 // records;
 // version 1 is version 2 without member records and without the member
 // count. Both are still read, so that a node upgraded in place restores the
@@ -40,8 +46,12 @@ import (
 // holds the encoded snapshot in memory. A reader that meets a version it
 // does not know refuses the stream rather than guessing.
 
-// SnapshotVersion is the format version WriteSnapshot writes.
-const SnapshotVersion = 3
+// SnapshotVersion is the newest format version, which WriteSnapshot writes
+// for a state with retired units (else snapshotVersionNoRetired).
+const SnapshotVersion = 4
+
+// snapshotVersionNoRetired is the version before retired-units records.
+const snapshotVersionNoRetired = 3
 
 // snapshotVersionNoMembers is the oldest format ReadSnapshot reads.
 const snapshotVersionNoMembers = 1
@@ -56,6 +66,7 @@ const (
 	recLastTime    = 5
 	recLogDigest   = 6
 	recLogFormat   = 7
+	recRetired     = 8
 	recEnd         = 0xFF
 
 	// maxRecordSize bounds one record. A resource carries its per-user
@@ -74,7 +85,11 @@ const (
 func WriteSnapshot(w io.Writer, st *domain.State) error {
 	sw := &snapshotWriter{w: bufio.NewWriterSize(w, bufferSize), table: crc32.MakeTable(crc32.Castagnoli)}
 	sw.write([]byte(snapshotMagic))
-	sw.write([]byte{SnapshotVersion})
+	version := byte(SnapshotVersion)
+	if st.RetiredResources() == 0 {
+		version = snapshotVersionNoRetired
+	}
+	sw.write([]byte{version})
 	var nRes, nResv, nIdem, nMember uint64
 	err := st.EachResource(func(r *domain.Resource) error {
 		nRes++
@@ -100,6 +115,12 @@ func WriteSnapshot(w io.Writer, st *domain.State) error {
 			nMember++
 			sw.buf = domain.AppendMember(sw.buf[:0], &m)
 			return sw.record(recMember)
+		})
+	}
+	if err == nil {
+		err = st.EachRetired(func(rt *domain.Retired) error {
+			sw.buf = domain.AppendRetired(sw.buf[:0], rt)
+			return sw.record(recRetired)
 		})
 	}
 	if err == nil && st.LastTime() != 0 {
@@ -268,6 +289,17 @@ func ReadSnapshot(r io.Reader) (*domain.State, error) {
 			} else {
 				st.RaiseLogFormat(payload[0])
 				sawFormat = true
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read snapshot: record %d: %w", rec, err)
+			}
+			continue
+		case recRetired:
+			var rt *domain.Retired
+			if version <= snapshotVersionNoRetired {
+				err = fmt.Errorf("unexpected retired-units record in a version %d snapshot: %w", version, domain.ErrCorrupt)
+			} else if rt, err = domain.DecodeRetired(payload); err == nil {
+				st.LoadRetired(rt)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("read snapshot: record %d: %w", rec, err)

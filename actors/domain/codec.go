@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -21,8 +22,13 @@ const (
 	// BatchV2 is BatchV1 with the proposer's term (a uvarint, never 0)
 	// after the version byte.
 	BatchV2 = 2
+	// BatchV3 is BatchV2 that may carry EvPrune events, which binaries of
+	// version 2 do not know: a leader proposes EvPrune only once the log
+	// format allows 3, and a stamped batch that carries one is written as
+	// version 3, so an older node stops on the version byte.
+	BatchV3 = 3
 	// BatchVersion is the newest version this binary decodes.
-	BatchVersion = BatchV2
+	BatchVersion = BatchV3
 )
 
 // ErrCorrupt is returned for bytes that do not decode.
@@ -36,7 +42,11 @@ const maxPrealloc = 1024
 // by stamping the term or not.
 func EncodeBatch(dst []byte, b *Batch) []byte {
 	if b.Term != 0 {
-		dst = append(dst, BatchV2)
+		v := byte(BatchV2)
+		if slices.ContainsFunc(b.Events, func(ev Event) bool { return ev.Type == EvPrune }) {
+			v = BatchV3
+		}
+		dst = append(dst, v)
 		dst = binary.AppendUvarint(dst, b.Term)
 	} else {
 		dst = append(dst, BatchV1)
@@ -55,7 +65,7 @@ func DecodeBatch(data []byte) (Batch, error) {
 	var term uint64
 	switch v := d.byte(); v {
 	case BatchV1:
-	case BatchV2:
+	case BatchV2, BatchV3:
 		if term = d.uvarint(); term == 0 && d.err == nil {
 			return Batch{}, fmt.Errorf("batch version %d with term 0: %w", v, ErrCorrupt)
 		}
@@ -93,6 +103,9 @@ func appendEvent(b []byte, ev *Event) []byte {
 		b = appendString(b, ev.Member.ID)
 	case EvLogFormat:
 		b = append(b, ev.LogFormat)
+	case EvPrune:
+		b = binary.AppendVarint(b, ev.PruneBefore)
+		b = binary.AppendUvarint(b, uint64(ev.PruneMax))
 	}
 	if ev.Idem == nil {
 		return append(b, 0)
@@ -118,6 +131,13 @@ func (d *decoder) event(ev *Event) {
 		ev.Member.ID = d.string()
 	case EvLogFormat:
 		ev.LogFormat = d.byte()
+	case EvPrune:
+		ev.PruneBefore = d.varint()
+		if n := d.uvarint(); n <= MaxPrunePerEvent {
+			ev.PruneMax = int(n)
+		} else {
+			d.fail("prune of %d reservations", n)
+		}
 	case EvDeleteResource:
 	default:
 		d.fail("event type %d", ev.Type)

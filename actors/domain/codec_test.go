@@ -127,7 +127,7 @@ func TestBatchTermAndLogFormat(t *testing.T) {
 		t.Fatalf("version 1 entry: %+v, %v", b, err)
 	}
 	for v := uint8(0); v < 10; v++ {
-		if got, want := domain.LogFormatKnown(v), v == domain.BatchV1 || v == domain.BatchV2; got != want {
+		if got, want := domain.LogFormatKnown(v), v >= domain.BatchV1 && v <= domain.BatchV3; got != want {
 			t.Errorf("LogFormatKnown(%d) = %v", v, got)
 		}
 	}
@@ -292,4 +292,34 @@ func FuzzDecodeBatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestBatchWithPrune: a stamped batch that carries EvPrune is version 3 (a
+// version-2 binary stops on its first byte), one without stays version 2;
+// the prune event round-trips, and an out-of-range count does not decode.
+func TestBatchWithPrune(t *testing.T) {
+	pr := domain.Event{Type: domain.EvPrune, At: 7e18, PruneBefore: -5, PruneMax: domain.MaxPrunePerEvent}
+	put := domain.Event{Type: domain.EvDeleteResource, At: 1, ResourceID: "a"}
+	for _, c := range []struct {
+		term   uint64
+		events []domain.Event
+		want   byte
+	}{
+		{9, []domain.Event{put, pr}, domain.BatchV3},
+		{9, []domain.Event{put}, domain.BatchV2},
+		{0, []domain.Event{pr}, domain.BatchV1},
+	} {
+		data := domain.EncodeBatch(nil, &domain.Batch{Term: c.term, Events: c.events})
+		if data[0] != c.want {
+			t.Fatalf("term %d, %d events: version %d, want %d", c.term, len(c.events), data[0], c.want)
+		}
+		b, err := domain.DecodeBatch(data)
+		if err != nil || b.Term != c.term || !reflect.DeepEqual(b.Events, c.events) {
+			t.Fatalf("round trip: %+v, %v", b, err)
+		}
+	}
+	bad := domain.EncodeBatch(nil, &domain.Batch{Term: 1, Events: []domain.Event{{Type: domain.EvPrune, PruneMax: domain.MaxPrunePerEvent + 1}}})
+	if _, err := domain.DecodeBatch(bad); !errors.Is(err, domain.ErrCorrupt) {
+		t.Fatalf("prune of too many: %v", err)
+	}
 }

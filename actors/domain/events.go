@@ -14,6 +14,7 @@ const (
 	EvSetMember                           // record a cluster node's addresses
 	EvRemoveMember                        // forget a cluster node
 	EvLogFormat                           // the cluster may use log format LogFormat from here on (logversion.go)
+	EvPrune                               // drop finished reservations older than PruneBefore (retention.go); log format BatchV3
 )
 
 // Event is one decision of the leader. All times and ids in it were stamped
@@ -29,6 +30,8 @@ type Event struct {
 	To            Status      // EvTransition
 	Member        Member      // EvSetMember; EvRemoveMember uses Member.ID only
 	LogFormat     uint8       // EvLogFormat
+	PruneBefore   int64       // EvPrune: leader time before which finished reservations go
+	PruneMax      int         // EvPrune: at most this many (1..MaxPrunePerEvent)
 
 	// Idem, when set, stores the answer under the client's Idempotency-Key
 	// in the same step as the change it answers for.

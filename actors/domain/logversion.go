@@ -13,6 +13,10 @@ package domain
 // write the format; a node that applies the event but does not know the
 // format stops at the event itself, before any entry it cannot decode.
 //
+// Format 2 stamps every batch with its proposer's term; format 3 adds the
+// EvPrune event (retention.go), which the leader's engine proposes only
+// once the committed format is at least 3, in batches written as version 3.
+//
 // The committed format is kept by the FSM next to State, not in State: it
 // is not part of the state hash or of snapshots. A node restored from a
 // snapshot learns it again from the next EvLogFormat or BatchV2 entry it

@@ -19,9 +19,11 @@ type State struct {
 	resources    map[string]*Resource
 	resourceIDs  *btree.BTreeG[string] // ordered, for paged listing
 	reservations map[string]Reservation
-	byUser       map[string][]string // reservation ids, sorted
-	byResource   map[string][]string // reservation ids, sorted
-	held         map[string]struct{} // reservations in status held: the expiry index
+	byUser       map[string][]string        // reservation ids, sorted
+	byResource   map[string][]string        // reservation ids, sorted
+	held         map[string]struct{}        // reservations in status held: the expiry index
+	finished     *btree.BTreeG[finishedKey] // prunable reservations by finish time (retention.go)
+	retired      map[string]*Retired        // units of pruned completed reservations, by resource
 
 	idem     map[string]IdemRecord
 	idemFIFO []string // idem keys in apply order, for pruning by age
@@ -77,6 +79,8 @@ func NewState() *State {
 		byUser:       make(map[string][]string),
 		byResource:   make(map[string][]string),
 		held:         make(map[string]struct{}),
+		finished:     newFinishedIndex(),
+		retired:      make(map[string]*Retired),
 		idem:         make(map[string]IdemRecord),
 		members:      make(map[string]Member),
 	}
@@ -110,6 +114,8 @@ func (s *State) Apply(ev *Event) error {
 		err = s.applySetMember(ev)
 	case EvRemoveMember:
 		err = s.applyRemoveMember(ev)
+	case EvPrune:
+		err = s.applyPrune(ev)
 	default:
 		err = invalidf("unknown event type %d", ev.Type)
 	}
@@ -196,6 +202,7 @@ func (s *State) applyReserve(ev *Event) error {
 	if res.Status == StatusHeld {
 		s.held[res.ID] = struct{}{}
 	}
+	s.indexFinished(&res)
 	return nil
 }
 
@@ -220,6 +227,7 @@ func (s *State) applyTransition(ev *Event) error {
 	if res.Status != StatusHeld {
 		delete(s.held, res.ID)
 	}
+	s.indexFinished(&res)
 	return nil
 }
 
@@ -399,6 +407,7 @@ func (s *State) LoadReservation(res Reservation) {
 	if res.Status == StatusHeld {
 		s.held[res.ID] = struct{}{}
 	}
+	s.indexFinished(&res)
 }
 
 // LoadIdem adds an idempotency record while restoring a snapshot.
@@ -429,6 +438,13 @@ func (s *State) Clone() *State {
 	for id := range s.held {
 		c.held[id] = struct{}{}
 	}
+	s.finished.Ascend(func(k finishedKey) bool { // not btree's Clone, as above
+		c.finished.ReplaceOrInsert(k)
+		return true
+	})
+	for id, rt := range s.retired {
+		c.retired[id] = rt.clone()
+	}
 	for k, rec := range s.idem {
 		c.idem[k] = rec
 	}
@@ -453,10 +469,15 @@ func (s *State) CheckInvariants() error {
 		users           map[string]int64
 	}
 	want := make(map[string]*counts)
-	held := 0
+	held, finished := 0, 0
 	for _, res := range s.reservations {
 		if res.Status == StatusHeld {
 			held++
+		}
+		if _, indexed := s.finished.Get(finishedKey{at: res.UpdatedAt, id: res.ID}); res.Status.Prunable() != indexed {
+			return fmt.Errorf("reservation %s: status %s but finished index says %v", res.ID, res.Status, indexed)
+		} else if indexed {
+			finished++
 		}
 		if !res.Status.Taken() {
 			continue
@@ -492,6 +513,29 @@ func (s *State) CheckInvariants() error {
 			}
 			c.nights[d] = n
 		}
+	}
+	for id, rt := range s.retired {
+		r := s.resources[id]
+		if r == nil {
+			return fmt.Errorf("retired units of %s, which does not exist", id)
+		}
+		c := want[id]
+		if c == nil {
+			c = &counts{nights: map[Day][2]int64{}, users: map[string]int64{}}
+			want[id] = c
+		}
+		c.confirmed += rt.Units
+		for d, n := range rt.Nights {
+			w := c.nights[d]
+			w[1] += n
+			c.nights[d] = w
+		}
+		for u, n := range rt.Users {
+			c.users[u] += n
+		}
+	}
+	if finished != s.finished.Len() {
+		return fmt.Errorf("%d reservations are finished but the finished index has %d", finished, s.finished.Len())
 	}
 	if held != len(s.held) {
 		return fmt.Errorf("%d reservations are held but the expiry index has %d", held, len(s.held))
@@ -546,6 +590,11 @@ func (s *State) Hash() [32]byte {
 	})
 	_ = s.EachIdem(func(rec IdemRecord) error {
 		buf = appendIdem(buf[:0], &rec)
+		h.Write(buf)
+		return nil
+	})
+	_ = s.EachRetired(func(rt *Retired) error {
+		buf = AppendRetired(buf[:0], rt)
 		h.Write(buf)
 		return nil
 	})

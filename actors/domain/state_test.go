@@ -62,7 +62,7 @@ func checkStream(t testing.TB, g *domaintest.Gen, steps int) streamResult {
 			cur = st.Hash()
 			again := ev
 			err := st.Apply(&again)
-			if (err == nil) != (ev.Type == domain.EvPutResource) {
+			if (err == nil) != (ev.Type == domain.EvPutResource || ev.Type == domain.EvPrune) {
 				t.Fatalf("step %d: %+v applied twice: %v", i, ev, err)
 			}
 			if st.Hash() != cur {

@@ -97,6 +97,9 @@ func (g *Gen) Now() int64 { return g.now }
 // under one of a few keys per user whose earlier answer, if any, has passed
 // IdemTTL (a live one would have been replayed, not decided again).
 //
+// One event in about 2000 is a retention prune of the oldest finished
+// reservations (see prune).
+//
 // Next reads st and never changes it; it decides on clones.
 func (g *Gen) Next(st *domain.State) (ev domain.Event, decideErr error) {
 	g.tick(st)
@@ -119,6 +122,9 @@ func (g *Gen) Next(st *domain.State) (ev domain.Event, decideErr error) {
 	case n < 87:
 		return g.transition(st, domain.StatusCompleted, domain.StatusConfirmed, domain.StatusCheckedIn)
 	case n < 96:
+		if g.chance(5) {
+			return g.prune(st)
+		}
 		return g.expire(st)
 	default:
 		return g.invalid(st)

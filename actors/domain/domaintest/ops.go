@@ -302,6 +302,19 @@ func (g *Gen) expire(st *domain.State) (domain.Event, error) {
 	return g.decideTransition(st, r, res, domain.StatusExpired)
 }
 
+// prune is the leader's retention sweep: it drops the finished
+// reservations older than a cutoff, all of them (a bounded prune applied
+// twice would drop more the second time, which checkStream forbids). The
+// cutoff is just past the oldest finished instant, so that the history keeps
+// most of its past for the tests that need a large state.
+func (g *Gen) prune(st *domain.State) (domain.Event, error) {
+	before := g.now - domain.IdemTTL
+	if oldest, ok := st.OldestFinished(); ok {
+		before = min(g.now, oldest+1)
+	}
+	return domain.Event{Type: domain.EvPrune, At: g.now, PruneBefore: before, PruneMax: domain.MaxPrunePerEvent}, nil
+}
+
 // invalid builds one of the events no correct leader proposes (see Next).
 func (g *Gen) invalid(st *domain.State) (domain.Event, error) {
 	ev := domain.Event{At: g.now, ResourceID: g.poolResource()}

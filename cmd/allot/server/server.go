@@ -57,7 +57,8 @@ type Config struct {
 	// ClockProbe tunes the measurement of the other nodes' clock offsets.
 	ClockProbe ClockProbeConfig
 	// Retention is how long a finished reservation (cancelled, expired,
-	// completed) stays in the state after it finished; its events stay
+	// completed) stays in the state after it finished (--retention); 0
+	// keeps them forever. It overrides Engine.Retention. Its events stay
 	// until EventRetention.
 	Retention time.Duration
 	// EventRetention is how long events are kept.
@@ -78,7 +79,7 @@ func DefaultConfig() Config {
 		Cluster:     cluster.DefaultConfig(),
 		ClockProbe:  DefaultClockProbeConfig(),
 
-		Retention:      720 * time.Hour,
+		Retention:      actors.DefaultRetention,
 		EventRetention: 168 * time.Hour,
 	}
 }
@@ -136,6 +137,7 @@ func Start(cfg Config) (*Server, error) {
 
 	ec := cfg.Engine
 	ec.Logger = logger.With("component", "actors")
+	ec.Retention = cfg.Retention
 	var log actors.Log = node
 	if cfg.WrapLog != nil {
 		log = cfg.WrapLog(log)
