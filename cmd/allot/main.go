@@ -178,8 +178,10 @@ func (o *serveOpts) check() error {
 		return errors.New("--max-body must be positive")
 	case o.tokenCacheSize < 0:
 		return errors.New("--token-cache-size must not be negative (0 = off)")
-	case o.retention <= 0 || o.eventRetention <= 0:
-		return errors.New("--retention and --event-retention must be positive")
+	case o.retention < 0:
+		return errors.New("--retention must not be negative (0 = keep finished reservations forever)")
+	case o.eventRetention <= 0:
+		return errors.New("--event-retention must be positive")
 	}
 	return nil
 }
