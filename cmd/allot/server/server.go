@@ -112,6 +112,7 @@ func Start(cfg Config) (*Server, error) {
 	cc.NodeID, cc.DataDir, cc.RaftAddr = cfg.NodeID, cfg.DataDir, cfg.RaftAddr
 	cc.HTTPAddr = "http://" + ln.Addr().String()
 	cc.Bootstrap = cfg.Bootstrap
+	cc.Secret = cfg.AuthSecret
 	cc.Logger = logger.With("component", "cluster")
 	cc.Metrics = s.registry
 	cc.OnLeadership = func(leader bool) {
