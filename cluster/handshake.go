@@ -171,8 +171,6 @@ func (h *handshaker) accept(conn net.Conn) error {
 	id := mine
 	if id == ([clusterIDSize]byte{}) {
 		id = theirs
-	} else if theirs != ([clusterIDSize]byte{}) && theirs != mine {
-		return failed("cluster_id", fmt.Errorf("%s belongs to another cluster", conn.RemoteAddr()))
 	}
 	sn := make([]byte, nonceSize)
 	rand.Read(sn)
@@ -180,6 +178,11 @@ func (h *handshaker) accept(conn net.Conn) error {
 	reply = append(append(append(reply, sn...), id[:]...), h.proof(labelAcceptor, cn, sn, id)...)
 	if _, err := conn.Write(reply); err != nil {
 		return ioFailed(err)
+	}
+	if theirs != ([clusterIDSize]byte{}) && theirs != id {
+		// Answered all the same, so that the dialler too learns, from a
+		// proven id, why it is refused.
+		return failed("cluster_id", fmt.Errorf("%s belongs to another cluster", conn.RemoteAddr()))
 	}
 	proof := make([]byte, macSize)
 	if _, err := io.ReadFull(conn, proof); err != nil {
