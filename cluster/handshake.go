@@ -58,7 +58,9 @@ type handshakeError struct {
 	err    error
 }
 
-func (e *handshakeError) Error() string { return "cluster handshake: " + e.reason + ": " + e.err.Error() }
+func (e *handshakeError) Error() string {
+	return "cluster handshake: " + e.reason + ": " + e.err.Error()
+}
 func (e *handshakeError) Unwrap() error { return e.err }
 
 func failed(reason string, err error) error { return &handshakeError{reason: reason, err: err} }
