@@ -71,6 +71,9 @@ func serve(args []string, stderr io.Writer) error {
 	join := fs.String("join", "", "comma-separated HTTP addresses of running nodes to ask to add this one")
 	secretFile := fs.String("auth-secret-file", "", "file holding the JWT secret")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	raftTLSCert := fs.String("raft-tls-cert", "", "PEM certificate of this node for mutual TLS between nodes")
+	raftTLSKey := fs.String("raft-tls-key", "", "PEM key of --raft-tls-cert")
+	raftTLSCA := fs.String("raft-tls-ca", "", "PEM CA that signs every node's --raft-tls-cert")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
@@ -96,6 +99,7 @@ func serve(args []string, stderr io.Writer) error {
 	// state in the data dir both flags are moot.
 	cfg.Bootstrap = *bootstrap || len(joinURLs) == 0
 	cfg.AuthSecret, cfg.Logger = secret, logger
+	cfg.Cluster.TLSCertFile, cfg.Cluster.TLSKeyFile, cfg.Cluster.TLSCAFile = *raftTLSCert, *raftTLSKey, *raftTLSCA
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
