@@ -78,7 +78,7 @@ func New(cfg Config) (*Server, error) {
 		log:         cfg.Logger,
 		parser:      newTokenParser(),
 		metrics:     m,
-		fwd:         newForwarder(cfg.RequestTimeout, cfg.Logger),
+		fwd:         newForwarder(cfg.RequestTimeout, cfg.PeerTLS, cfg.Logger),
 		reqIDPrefix: hex.EncodeToString(seed[:]) + "-",
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }

@@ -74,6 +74,8 @@ func serve(args []string, stderr io.Writer) error {
 	raftTLSCert := fs.String("raft-tls-cert", "", "PEM certificate of this node for mutual TLS between nodes")
 	raftTLSKey := fs.String("raft-tls-key", "", "PEM key of --raft-tls-cert")
 	raftTLSCA := fs.String("raft-tls-ca", "", "PEM CA that signs every node's --raft-tls-cert")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate to serve the HTTP API over HTTPS with")
+	tlsKey := fs.String("tls-key", "", "PEM key of --tls-cert")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
@@ -100,6 +102,7 @@ func serve(args []string, stderr io.Writer) error {
 	cfg.Bootstrap = *bootstrap || len(joinURLs) == 0
 	cfg.AuthSecret, cfg.Logger = secret, logger
 	cfg.Cluster.TLSCertFile, cfg.Cluster.TLSKeyFile, cfg.Cluster.TLSCAFile = *raftTLSCert, *raftTLSKey, *raftTLSCA
+	cfg.TLSCertFile, cfg.TLSKeyFile = *tlsCert, *tlsKey
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
