@@ -87,13 +87,14 @@ func newHandshaker(secret []byte, ids *clusterID, timeout time.Duration) (*hands
 	if _, err := io.ReadFull(hkdf.New(sha256.New, secret, nil, []byte(handshakeInfo)), key); err != nil {
 		return nil, err
 	}
-	return &handshaker{
-		key: key, ids: ids, timeout: min(timeout, maxHandshakeTimeout),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "allot_cluster_handshake_failures_total",
-			Help: "Connections to or from the Raft port closed because the peer failed the handshake or TLS, by reason.",
-		}, []string{"reason"}),
-	}, nil
+	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "allot_cluster_handshake_failures_total",
+		Help: "Connections to or from the Raft port closed because the peer failed the handshake or TLS, by reason.",
+	}, []string{"reason"})
+	for _, r := range handshakeReasons {
+		failures.WithLabelValues(r) // every reason is scraped from the start, at 0
+	}
+	return &handshaker{key: key, ids: ids, timeout: min(timeout, maxHandshakeTimeout), failures: failures}, nil
 }
 
 // count records a failed handshake.
