@@ -51,6 +51,7 @@ func startCluster(b *testing.B, n int, capacity int64) *actors.Engine {
 	for i := 1; i <= n; i++ {
 		cfg := cluster.DefaultConfig()
 		cfg.NodeID, cfg.RaftAddr, cfg.DataDir = fmt.Sprintf("n%d", i), "127.0.0.1:0", b.TempDir()
+		cfg.Secret = []byte("a benchmark secret of at least 32 bytes")
 		cfg.HTTPAddr = fmt.Sprintf("http://127.0.0.1:%d", 18000+i) // recorded only; nothing listens
 		cfg.Bootstrap = i == 1
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -450,7 +450,8 @@ func TestAuditHello(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldStream := &helloStream{StreamLayer: tcp, maxFormat: domain.BatchV1, timeout: time.Second}
+	// It holds the same cluster key: the handshake is older than neither.
+	oldStream := &helloStream{StreamLayer: newAuthStream(tcp, n.handshake, nil, nil), maxFormat: domain.BatchV1, timeout: time.Second}
 	old := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: oldStream, MaxPool: 1, Timeout: time.Second, Logger: newSlogHCLog(quietLogger(), "raft", 0)})
 	defer old.Close()
 	if _, err := askAudit(n.stream, old.LocalAddr(), time.Second); err == nil {

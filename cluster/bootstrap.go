@@ -21,8 +21,10 @@ import (
 // guard keeps it from voting until the cluster has brought it back.
 //
 // What this cannot see: a cluster none of whose nodes reaches this one
-// during the grace period (all down, or partitioned away). A cluster id
-// checked on every RPC (issue 9) closes that.
+// during the grace period (all down, or partitioned away). The cluster id
+// proven in every connection's handshake (clusterid.go) then keeps the two
+// clusters apart: the new one draws an id of its own, and the old one's
+// nodes and this one refuse each other.
 func (n *Node) bootstrap() error {
 	grace := n.cfg.bootstrapGrace()
 	wait := time.NewTimer(grace)
@@ -33,6 +35,11 @@ func (n *Node) bootstrap() error {
 			"raft_addr", n.raftAddr, "heard", n.trans.firstContact())
 		return nil
 	case <-wait.C:
+	}
+	// The new cluster's id, persisted before anything of the cluster is:
+	// a member dialled from now on is told it in the handshake.
+	if err := n.clusterID.found(); err != nil {
+		return fmt.Errorf("cluster: bootstrap: %w", err)
 	}
 	boot := raft.Configuration{Servers: []raft.Server{{
 		Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.NodeID), Address: n.trans.LocalAddr(),

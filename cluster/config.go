@@ -6,6 +6,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,16 @@ type Config struct {
 	// found a new cluster (see bootstrap.go). Start waits this long. Zero
 	// means three times the longer of HeartbeatTimeout and ElectionTimeout.
 	BootstrapGrace time.Duration
+
+	// Secret is the shared auth secret (the one that signs JWTs). The key
+	// every connection between nodes must prove it holds is derived from
+	// it (handshake.go); it must be the same on every node. Required.
+	Secret []byte
+	// TLSCertFile, TLSKeyFile and TLSCAFile, all three or none, are PEM
+	// files for mutual TLS between nodes: this node's certificate and key,
+	// and the CA that signs every node's (tls.go). The handshake then runs
+	// inside TLS. None: the handshake runs over plain TCP.
+	TLSCertFile, TLSKeyFile, TLSCAFile string
 
 	// Logger receives the node's logs and Raft's (at RaftLogLevel and above).
 	// Nil means slog.Default().
@@ -148,6 +159,9 @@ type Config struct {
 	// test kit slows or fails log writes. Nil uses the store as it is.
 	WrapLogStore func(raft.LogStore) raft.LogStore
 
+	// tlsConfigs, when set, replaces the TLS files: tests build
+	// certificates in memory.
+	tlsConfigs func() (server, client *tls.Config)
 	// beforeBarrier, when set, runs before each attempt of a new leader's
 	// barrier: tests hold a leader there to watch it refuse service.
 	beforeBarrier func()
@@ -237,6 +251,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("data dir is empty")
+	}
+	if len(c.Secret) == 0 {
+		bad("secret is empty: the cluster handshake is keyed from it")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") || (c.TLSCertFile == "") != (c.TLSCAFile == "") {
+		bad("raft tls: give the certificate, the key and the CA, or none of them")
 	}
 	if c.HTTPAddr != "" {
 		m := domain.Member{ID: c.NodeID, RaftAddr: c.RaftAddr, HTTPAddr: c.HTTPAddr}

@@ -60,12 +60,12 @@ var errNotCaughtUp = errors.New("vote guard: this node lost its raft state and h
 // newGuardedTransport opens the vote guard on the node's stores and the
 // network transport on cfg.RaftAddr, and puts the one in front of the
 // other. maxFormat and audit answer the hellos (see newTransport).
-func newGuardedTransport(cfg *Config, logger *slogHCLog, stores *storage.Stores, hasState bool, maxFormat byte, audit func() []byte) (*guardedTransport, raft.StreamLayer, error) {
+func newGuardedTransport(cfg *Config, logger *slogHCLog, stores *storage.Stores, hasState bool, h *handshaker, maxFormat byte, audit func() []byte) (*guardedTransport, raft.StreamLayer, error) {
 	guard, err := openVoteGuard(stores.StableStore(), stores.LogStore(), hasState, logger.l)
 	if err != nil {
 		return nil, nil, err
 	}
-	inner, stream, err := newTransport(cfg, logger, maxFormat, audit)
+	inner, stream, err := newTransport(cfg, logger, h, maxFormat, audit)
 	if err != nil {
 		return nil, nil, err
 	}

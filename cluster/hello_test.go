@@ -36,6 +36,9 @@ func TestHello(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	if err := n.handshake.dial(conn); err != nil { // a member's connection
+		t.Fatal(err)
+	}
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := conn.Write([]byte("\xa1not a hello at all")); err != nil {
 		t.Fatal(err)

@@ -147,7 +147,7 @@ func (m *nodeMetrics) register(n *Node) error {
 		return nil
 	}
 	for _, c := range []prometheus.Collector{
-		&nodeCollector{n: n}, &auditCollector{n: n}, m.applyDuration, m.snapshotDuration, m.snapshots, m.restores, m.leaderChanges,
+		&nodeCollector{n: n}, &auditCollector{n: n}, n.handshake.failures, m.applyDuration, m.snapshotDuration, m.snapshots, m.restores, m.leaderChanges,
 	} {
 		if err := m.reg.Register(c); err != nil {
 			m.unregisterCollectors()

@@ -30,6 +30,9 @@ type Node struct {
 	raftAddr string
 	trans    *guardedTransport // Raft's transport, behind the vote guard
 	stream   raft.StreamLayer  // Raft's, for hellos (log format, audit)
+	// clusterID is the id every connection's handshake proves.
+	clusterID *clusterID
+	handshake *handshaker
 	// logFormatRefusals counts the times this leader found a server that
 	// does not understand the newer log format (logformat.go), for tests.
 	logFormatRefusals atomic.Uint64
@@ -123,7 +126,17 @@ func Start(cfg Config) (*Node, error) {
 	}
 	fsm := NewFSM(logger)
 	fsm.audit.every, fsm.alter = cfg.AuditInterval, cfg.alterEntry
-	trans, stream, err := newGuardedTransport(&cfg, raftLog, stores, hasState, maxFormat, auditReplier(cfg.NodeID, fsm))
+	ids, err := loadClusterID(cfg.DataDir)
+	if err != nil {
+		stores.Close()
+		return nil, err
+	}
+	hs, err := newHandshaker(cfg.Secret, ids, cfg.TransportTimeout)
+	if err != nil {
+		stores.Close()
+		return nil, err
+	}
+	trans, stream, err := newGuardedTransport(&cfg, raftLog, stores, hasState, hs, maxFormat, auditReplier(cfg.NodeID, fsm))
 	if err != nil {
 		stores.Close()
 		return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.RaftAddr, err)
@@ -144,6 +157,8 @@ func Start(cfg Config) (*Node, error) {
 
 		raftStarted: make(chan struct{}),
 		stream:      stream,
+		clusterID:   ids,
+		handshake:   hs,
 	}
 	n.fsm.onHalt = n.fsmHalted
 	n.auditor = newAuditor(n)

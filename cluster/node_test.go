@@ -43,6 +43,7 @@ func testConfig(t *testing.T, dir string, calls *leadershipLog) Config {
 	cfg.RaftAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:18080"
 	cfg.DataDir = dir
+	cfg.Secret = []byte(testSecret)
 	cfg.Bootstrap = true
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.HeartbeatTimeout = 50 * time.Millisecond
@@ -106,6 +107,9 @@ func propose(t *testing.T, n *Node, events ...domain.Event) outcome {
 	}
 	panic("unreachable")
 }
+
+// testSecret keys the handshake between test nodes.
+const testSecret = "a cluster test secret of at least 32 bytes"
 
 const t0 = int64(1_800_000_000) * 1e9
 
@@ -335,6 +339,7 @@ func TestNodeShutdownWithProposals(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	good := DefaultConfig()
+	good.Secret = []byte(testSecret)
 	if err := good.Validate(); err != nil {
 		t.Fatalf("DefaultConfig: %v", err)
 	}
@@ -357,8 +362,11 @@ func TestConfigValidate(t *testing.T) {
 		"negative answer lease": func(c *Config) { c.LeaseDuration = -time.Second },
 		"no apply limit":        func(c *Config) { c.ApplyTimeout = 0 },
 		"no retries":            func(c *Config) { c.BarrierRetries = 0 },
+		"no secret":             func(c *Config) { c.Secret = nil },
+		"tls without a ca":      func(c *Config) { c.TLSCertFile, c.TLSKeyFile = "n.pem", "n.key" },
 	} {
 		c := DefaultConfig()
+		c.Secret = []byte(testSecret)
 		mutate(&c)
 		if err := c.Validate(); !errors.Is(err, domain.ErrInvalidArgument) {
 			t.Errorf("%s: %v", name, err)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"time"
@@ -9,9 +10,9 @@ import (
 )
 
 // tcpStream is the Raft stream layer over plain TCP: hashicorp/raft's own
-// TCPStreamLayer has no exported constructor, and owning it lets
-// Config.WrapStream put fault injectors (and, later, authentication) between
-// Raft and the network.
+// TCPStreamLayer has no exported constructor, and owning it lets the
+// handshake (authstream.go) and Config.WrapStream's fault injectors sit
+// between Raft and the network.
 type tcpStream struct {
 	net.Listener
 	advertise net.Addr
@@ -60,16 +61,27 @@ func (s *tcpStream) Dial(address raft.ServerAddress, timeout time.Duration) (net
 	return net.DialTimeout("tcp", string(address), timeout)
 }
 
-// newTransport builds the Raft transport on cfg.RaftAddr, through
-// cfg.WrapStream when set, and returns the stream layer it uses (on which
-// the node also dials its hellos). maxFormat is the newest log format this
-// binary understands; audit makes the reply to an audit hello.
-func newTransport(cfg *Config, logger *slogHCLog, maxFormat byte, audit func() []byte) (*raft.NetworkTransport, raft.StreamLayer, error) {
+// newTransport builds the Raft transport on cfg.RaftAddr, behind the
+// handshake h runs (over mutual TLS when cfg names certificates) and
+// through cfg.WrapStream when set, and returns the stream layer it uses (on
+// which the node also dials its hellos). maxFormat is the newest log format
+// this binary understands; audit makes the reply to an audit hello.
+func newTransport(cfg *Config, logger *slogHCLog, h *handshaker, maxFormat byte, audit func() []byte) (*raft.NetworkTransport, raft.StreamLayer, error) {
+	var serverTLS, clientTLS *tls.Config
+	if cfg.TLSCertFile != "" {
+		var err error
+		if serverTLS, clientTLS, err = loadMutualTLS(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSCAFile); err != nil {
+			return nil, nil, err
+		}
+	}
+	if cfg.tlsConfigs != nil {
+		serverTLS, clientTLS = cfg.tlsConfigs()
+	}
 	tcp, err := listenTCP(cfg.RaftAddr)
 	if err != nil {
 		return nil, nil, err
 	}
-	var stream raft.StreamLayer = tcp
+	var stream raft.StreamLayer = newAuthStream(tcp, h, serverTLS, clientTLS)
 	if cfg.WrapStream != nil {
 		stream = cfg.WrapStream(stream)
 	}

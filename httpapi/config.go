@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
@@ -36,6 +37,12 @@ type Config struct {
 	// AuthSecret is the HS256 key that bearer tokens are verified with. It
 	// is shared by all nodes of a cluster. At least MinSecretLen bytes.
 	AuthSecret []byte
+
+	// PeerTLS, when set, is the TLS client configuration for requests to
+	// the other nodes (forwarding, /v1/cluster's state probes) when they
+	// serve HTTPS: which CA their certificates are checked against. Nil
+	// uses the system roots.
+	PeerTLS *tls.Config
 
 	// Logger receives panics, internal errors and ambiguous write outcomes.
 	// Client errors (4xx) are counted in metrics, not logged.

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log"
@@ -40,9 +41,10 @@ type forwarder struct {
 	errorLog  *log.Logger // the proxy's own complaints (a body copy cut short)
 }
 
-func newForwarder(requestTimeout, writeTimeout time.Duration, logger *slog.Logger) *forwarder {
+func newForwarder(requestTimeout, writeTimeout time.Duration, peerTLS *tls.Config, logger *slog.Logger) *forwarder {
 	return &forwarder{
 		transport: &http.Transport{
+			TLSClientConfig:     peerTLS,
 			DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConns:        1024,
 			MaxIdleConnsPerHost: 256,

@@ -82,7 +82,7 @@ func New(cfg Config) (*Server, error) {
 		log:         cfg.Logger,
 		parser:      newTokenParser(cfg.PublicKeys != nil),
 		metrics:     m,
-		fwd:         newForwarder(cfg.RequestTimeout, cfg.Timeouts.write(), cfg.Logger),
+		fwd:         newForwarder(cfg.RequestTimeout, cfg.Timeouts.write(), cfg.PeerTLS, cfg.Logger),
 		reqIDPrefix: hex.EncodeToString(seed[:]) + "-",
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }

@@ -32,7 +32,8 @@ usage:
               [--max-token-ttl 720h] [--max-body 65536] [--token-cache-size 16384]
               [--read-header-timeout 5s] [--read-timeout 15s] [--write-timeout 30s]
               [--idle-timeout 2m] [--retention 720h] [--event-retention 168h]
-              [--jwks-file PATH]
+              [--jwks-file PATH] [--tls-cert PEM --tls-key PEM]
+              [--raft-tls-cert PEM --raft-tls-key PEM --raft-tls-ca PEM]
   allot token --sub USER [--role user|admin|consumer] [--ttl 24h] [--data-dir ./allot-data]
               [--auth-secret-file PATH] [--max-token-ttl 720h] [--config FILE]
 
@@ -98,6 +99,9 @@ type serveOpts struct {
 	eventRetention time.Duration
 
 	jwksFile string
+	// Transport security: mutual TLS between nodes, HTTPS for the API.
+	raftTLSCert, raftTLSKey, raftTLSCA string
+	tlsCert, tlsKey                    string
 }
 
 // newServeFlags declares every serve flag, with the defaults of
@@ -131,6 +135,11 @@ func newServeFlags(stderr io.Writer) (*flag.FlagSet, *serveOpts) {
 	fs.DurationVar(&o.retention, "retention", def.Retention, "finished reservations leave the state this long after they finished")
 	fs.DurationVar(&o.eventRetention, "event-retention", def.EventRetention, "how long events are kept")
 	fs.StringVar(&o.jwksFile, "jwks-file", "", "JWKS file of an identity provider whose RS256/EdDSA tokens are accepted too")
+	fs.StringVar(&o.raftTLSCert, "raft-tls-cert", "", "PEM certificate of this node for mutual TLS between nodes")
+	fs.StringVar(&o.raftTLSKey, "raft-tls-key", "", "PEM key of --raft-tls-cert")
+	fs.StringVar(&o.raftTLSCA, "raft-tls-ca", "", "PEM CA that signs every node's --raft-tls-cert")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate to serve the HTTP API over HTTPS with")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM key of --tls-cert")
 	return fs, o
 }
 
@@ -144,6 +153,8 @@ func (o *serveOpts) config(bootstrap bool) server.Config {
 	cfg.NodeID, cfg.DataDir, cfg.HTTPAddr, cfg.RaftAddr = o.nodeID, o.dataDir, o.httpAddr, o.raftAddr
 	cfg.Bootstrap = bootstrap
 	cfg.Retention, cfg.EventRetention = o.retention, o.eventRetention
+	cfg.Cluster.TLSCertFile, cfg.Cluster.TLSKeyFile, cfg.Cluster.TLSCAFile = o.raftTLSCert, o.raftTLSKey, o.raftTLSCA
+	cfg.TLSCertFile, cfg.TLSKeyFile = o.tlsCert, o.tlsKey
 	h := &cfg.HTTP
 	h.RateLimit.PerSecond, h.RateLimit.Burst = o.rateLimit, burst(o.rateLimit)
 	h.AdminRateLimit.PerSecond, h.AdminRateLimit.Burst = o.adminRateLimit, burst(o.adminRateLimit)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,6 +33,9 @@ type ClockProbeConfig struct {
 	// Timeout bounds one probe: connecting, asking and reading the answer.
 	// 0 takes the default, 1s; it is cut to half the Interval.
 	Timeout time.Duration
+	// TLS is the client configuration for peers that serve HTTPS; Start
+	// fills it in (see Config.TLSCertFile).
+	TLS *tls.Config
 }
 
 // DefaultClockProbeConfig probes every 10 s and gives a peer 1 s to answer.
@@ -127,6 +131,7 @@ func newClockProber(cfg ClockProbeConfig, clock actors.Clock, peers func() []clo
 		MaxIdleConnsPerHost: 1,
 		IdleConnTimeout:     3 * max(cfg.Interval, time.Second),
 		DisableCompression:  true,
+		TLSClientConfig:     cfg.TLS,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &clockProber{

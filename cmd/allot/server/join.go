@@ -40,7 +40,7 @@ func (s *Server) Join(ctx context.Context, urls []string) error {
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
-	tr := &http.Transport{}
+	tr := &http.Transport{TLSClientConfig: s.peerTLS}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	wait := 200 * time.Millisecond

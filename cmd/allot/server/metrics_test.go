@@ -222,6 +222,7 @@ var wantFamilies = map[string]family{
 	"allot_raft_fsm_apply_duration_seconds":     {histogram, nil},
 	"allot_audit_index":                         {gauge, nil},
 	"allot_audit_peers_checked":                 {gauge, nil},
+	"allot_cluster_handshake_failures_total":    {counter, []string{"reason"}},
 	// Bridged from hashicorp/raft and raft-boltdb through go-metrics.
 	"raft_apply":                    {counter, nil},
 	"raft_commitTime":               {summary, nil},

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -39,6 +40,12 @@ type Config struct {
 	JoinTimeout time.Duration
 	// AuthSecret signs and checks JWTs (at least 32 bytes).
 	AuthSecret []byte
+	// TLSCertFile and TLSKeyFile, both or neither, are the PEM certificate
+	// and key the API is served with over HTTPS; the node's advertised
+	// address is then https://. Requests to the other nodes (forwarding,
+	// join, clock probes) check their certificates against
+	// Cluster.TLSCAFile when set, else the system roots.
+	TLSCertFile, TLSKeyFile string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// Engine tunes the actors and the proposer.
@@ -89,6 +96,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	listener net.Listener
+	peerTLS  *tls.Config // for requests to the other nodes; nil: system roots
 	http     *http.Server
 	node     *cluster.Node
 	engine   *actors.Engine
@@ -109,19 +117,29 @@ func Start(cfg Config) (*Server, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: logger, registry: newRegistry(), served: make(chan error, 1)}
+	peerTLS, serverTLS, err := httpsConfigs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.peerTLS = peerTLS
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("http listen: %w", err)
 	}
 	s.listener = ln
+	scheme := "http://"
+	if serverTLS != nil {
+		ln, scheme = tls.NewListener(ln, serverTLS), "https://"
+	}
 
 	// Raft may win an election before the engine exists: leadership news
 	// waits for it, in order, on the cluster's notification goroutine.
 	engineReady := make(chan struct{})
 	cc := cfg.Cluster
 	cc.NodeID, cc.DataDir, cc.RaftAddr = cfg.NodeID, cfg.DataDir, cfg.RaftAddr
-	cc.HTTPAddr = "http://" + ln.Addr().String()
+	cc.HTTPAddr = scheme + ln.Addr().String()
 	cc.Bootstrap = cfg.Bootstrap
+	cc.Secret = cfg.AuthSecret
 	cc.Logger = logger.With("component", "cluster")
 	cc.Metrics = s.registry
 	cc.OnLeadership = func(leader bool) {
@@ -149,6 +167,7 @@ func Start(cfg Config) (*Server, error) {
 	hc := cfg.HTTP
 	hc.Engine, hc.Reader, hc.Cluster = s.engine, node, clusterView{node}
 	hc.NodeID, hc.AuthSecret, hc.Registry = cfg.NodeID, cfg.AuthSecret, s.registry
+	hc.PeerTLS = peerTLS
 	hc.Logger = logger.With("component", "http")
 	hc.Clock = cfg.Engine.Clock // /healthz reports the clock leader time is read from
 	api, err := httpapi.New(hc)
@@ -158,7 +177,9 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.api = api
-	s.probe = newClockProber(cfg.ClockProbe, cfg.Engine.Clock, clusterPeers(node), logger.With("component", "clock"))
+	probe := cfg.ClockProbe
+	probe.TLS = peerTLS
+	s.probe = newClockProber(probe, cfg.Engine.Clock, clusterPeers(node), logger.With("component", "clock"))
 	s.registry.MustRegister(s.probe)
 	s.http = httpapi.NewHTTPServerTimeouts(ln.Addr().String(), api.Handler(), hc.Timeouts)
 	go func() { s.served <- s.http.Serve(ln) }()
