@@ -52,7 +52,8 @@ func (s *Server) putBuf(b *bytes.Buffer) {
 }
 
 // decodeJSON decodes exactly one JSON value into v: unknown fields, wrong
-// types and trailing data are invalid_argument.
+// types, trailing data, duplicate keys and field names in the wrong case
+// are invalid_argument.
 func decodeJSON(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -62,7 +63,7 @@ func decodeJSON(data []byte, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("malformed JSON body: data after the JSON value: %w", domain.ErrInvalidArgument)
 	}
-	return nil
+	return checkStrict(data, v)
 }
 
 // writeJSON answers v encoded with encoding/json (the cold paths; the
