@@ -48,8 +48,8 @@ func NormalizeBaseURL(addr string) (string, error) {
 // memberFromBody checks a node to add.
 func memberFromBody(b nodeBody) (domain.Member, error) {
 	m := domain.Member{ID: b.ID, RaftAddr: b.RaftAddr}
-	if !domain.ValidID(b.ID) {
-		return m, fmt.Errorf("id %q: want 1-%d of [A-Za-z0-9._:-]: %w", b.ID, domain.MaxMemberIDLen, domain.ErrInvalidArgument)
+	if !validPathID(b.ID) {
+		return m, fmt.Errorf("id %q: want 1-%d of [A-Za-z0-9._:-], not only dots: %w", b.ID, domain.MaxMemberIDLen, domain.ErrInvalidArgument)
 	}
 	host, port, err := net.SplitHostPort(b.RaftAddr)
 	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
@@ -93,8 +93,8 @@ func (s *Server) addNode(c *gin.Context, _ domain.Principal) {
 // removeNode is DELETE /v1/cluster/nodes/{id}, run on the leader.
 func (s *Server) removeNode(c *gin.Context, _ domain.Principal) {
 	id := c.Param("id")
-	if !domain.ValidID(id) {
-		s.fail(c, fmt.Errorf("node id %q: %w", id, domain.ErrInvalidArgument))
+	if !validPathID(id) {
+		s.fail(c, fmt.Errorf("node id %q: want 1-%d of [A-Za-z0-9._:-], not only dots: %w", id, domain.MaxMemberIDLen, domain.ErrInvalidArgument))
 		return
 	}
 	ctx, cancel := s.withTimeout(c)

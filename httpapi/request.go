@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -128,18 +129,64 @@ func cursor(c *gin.Context) (string, error) {
 	return after, nil
 }
 
+// Times and dates are limited to the years 1970-2261: what Unix
+// nanoseconds (int64) can hold after the epoch. Dates share the range so
+// that a night and the times around it are always representable together.
+const (
+	minYear = 1970
+	maxYear = 2261
+)
+
 // parseTime parses an optional RFC 3339 time into Unix nanoseconds; ""
-// is unset (0). Times must lie within what Unix nanoseconds can hold,
-// after 1970.
+// is unset (0). Times must lie within minYear-maxYear, and the offset
+// must be less than 24 hours with minutes below 60 (time.Parse accepts
+// "+24:00" and "+23:60").
 func parseTime(field, s string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
-	if err != nil || t.Year() < 1970 || t.Year() > 2261 || t.UnixNano() <= 0 {
-		return 0, fmt.Errorf("%s: %q is not an RFC 3339 time between 1970 and 2261: %w", field, s, domain.ErrInvalidArgument)
+	if err == nil {
+		_, off := t.Zone()
+		if off <= -86400 || off >= 86400 || !validOffsetMinutes(s) {
+			err = errors.New("offset out of range")
+		}
+	}
+	if err != nil || t.Year() < minYear || t.Year() > maxYear || t.UnixNano() <= 0 {
+		return 0, fmt.Errorf("%s: %q is not an RFC 3339 time between %d and %d with an offset under 24h: %w",
+			field, s, minYear, maxYear, domain.ErrInvalidArgument)
 	}
 	return t.UnixNano(), nil
+}
+
+// validOffsetMinutes reports whether the numeric offset that ends an RFC
+// 3339 time (if any) has minutes 00-59.
+func validOffsetMinutes(s string) bool {
+	n := len(s)
+	if n < 6 || (s[n-6] != '+' && s[n-6] != '-') || s[n-3] != ':' {
+		return true // "Z"; time.Parse checked the shape
+	}
+	return s[n-2] < '6'
+}
+
+// parseDay parses a YYYY-MM-DD date of the years minYear-maxYear.
+func parseDay(field, s string) (domain.Day, error) {
+	d, err := domain.ParseDay(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", field, err)
+	}
+	if y, _ := strconv.Atoi(s[:4]); y < minYear || y > maxYear {
+		return 0, fmt.Errorf("%s: %q is not a date between %d and %d: %w", field, s, minYear, maxYear, domain.ErrInvalidArgument)
+	}
+	return d, nil
+}
+
+// validPathID reports whether id may name something in a path: a domain
+// id that is not made of dots only ("." and ".." mean something else to
+// every URL and file path library; "..." is refused with them so that the
+// rule is simple).
+func validPathID(id string) bool {
+	return domain.ValidID(id) && strings.Trim(id, ".") != ""
 }
 
 // appendTime appends Unix nanoseconds as RFC 3339 in UTC, as
