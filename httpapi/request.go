@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -41,9 +43,25 @@ func (s *Server) readBody(c *gin.Context) (*bytes.Buffer, error) {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, fmt.Errorf("body is over the limit of %d bytes: %w", s.cfg.MaxBodyBytes, errPayloadTooLarge)
 		}
-		return nil, fmt.Errorf("reading body: %v: %w", err, domain.ErrInvalidArgument)
+		return nil, bodyReadError(c, err)
 	}
 	return buf, nil
+}
+
+// bodyReadError turns a failed body read into a problem. The error text of
+// net/http names the sockets ("read tcp 10.0.0.1:8080->..."), so it is
+// never passed on: a read deadline passing (the server's ReadTimeout, a
+// client that stalled mid-body) is 408, anything else a generic 400. The
+// connection is closed after either, since the body was not read through.
+func bodyReadError(c *gin.Context, err error) error {
+	c.Header("Connection", "close")
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("the request body did not arrive in time: %w", errRequestTimeout)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("the request body ended before its Content-Length: %w", domain.ErrInvalidArgument)
+	}
+	return fmt.Errorf("the request body could not be read: %w", domain.ErrInvalidArgument)
 }
 
 func (s *Server) putBuf(b *bytes.Buffer) {
