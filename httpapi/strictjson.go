@@ -13,21 +13,23 @@ import (
 )
 
 // encoding/json takes the last of duplicate keys and matches field names
-// case-insensitively, so `{"capacity":1,"Capacity":5}` would mean 5 to
-// us and possibly 1 to a proxy or a log reader in front of us. checkStrict
-// refuses both in a token pass over a body that already decoded cleanly.
+// case-insensitively, so `{"capacity":1,"Capacity":5}` would mean 5 to us
+// and possibly 1 to a proxy or a log reader in front of us. checkStrict
+// refuses both, in one pass over a body that already decoded cleanly. It
+// scans the bytes itself instead of using json.Decoder.Token, which boxes
+// every token: on the reserve body this pass allocates nothing.
 
 // jsonShape is what a decode target allows at one level: the exact field
 // names of a struct (with the shape of each), or the shape of the values
-// of a map or the elements of a slice. A nil *jsonShape allows anything
-// (but duplicate keys are refused at every depth all the same).
+// of a map or the elements of a slice. A nil *jsonShape allows any names
+// (duplicate keys are refused at every depth all the same).
 type jsonShape struct {
 	fields map[string]*jsonShape // struct
-	folded map[string]string     // struct: lower-cased name -> exact name
-	elem   *jsonShape            // map, slice, array, pointer to one
+	elem   *jsonShape            // map, slice, array
 }
 
-// shapes caches the shape of every decode target type.
+// shapes caches the shape of every decode target type; like encoding/json's
+// own type cache it holds nothing but what the types say.
 var shapes sync.Map // reflect.Type -> *jsonShape
 
 func shapeOf(t reflect.Type) *jsonShape {
@@ -48,7 +50,7 @@ func buildShape(t reflect.Type, depth int) *jsonShape {
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		s := &jsonShape{fields: map[string]*jsonShape{}, folded: map[string]string{}}
+		s := &jsonShape{fields: map[string]*jsonShape{}}
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
 			if !f.IsExported() {
@@ -64,7 +66,6 @@ func buildShape(t reflect.Type, depth int) *jsonShape {
 				}
 			}
 			s.fields[name] = buildShape(f.Type, depth+1)
-			s.folded[strings.ToLower(name)] = name
 		}
 		return s
 	case reflect.Map, reflect.Slice, reflect.Array:
@@ -77,65 +78,180 @@ func buildShape(t reflect.Type, depth int) *jsonShape {
 // type names the fields, keys that match a field only when case is
 // ignored. data must be one valid JSON value (decodeJSON checked it).
 func checkStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber() // numbers are skipped, not parsed
-	return walkStrict(dec, shapeOf(reflect.TypeOf(v)), "")
+	sc := strictScanner{data: data}
+	return sc.value(shapeOf(reflect.TypeOf(v)), nil)
 }
 
-func walkStrict(dec *json.Decoder, s *jsonShape, path string) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return fmt.Errorf("malformed JSON body: %v: %w", err, domain.ErrInvalidArgument)
+// strictScanner walks valid JSON. Paths for error messages are built only
+// when there is an error to report.
+type strictScanner struct {
+	data []byte
+	i    int
+}
+
+// jsonPath is one step from the body's root: a key, or an index when key
+// is nil.
+type jsonPath struct {
+	parent *jsonPath
+	key    []byte
+	index  int
+}
+
+func (p *jsonPath) String() string {
+	if p == nil {
+		return ""
 	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
+	prefix := p.parent.String()
+	if p.key == nil {
+		return prefix + "[" + strconv.Itoa(p.index) + "]"
+	}
+	if prefix != "" {
+		prefix += "."
+	}
+	return prefix + string(p.key)
+}
+
+func (sc *strictScanner) ws() {
+	for sc.i < len(sc.data) {
+		switch sc.data[sc.i] {
+		case ' ', '\t', '\n', '\r':
+			sc.i++
+		default:
+			return
+		}
+	}
+}
+
+func (sc *strictScanner) value(s *jsonShape, path *jsonPath) error {
+	sc.ws()
+	if sc.i >= len(sc.data) {
+		return errStrictSyntax
 	}
 	var elem *jsonShape
 	if s != nil {
 		elem = s.elem
 	}
-	switch d {
+	switch sc.data[sc.i] {
+	case '{':
+		return sc.object(s, elem, path)
 	case '[':
-		for i := 0; dec.More(); i++ {
-			if err := walkStrict(dec, elem, path+"["+strconv.Itoa(i)+"]"); err != nil {
+		sc.i++
+		for n := 0; ; n++ {
+			sc.ws()
+			if sc.i < len(sc.data) && sc.data[sc.i] == ']' {
+				sc.i++
+				return nil
+			}
+			if n > 0 {
+				if sc.i >= len(sc.data) || sc.data[sc.i] != ',' {
+					return errStrictSyntax
+				}
+				sc.i++
+			}
+			if err := sc.value(elem, &jsonPath{parent: path, index: n}); err != nil {
 				return err
 			}
 		}
-	case '{':
-		var seen []string // objects in our bodies are small: a scan beats a map
-		for dec.More() {
-			kt, err := dec.Token()
-			if err != nil {
-				return fmt.Errorf("malformed JSON body: %v: %w", err, domain.ErrInvalidArgument)
+	case '"':
+		_, _, err := sc.str()
+		return err
+	default: // number, true, false, null
+		for sc.i < len(sc.data) && !bytes.ContainsRune([]byte(" \t\r\n,]}"), rune(sc.data[sc.i])) {
+			sc.i++
+		}
+		return nil
+	}
+}
+
+func (sc *strictScanner) object(s, elem *jsonShape, path *jsonPath) error {
+	sc.i++ // '{'
+	var seenBuf [12][]byte
+	seen := seenBuf[:0]
+	for n := 0; ; n++ {
+		sc.ws()
+		if sc.i < len(sc.data) && sc.data[sc.i] == '}' {
+			sc.i++
+			return nil
+		}
+		if n > 0 {
+			if sc.i >= len(sc.data) || sc.data[sc.i] != ',' {
+				return errStrictSyntax
 			}
-			key, _ := kt.(string)
-			name := key
-			if path != "" {
-				name = path + "." + key
+			sc.i++
+			sc.ws()
+		}
+		key, escaped, err := sc.str()
+		if err != nil {
+			return err
+		}
+		if escaped { // rare: compare what encoding/json compares
+			var k string
+			if json.Unmarshal(key, &k) != nil {
+				return errStrictSyntax
 			}
-			for _, k := range seen {
-				if k == key {
-					return fmt.Errorf("malformed JSON body: duplicate key %q: %w", name, domain.ErrInvalidArgument)
-				}
+			key = []byte(k)
+		} else {
+			key = key[1 : len(key)-1]
+		}
+		at := &jsonPath{parent: path, key: key}
+		for _, k := range seen {
+			if bytes.Equal(k, key) {
+				return fmt.Errorf("malformed JSON body: duplicate key %q: %w", at.String(), domain.ErrInvalidArgument)
 			}
-			seen = append(seen, key)
-			next := elem
-			if s != nil && s.fields != nil {
-				f, exact := s.fields[key]
-				if !exact {
-					if want, ok := s.folded[strings.ToLower(key)]; ok {
-						return fmt.Errorf("malformed JSON body: field %q: names are case-sensitive, want %q: %w",
-							name, want, domain.ErrInvalidArgument)
-					}
-				}
-				next = f
+		}
+		seen = append(seen, key)
+		next := elem
+		if s != nil && s.fields != nil {
+			f, ok := s.fields[string(key)]
+			if !ok {
+				return wrongCase(s, at)
 			}
-			if err := walkStrict(dec, next, name); err != nil {
-				return err
-			}
+			next = f
+		}
+		sc.ws()
+		if sc.i >= len(sc.data) || sc.data[sc.i] != ':' {
+			return errStrictSyntax
+		}
+		sc.i++
+		if err := sc.value(next, at); err != nil {
+			return err
 		}
 	}
-	_, err = dec.Token() // the closing delimiter
-	return err
 }
+
+// str scans a string and returns it with its quotes, and whether it holds
+// an escape.
+func (sc *strictScanner) str() (raw []byte, escaped bool, err error) {
+	if sc.i >= len(sc.data) || sc.data[sc.i] != '"' {
+		return nil, false, errStrictSyntax
+	}
+	start := sc.i
+	for sc.i++; sc.i < len(sc.data); sc.i++ {
+		switch sc.data[sc.i] {
+		case '\\':
+			escaped = true
+			sc.i++
+		case '"':
+			sc.i++
+			return sc.data[start:sc.i], escaped, nil
+		}
+	}
+	return nil, false, errStrictSyntax
+}
+
+// wrongCase is the error for a key that decoded although it is no exact
+// field name: encoding/json matched it ignoring case.
+func wrongCase(s *jsonShape, at *jsonPath) error {
+	want := ""
+	for name := range s.fields {
+		if strings.EqualFold(name, string(at.key)) {
+			want = name
+		}
+	}
+	return fmt.Errorf("malformed JSON body: field %q: names are case-sensitive, want %q: %w",
+		at.String(), want, domain.ErrInvalidArgument)
+}
+
+// errStrictSyntax cannot happen after a clean decode; it is here so that
+// the scanner never reads past what it checked.
+var errStrictSyntax = fmt.Errorf("malformed JSON body: %w", domain.ErrInvalidArgument)

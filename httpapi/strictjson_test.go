@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,6 +24,9 @@ func TestStrictJSON(t *testing.T) {
 		{"duplicate in map", "PUT", "/v1/resources/v", `{"kind":"voucher","attributes":{"a":"1","a":"2"}}`, `"attributes.a"`},
 		{"duplicate in array element", "PUT", "/v1/resources/suite",
 			`{"kind":"room","inventory":[{"from":"2026-12-01","to":"2027-01-01","rooms":1,"rooms":10}]}`, `"inventory[0].rooms"`},
+		{"duplicate spelled with an escape", "PUT", "/v1/resources/v", `{"kind":"voucher","capacity":1,"c\u0061pacity":5}`, `"capacity"`},
+		{"duplicate in nested array", "PUT", "/v1/resources/suite",
+			`{"kind":"room","inventory":[{"from":"2026-12-01","to":"2027-01-01","rooms":1},{"to":"2027-01-01","from":"2026-12-01","to":"2027-01-02","rooms":1}]}`, `"inventory[1].to"`},
 		{"wrong case", "PUT", "/v1/resources/v", `{"kind":"voucher","Capacity":3}`, `"Capacity"`},
 		{"wrong case nested", "PUT", "/v1/resources/suite",
 			`{"kind":"room","inventory":[{"FROM":"2026-12-01","to":"2027-01-01","rooms":1}]}`, `"inventory[0].FROM"`},
@@ -53,4 +59,64 @@ func TestStrictJSON(t *testing.T) {
 	e.do("PUT", "/v1/resources/v", e.admin, " {\"kind\":\"voucher\", \"capacity\":6,\"per_user_limit\":0,\n\"attributes\":{\"a\":\"1\",\"A\":\"2\"}} ").
 		want(t, http.StatusOK, nil)
 	e.do("POST", "/v1/resources/v/reservations", e.alice, `{"quantity":2}`).want(t, http.StatusCreated, nil)
+}
+
+// FuzzStrictJSON checks the scanner against encoding/json: on any valid
+// JSON it never reports a syntax error (it never loses its place), and it
+// refuses exactly the bodies whose objects repeat a key.
+func FuzzStrictJSON(f *testing.F) {
+	for _, s := range []string{`{}`, `[]`, `{"a":[1,{"b":"\"}"}],"c":null}`, `{"a":1,"a":2}`, `{"a":{"x":1},"b":{"x":1}}`,
+		`"x"`, `-1.5e3`, `{"\u0061":1,"a":2}`, `[{"k":true},{"k":false}]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			return
+		}
+		var v any
+		err := checkStrict(data, &v)
+		if errors.Is(err, errStrictSyntax) {
+			t.Fatalf("scanner lost its place in %q", data)
+		}
+		if (err != nil) != hasDuplicateKey(t, data) {
+			t.Fatalf("%q: checkStrict %v", data, err)
+		}
+	})
+}
+
+// hasDuplicateKey is the reference: a json.Decoder token walk.
+func hasDuplicateKey(t *testing.T, data []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var walk func() bool
+	walk = func() bool {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("reference walk: %v", err)
+		}
+		switch tok {
+		case json.Delim('['):
+			for dec.More() {
+				if walk() {
+					return true
+				}
+			}
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				k, _ := dec.Token()
+				if seen[k.(string)] {
+					return true
+				}
+				seen[k.(string)] = true
+				if walk() {
+					return true
+				}
+			}
+		default:
+			return false
+		}
+		dec.Token()
+		return false
+	}
+	return walk()
 }
