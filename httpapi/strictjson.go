@@ -17,7 +17,7 @@ import (
 // and possibly 1 to a proxy or a log reader in front of us. checkStrict
 // refuses both, in one pass over a body that already decoded cleanly. It
 // scans the bytes itself instead of using json.Decoder.Token, which boxes
-// every token: on the reserve body this pass allocates nothing.
+// every token: on a reserve body this pass allocates once.
 
 // jsonShape is what a decode target allows at one level: the exact field
 // names of a struct (with the shape of each), or the shape of the values
@@ -79,36 +79,41 @@ func buildShape(t reflect.Type, depth int) *jsonShape {
 // ignored. data must be one valid JSON value (decodeJSON checked it).
 func checkStrict(data []byte, v any) error {
 	sc := strictScanner{data: data}
-	return sc.value(shapeOf(reflect.TypeOf(v)), nil)
+	sc.path = sc.pathBuf[:0]
+	return sc.value(shapeOf(reflect.TypeOf(v)))
 }
 
-// strictScanner walks valid JSON. Paths for error messages are built only
-// when there is an error to report.
+// strictScanner walks valid JSON. Paths for error messages are rendered
+// only when there is an error to report.
 type strictScanner struct {
-	data []byte
-	i    int
+	data    []byte
+	i       int
+	path    []pathStep // from the root to the value being scanned
+	pathBuf [8]pathStep
 }
 
-// jsonPath is one step from the body's root: a key, or an index when key
+// pathStep is one step from the body's root: a key, or an index when key
 // is nil.
-type jsonPath struct {
-	parent *jsonPath
-	key    []byte
-	index  int
+type pathStep struct {
+	key   []byte
+	index int
 }
 
-func (p *jsonPath) String() string {
-	if p == nil {
-		return ""
+// pathString renders the path, e.g. inventory[0].from.
+func (sc *strictScanner) pathString() string {
+	var b strings.Builder
+	for _, st := range sc.path {
+		switch {
+		case st.key == nil:
+			b.WriteString("[" + strconv.Itoa(st.index) + "]")
+		case b.Len() > 0:
+			b.WriteByte('.')
+			fallthrough
+		default:
+			b.Write(st.key)
+		}
 	}
-	prefix := p.parent.String()
-	if p.key == nil {
-		return prefix + "[" + strconv.Itoa(p.index) + "]"
-	}
-	if prefix != "" {
-		prefix += "."
-	}
-	return prefix + string(p.key)
+	return b.String()
 }
 
 func (sc *strictScanner) ws() {
@@ -122,7 +127,7 @@ func (sc *strictScanner) ws() {
 	}
 }
 
-func (sc *strictScanner) value(s *jsonShape, path *jsonPath) error {
+func (sc *strictScanner) value(s *jsonShape) error {
 	sc.ws()
 	if sc.i >= len(sc.data) {
 		return errStrictSyntax
@@ -133,7 +138,7 @@ func (sc *strictScanner) value(s *jsonShape, path *jsonPath) error {
 	}
 	switch sc.data[sc.i] {
 	case '{':
-		return sc.object(s, elem, path)
+		return sc.object(s, elem)
 	case '[':
 		sc.i++
 		for n := 0; ; n++ {
@@ -148,9 +153,11 @@ func (sc *strictScanner) value(s *jsonShape, path *jsonPath) error {
 				}
 				sc.i++
 			}
-			if err := sc.value(elem, &jsonPath{parent: path, index: n}); err != nil {
+			sc.path = append(sc.path, pathStep{index: n})
+			if err := sc.value(elem); err != nil {
 				return err
 			}
+			sc.path = sc.path[:len(sc.path)-1]
 		}
 	case '"':
 		_, _, err := sc.str()
@@ -163,7 +170,7 @@ func (sc *strictScanner) value(s *jsonShape, path *jsonPath) error {
 	}
 }
 
-func (sc *strictScanner) object(s, elem *jsonShape, path *jsonPath) error {
+func (sc *strictScanner) object(s, elem *jsonShape) error {
 	sc.i++ // '{'
 	var seenBuf [12][]byte
 	seen := seenBuf[:0]
@@ -193,10 +200,10 @@ func (sc *strictScanner) object(s, elem *jsonShape, path *jsonPath) error {
 		} else {
 			key = key[1 : len(key)-1]
 		}
-		at := &jsonPath{parent: path, key: key}
+		sc.path = append(sc.path, pathStep{key: key})
 		for _, k := range seen {
 			if bytes.Equal(k, key) {
-				return fmt.Errorf("malformed JSON body: duplicate key %q: %w", at.String(), domain.ErrInvalidArgument)
+				return fmt.Errorf("malformed JSON body: duplicate key %q: %w", sc.pathString(), domain.ErrInvalidArgument)
 			}
 		}
 		seen = append(seen, key)
@@ -204,7 +211,7 @@ func (sc *strictScanner) object(s, elem *jsonShape, path *jsonPath) error {
 		if s != nil && s.fields != nil {
 			f, ok := s.fields[string(key)]
 			if !ok {
-				return wrongCase(s, at)
+				return sc.wrongCase(s, key)
 			}
 			next = f
 		}
@@ -213,9 +220,10 @@ func (sc *strictScanner) object(s, elem *jsonShape, path *jsonPath) error {
 			return errStrictSyntax
 		}
 		sc.i++
-		if err := sc.value(next, at); err != nil {
+		if err := sc.value(next); err != nil {
 			return err
 		}
+		sc.path = sc.path[:len(sc.path)-1]
 	}
 }
 
@@ -241,15 +249,15 @@ func (sc *strictScanner) str() (raw []byte, escaped bool, err error) {
 
 // wrongCase is the error for a key that decoded although it is no exact
 // field name: encoding/json matched it ignoring case.
-func wrongCase(s *jsonShape, at *jsonPath) error {
+func (sc *strictScanner) wrongCase(s *jsonShape, key []byte) error {
 	want := ""
 	for name := range s.fields {
-		if strings.EqualFold(name, string(at.key)) {
+		if strings.EqualFold(name, string(key)) {
 			want = name
 		}
 	}
 	return fmt.Errorf("malformed JSON body: field %q: names are case-sensitive, want %q: %w",
-		at.String(), want, domain.ErrInvalidArgument)
+		sc.pathString(), want, domain.ErrInvalidArgument)
 }
 
 // errStrictSyntax cannot happen after a clean decode; it is here so that
