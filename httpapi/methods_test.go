@@ -107,3 +107,18 @@ func sameMethods(a, b string) bool {
 	}
 	return true
 }
+
+// TestHeadIsForwarded checks that a HEAD a follower forwards answers like
+// the leader's GET, without a body.
+func TestHeadIsForwarded(t *testing.T) {
+	leader, follower := leaderAndFollower(t)
+	leader.putVoucher("v", 1, "")
+	r := follower.do("HEAD", "/v1/resources/v", follower.alice, "")
+	if r.status != http.StatusOK || len(r.body) != 0 || r.header.Get(headerNode) != "n1" {
+		t.Fatalf("HEAD via follower: %d %q %v", r.status, r.body, r.header)
+	}
+	r = follower.do("HEAD", "/v1/resources/nope", follower.alice, "")
+	if r.status != http.StatusNotFound || len(r.body) != 0 {
+		t.Fatalf("HEAD of unknown via follower: %d %q", r.status, r.body)
+	}
+}
