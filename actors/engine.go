@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -330,19 +331,45 @@ func (e *Engine) Transition(ctx context.Context, cmd domain.TransitionCommand) (
 	if out, done, err := e.claimIdem(r); done {
 		return out, err
 	}
-	var resourceID string
-	var found bool
+	var res domain.Reservation
+	var found, orphan bool
 	e.log.View(func(st *domain.State) {
-		var res domain.Reservation
 		res, found = st.Reservation(cmd.ReservationID)
-		resourceID = res.ResourceID
+		if found {
+			_, ok := st.Resource(res.ResourceID)
+			orphan = !ok
+		}
 	})
 	if !found {
 		e.answer(r, reply{}) // releases the key's claim
 		return domain.Outcome{}, e.confirmed(ctx, domain.ReservationNotFound(cmd.ReservationID))
 	}
-	rep := e.call(ctx, resourceID, r)
+	if orphan {
+		e.answer(r, reply{})
+		return orphanTransition(res, cmd, e.confirmed(ctx, nil))
+	}
+	rep := e.call(ctx, res.ResourceID, r)
 	return rep.outcome, rep.err
+}
+
+// orphanTransition answers a transition of a reservation whose resource
+// was deleted (it stays in the state until retention; deletion is refused
+// while any is taken, so it is finished). There is no actor to ask and
+// nothing can change it any more, so the committed reservation is the
+// answer: the owner's repeat of what already happened is 200 unchanged,
+// anyone else's is 403, any other move 409. leaderErr is the check that
+// this node still leads, which a definite answer needs.
+func orphanTransition(res domain.Reservation, cmd domain.TransitionCommand, leaderErr error) (domain.Outcome, error) {
+	switch {
+	case leaderErr != nil:
+		return domain.Outcome{}, leaderErr
+	case !cmd.Caller.CanAccess(res.User):
+		return domain.Outcome{}, fmt.Errorf("reservation %s belongs to another user: %w", res.ID, domain.ErrPermissionDenied)
+	case res.Status != cmd.To:
+		return domain.Outcome{}, fmt.Errorf("reservation %s is %s and its resource %s was deleted: %w",
+			res.ID, res.Status, res.ResourceID, domain.ErrInvalidState)
+	}
+	return domain.Outcome{Code: http.StatusOK, Reservation: res}, nil
 }
 
 // PutResource implements httpapi.Engine.

@@ -205,11 +205,13 @@ func (n *Node) LeaderHTTPAddr() (string, bool) {
 }
 
 // StateHash is a digest of this node's committed state (domain.State.Hash):
-// nodes that applied the same entries report the same hash. It reads the
-// whole state under the read lock, so it is for operators and tests, not
-// for a hot path.
+// nodes that applied the same entries report the same hash. The hash needs
+// one consistent view, so the state is cloned under the read lock (as
+// FSM.Snapshot does) and hashed after it is released: Apply waits for the
+// copy, not for SHA-256 over the encoded state. It costs a state's worth of
+// memory while it runs, so it is for operators and tests, not a hot path.
 func (n *Node) StateHash() [32]byte {
-	var h [32]byte
-	n.fsm.View(func(st *domain.State) { h = st.Hash() })
-	return h
+	var st *domain.State
+	n.fsm.View(func(s *domain.State) { st = s.Clone() })
+	return st.Hash()
 }

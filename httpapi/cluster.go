@@ -48,8 +48,8 @@ func NormalizeBaseURL(addr string) (string, error) {
 // memberFromBody checks a node to add.
 func memberFromBody(b nodeBody) (domain.Member, error) {
 	m := domain.Member{ID: b.ID, RaftAddr: b.RaftAddr}
-	if !domain.ValidID(b.ID) {
-		return m, fmt.Errorf("id %q: want 1-%d of [A-Za-z0-9._:-]: %w", b.ID, domain.MaxMemberIDLen, domain.ErrInvalidArgument)
+	if !validPathID(b.ID) {
+		return m, fmt.Errorf("id %q: want 1-%d of [A-Za-z0-9._:-], not only dots: %w", b.ID, domain.MaxMemberIDLen, domain.ErrInvalidArgument)
 	}
 	host, port, err := net.SplitHostPort(b.RaftAddr)
 	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
@@ -93,8 +93,8 @@ func (s *Server) addNode(c *gin.Context, _ domain.Principal) {
 // removeNode is DELETE /v1/cluster/nodes/{id}, run on the leader.
 func (s *Server) removeNode(c *gin.Context, _ domain.Principal) {
 	id := c.Param("id")
-	if !domain.ValidID(id) {
-		s.fail(c, fmt.Errorf("node id %q: %w", id, domain.ErrInvalidArgument))
+	if !validPathID(id) {
+		s.fail(c, fmt.Errorf("node id %q: want 1-%d of [A-Za-z0-9._:-], not only dots: %w", id, domain.MaxMemberIDLen, domain.ErrInvalidArgument))
 		return
 	}
 	ctx, cancel := s.withTimeout(c)
@@ -109,8 +109,10 @@ func (s *Server) removeNode(c *gin.Context, _ domain.Principal) {
 // clusterInfo is GET /v1/cluster: this node's view, with the state of every
 // other reachable node as that node reports it. A request another node sent
 // (X-Allot-Forwarded) is answered from the local view alone, so that
-// probing never fans out further.
-func (s *Server) clusterInfo(c *gin.Context, _ domain.Principal) {
+// probing never fans out further. Raft addresses are shown to admins only
+// (they are where the cluster plane listens), and only admins may ask for
+// ?hash=true (it costs the node a pass over its whole state).
+func (s *Server) clusterInfo(c *gin.Context, p domain.Principal) {
 	if _, err := domain.ParseConsistency(c.Query("consistency")); err != nil {
 		s.fail(c, err)
 		return
@@ -124,9 +126,18 @@ func (s *Server) clusterInfo(c *gin.Context, _ domain.Principal) {
 		}
 		withHash = b
 	}
+	if withHash && !p.Admin {
+		s.fail(c, fmt.Errorf("hash=true needs the admin role: %w", domain.ErrPermissionDenied))
+		return
+	}
 	info := s.localInfo(withHash)
 	if c.Request.Header.Get(headerForwarded) == "" {
 		s.probePeers(c, info.Nodes)
+	}
+	if !p.Admin {
+		for i := range info.Nodes {
+			info.Nodes[i].RaftAddr = ""
+		}
 	}
 	s.writeJSON(c, http.StatusOK, info)
 }

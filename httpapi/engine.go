@@ -34,7 +34,7 @@ type Reader interface {
 // NodeInfo is one member of the cluster as /v1/cluster shows it.
 type NodeInfo struct {
 	ID       string `json:"id"`
-	RaftAddr string `json:"raft_addr"`
+	RaftAddr string `json:"raft_addr,omitempty"` // admins only
 	HTTPAddr string `json:"http_addr"`
 	Voter    bool   `json:"voter"`
 	State    string `json:"state"`

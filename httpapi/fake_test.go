@@ -160,7 +160,13 @@ func (f *fakeEngine) Transition(ctx context.Context, cmd domain.TransitionComman
 	if out, done, err := f.replay(cmd.Caller.User, cmd.Idem); done {
 		return out, err
 	}
-	r, _ := f.st.Resource(res.ResourceID)
+	r, ok := f.st.Resource(res.ResourceID)
+	if !ok { // orphaned by a delete: answered from the reservation, as actors.Engine does
+		if res.Status != cmd.To {
+			return domain.Outcome{}, fmt.Errorf("reservation %s: resource deleted: %w", res.ID, domain.ErrInvalidState)
+		}
+		return domain.Outcome{Code: http.StatusOK, Reservation: res}, nil
+	}
 	noop, err := r.CheckTransition(&res, cmd.To, f.now)
 	if err != nil || noop {
 		return domain.Outcome{Code: http.StatusOK, Reservation: res}, err
@@ -187,6 +193,21 @@ func (f *fakeEngine) Read(ctx context.Context, c domain.Consistency, fn func(*do
 		return f.readErr
 	}
 	return fn(f.st)
+}
+
+// reset replaces the state with a copy of st (the clock goes back to
+// testNow), so that every fuzz input starts from the same state.
+func (f *fakeEngine) reset(st *domain.State) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st, f.now, f.seq = st.Clone(), testNow().UnixNano(), 0
+}
+
+// stateHash is the digest of the fake's state.
+func (f *fakeEngine) stateHash() [32]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st.Hash()
 }
 
 func (f *fakeEngine) lastReserve() domain.ReserveCommand {

@@ -5,12 +5,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -108,12 +111,62 @@ func (s *Server) forward(c *gin.Context, base string, read bool) {
 		},
 		ErrorLog: s.fwd.errorLog,
 	}
+	body := &trackedBody{rc: c.Request.Body}
 	proxy.ErrorHandler = func(_ http.ResponseWriter, _ *http.Request, err error) {
 		h.Set(headerRequestID, reqID)
 		h.Set(headerNode, s.cfg.NodeID)
+		if complete, berr := body.state(); !complete && (berr != nil || c.Request.Context().Err() != nil) {
+			// The client's body never arrived whole, so the leader cannot
+			// have acted on it: not an unknown outcome, and the error text
+			// (socket addresses) stays here.
+			if berr == nil {
+				berr = os.ErrDeadlineExceeded
+			}
+			s.fail(c, bodyReadError(c, berr))
+			return
+		}
 		s.fail(c, forwardError(base, err, read))
 	}
-	proxy.ServeHTTP(c.Writer, c.Request.WithContext(ctx))
+	out := c.Request.WithContext(ctx)
+	if c.Request.Body != nil && c.Request.Body != http.NoBody {
+		out.Body = body
+	} else {
+		body.eof = true
+	}
+	proxy.ServeHTTP(c.Writer, out)
+}
+
+// trackedBody is a request body that remembers whether it was read to the
+// end and the first error reading it. The proxy's transport reads it on
+// its own goroutine.
+type trackedBody struct {
+	rc  io.ReadCloser
+	mu  sync.Mutex
+	err error
+	eof bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil {
+		b.mu.Lock()
+		if err == io.EOF {
+			b.eof = true
+		} else if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *trackedBody) Close() error { return b.rc.Close() }
+
+// state says whether the body was read whole, and the first read error.
+func (b *trackedBody) state() (complete bool, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.eof, b.err
 }
 
 // forwardError classifies a failed forward. Nothing reached the leader when

@@ -201,7 +201,7 @@ func TestClusterInfoAsksPeers(t *testing.T) {
 		{ID: "n4", Voter: true, State: "unknown"},
 	}
 	var info ClusterInfo
-	e.do("GET", "/v1/cluster?hash=true", e.bob, "").want(t, http.StatusOK, &info)
+	e.do("GET", "/v1/cluster?hash=true", e.admin, "").want(t, http.StatusOK, &info)
 	var states []string
 	for _, n := range info.Nodes {
 		states = append(states, n.State)
@@ -210,7 +210,7 @@ func TestClusterInfoAsksPeers(t *testing.T) {
 		t.Fatalf("states %v, hash %q", states, info.StateHash)
 	}
 	var plain ClusterInfo
-	e.do("GET", "/v1/cluster", e.bob, "").want(t, http.StatusOK, &plain)
+	e.do("GET", "/v1/cluster", e.admin, "").want(t, http.StatusOK, &plain)
 	if plain.StateHash != "" {
 		t.Fatal("state hash without ?hash=true")
 	}

@@ -15,7 +15,9 @@ import (
 
 // Errors that only the HTTP layer produces; the rest are domain sentinels.
 var (
-	errPayloadTooLarge = errors.New("payload too large")
+	errPayloadTooLarge  = errors.New("payload too large")
+	errMethodNotAllowed = errors.New("method not allowed")
+	errRequestTimeout   = errors.New("request body not received in time")
 )
 
 // Problem types are "https://allot.dev/problems/<code>": one stable URI per
@@ -42,6 +44,10 @@ func classify(err error) problemKind {
 		code = "outcome_unknown"
 	case errors.Is(err, errPayloadTooLarge):
 		code = "payload_too_large"
+	case errors.Is(err, errMethodNotAllowed):
+		code = "method_not_allowed"
+	case errors.Is(err, errRequestTimeout):
+		code = "request_timeout"
 	}
 	status, title := problemStatus(code)
 	return problemKind{status: status, code: code, typ: typeBase + code, title: title}
@@ -72,6 +78,10 @@ func problemStatus(code string) (int, string) {
 		return 409, "Hold expired"
 	case "request_in_progress":
 		return 409, "Request in progress"
+	case "method_not_allowed":
+		return 405, "Method not allowed"
+	case "request_timeout":
+		return 408, "Request timeout"
 	case "payload_too_large":
 		return 413, "Payload too large"
 	case "idempotency_key_reused":

@@ -30,6 +30,8 @@ func TestClassifyEverySentinel(t *testing.T) {
 		{domain.ErrAlreadyExists, 409, "invalid_state"},
 		{domain.ErrExpired, 409, "expired"},
 		{domain.ErrRequestInProgress, 409, "request_in_progress"},
+		{errMethodNotAllowed, 405, "method_not_allowed"},
+		{errRequestTimeout, 408, "request_timeout"},
 		{errPayloadTooLarge, 413, "payload_too_large"},
 		{domain.ErrIdempotencyKeyReused, 422, "idempotency_key_reused"},
 		{domain.ErrRateLimited, 429, "rate_limited"},

@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -40,9 +43,25 @@ func (s *Server) readBody(c *gin.Context) (*bytes.Buffer, error) {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, fmt.Errorf("body is over the limit of %d bytes: %w", s.cfg.MaxBodyBytes, errPayloadTooLarge)
 		}
-		return nil, fmt.Errorf("reading body: %v: %w", err, domain.ErrInvalidArgument)
+		return nil, bodyReadError(c, err)
 	}
 	return buf, nil
+}
+
+// bodyReadError turns a failed body read into a problem. The error text of
+// net/http names the sockets ("read tcp 10.0.0.1:8080->..."), so it is
+// never passed on: a read deadline passing (the server's ReadTimeout, a
+// client that stalled mid-body) is 408, anything else a generic 400. The
+// connection is closed after either, since the body was not read through.
+func bodyReadError(c *gin.Context, err error) error {
+	c.Header("Connection", "close")
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("the request body did not arrive in time: %w", errRequestTimeout)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("the request body ended before its Content-Length: %w", domain.ErrInvalidArgument)
+	}
+	return fmt.Errorf("the request body could not be read: %w", domain.ErrInvalidArgument)
 }
 
 func (s *Server) putBuf(b *bytes.Buffer) {
@@ -52,7 +71,8 @@ func (s *Server) putBuf(b *bytes.Buffer) {
 }
 
 // decodeJSON decodes exactly one JSON value into v: unknown fields, wrong
-// types and trailing data are invalid_argument.
+// types, trailing data, duplicate keys and field names in the wrong case
+// are invalid_argument.
 func decodeJSON(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -62,7 +82,7 @@ func decodeJSON(data []byte, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("malformed JSON body: data after the JSON value: %w", domain.ErrInvalidArgument)
 	}
-	return nil
+	return checkStrict(data, v)
 }
 
 // writeJSON answers v encoded with encoding/json (the cold paths; the
@@ -127,18 +147,64 @@ func cursor(c *gin.Context) (string, error) {
 	return after, nil
 }
 
+// Times and dates are limited to the years 1970-2261: what Unix
+// nanoseconds (int64) can hold after the epoch. Dates share the range so
+// that a night and the times around it are always representable together.
+const (
+	minYear = 1970
+	maxYear = 2261
+)
+
 // parseTime parses an optional RFC 3339 time into Unix nanoseconds; ""
-// is unset (0). Times must lie within what Unix nanoseconds can hold,
-// after 1970.
+// is unset (0). Times must lie within minYear-maxYear, and the offset
+// must be less than 24 hours with minutes below 60 (time.Parse accepts
+// "+24:00" and "+23:60").
 func parseTime(field, s string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
-	if err != nil || t.Year() < 1970 || t.Year() > 2261 || t.UnixNano() <= 0 {
-		return 0, fmt.Errorf("%s: %q is not an RFC 3339 time between 1970 and 2261: %w", field, s, domain.ErrInvalidArgument)
+	if err == nil {
+		_, off := t.Zone()
+		if off <= -86400 || off >= 86400 || !validOffsetMinutes(s) {
+			err = errors.New("offset out of range")
+		}
+	}
+	if err != nil || t.Year() < minYear || t.Year() > maxYear || t.UnixNano() <= 0 {
+		return 0, fmt.Errorf("%s: %q is not an RFC 3339 time between %d and %d with an offset under 24h: %w",
+			field, s, minYear, maxYear, domain.ErrInvalidArgument)
 	}
 	return t.UnixNano(), nil
+}
+
+// validOffsetMinutes reports whether the numeric offset that ends an RFC
+// 3339 time (if any) has minutes 00-59.
+func validOffsetMinutes(s string) bool {
+	n := len(s)
+	if n < 6 || (s[n-6] != '+' && s[n-6] != '-') || s[n-3] != ':' {
+		return true // "Z"; time.Parse checked the shape
+	}
+	return s[n-2] < '6'
+}
+
+// parseDay parses a YYYY-MM-DD date of the years minYear-maxYear.
+func parseDay(field, s string) (domain.Day, error) {
+	d, err := domain.ParseDay(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", field, err)
+	}
+	if y, _ := strconv.Atoi(s[:4]); y < minYear || y > maxYear {
+		return 0, fmt.Errorf("%s: %q is not a date between %d and %d: %w", field, s, minYear, maxYear, domain.ErrInvalidArgument)
+	}
+	return d, nil
+}
+
+// validPathID reports whether id may name something in a path: a domain
+// id that is not made of dots only ("." and ".." mean something else to
+// every URL and file path library; "..." is refused with them so that the
+// rule is simple).
+func validPathID(id string) bool {
+	return domain.ValidID(id) && strings.Trim(id, ".") != ""
 }
 
 // appendTime appends Unix nanoseconds as RFC 3339 in UTC, as

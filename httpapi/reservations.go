@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -32,8 +33,8 @@ func reservationID(c *gin.Context) (string, error) {
 		ok = ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' ||
 			ch == '-' || ch == '_' || ch == '.' || ch == '~' || ch == ':'
 	}
-	if !ok {
-		return "", fmt.Errorf("reservation id %q: want 1-%d URL-safe characters: %w", rid, maxReservationIDLen, domain.ErrInvalidArgument)
+	if !ok || strings.Trim(rid, ".") == "" {
+		return "", fmt.Errorf("reservation id %q: want 1-%d URL-safe characters, not only dots: %w", rid, maxReservationIDLen, domain.ErrInvalidArgument)
 	}
 	return rid, nil
 }
@@ -66,15 +67,21 @@ func (s *Server) reserve(c *gin.Context, p domain.Principal) {
 		s.fail(c, fmt.Errorf("quantity must be between 1 and %d: %w", domain.MaxQuantity, domain.ErrInvalidArgument))
 		return
 	}
+	if (body.CheckIn == "") != (body.CheckOut == "") {
+		missing := "check_in"
+		if body.CheckOut == "" {
+			missing = "check_out"
+		}
+		s.fail(c, fmt.Errorf("%s is missing: a room stay needs check_in and check_out: %w", missing, domain.ErrInvalidArgument))
+		return
+	}
 	if body.CheckIn != "" {
-		if req.CheckIn, err = domain.ParseDay(body.CheckIn); err != nil {
-			s.fail(c, fmt.Errorf("check_in: %w", err))
+		if req.CheckIn, err = parseDay("check_in", body.CheckIn); err != nil {
+			s.fail(c, err)
 			return
 		}
-	}
-	if body.CheckOut != "" {
-		if req.CheckOut, err = domain.ParseDay(body.CheckOut); err != nil {
-			s.fail(c, fmt.Errorf("check_out: %w", err))
+		if req.CheckOut, err = parseDay("check_out", body.CheckOut); err != nil {
+			s.fail(c, err)
 			return
 		}
 	}

@@ -61,13 +61,13 @@ func (b *resourceBody) spec() (domain.Spec, error) {
 		return domain.Spec{}, fmt.Errorf("at most %d inventory rows: %w", domain.MaxInventoryRows, domain.ErrInvalidArgument)
 	}
 	for i, row := range b.Inventory {
-		from, err := domain.ParseDay(row.From)
+		from, err := parseDay(fmt.Sprintf("inventory[%d].from", i), row.From)
 		if err != nil {
-			return domain.Spec{}, fmt.Errorf("inventory[%d].from: %w", i, err)
+			return domain.Spec{}, err
 		}
-		to, err := domain.ParseDay(row.To)
+		to, err := parseDay(fmt.Sprintf("inventory[%d].to", i), row.To)
 		if err != nil {
-			return domain.Spec{}, fmt.Errorf("inventory[%d].to: %w", i, err)
+			return domain.Spec{}, err
 		}
 		sp.Inventory = append(sp.Inventory, domain.InventoryRow{From: from, To: to, Rooms: row.Rooms})
 	}
@@ -86,8 +86,8 @@ func (b *resourceBody) spec() (domain.Spec, error) {
 // resourceID reads and checks the :id path parameter.
 func resourceID(c *gin.Context) (string, error) {
 	id := c.Param("id")
-	if !domain.ValidID(id) {
-		return "", fmt.Errorf("resource id %q: want 1-%d characters of [A-Za-z0-9._:-]: %w", id, domain.MaxIDLen, domain.ErrInvalidArgument)
+	if !validPathID(id) {
+		return "", fmt.Errorf("resource id %q: want 1-%d characters of [A-Za-z0-9._:-], not only dots: %w", id, domain.MaxIDLen, domain.ErrInvalidArgument)
 	}
 	return id, nil
 }
@@ -330,14 +330,14 @@ func parseNightQuery(c *gin.Context) (nightQuery, error) {
 	var q nightQuery
 	var err error
 	if s, ok := c.GetQuery("from"); ok {
-		if q.from, err = domain.ParseDay(s); err != nil {
-			return q, fmt.Errorf("from: %w", err)
+		if q.from, err = parseDay("from", s); err != nil {
+			return q, err
 		}
 		q.hasFrom = true
 	}
 	if s, ok := c.GetQuery("to"); ok {
-		if q.to, err = domain.ParseDay(s); err != nil {
-			return q, fmt.Errorf("to: %w", err)
+		if q.to, err = parseDay("to", s); err != nil {
+			return q, err
 		}
 		q.hasTo = true
 	}

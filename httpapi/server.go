@@ -100,11 +100,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s.router = gin.New()
-	// Unknown paths answer 404 problems instead of redirects; unknown
-	// methods on a known path are 404 as well (one rule for clients).
+	// Unknown paths answer 404 problems instead of redirects; a known
+	// path with a method it does not serve answers 405 with Allow (gin
+	// sets the header).
 	s.router.RedirectTrailingSlash = false
 	s.router.RedirectFixedPath = false
-	s.router.HandleMethodNotAllowed = false
+	s.router.HandleMethodNotAllowed = true
 	s.routes()
 	return s, nil
 }
@@ -147,6 +148,10 @@ func (s *Server) routes() {
 	r.NoRoute(s.instrumentUnmatched(), func(c *gin.Context) {
 		s.fail(c, fmt.Errorf("no route for %s %s: %w", c.Request.Method, c.Request.URL.Path, domain.ErrNotFound))
 	})
+	r.NoMethod(s.instrumentUnmatched(), func(c *gin.Context) {
+		s.fail(c, fmt.Errorf("%s is not allowed on %s (allowed: %s): %w",
+			c.Request.Method, c.Request.URL.Path, c.Writer.Header().Get("Allow"), errMethodNotAllowed))
+	})
 
 	s.handle(http.MethodGet, "/healthz", s.healthz)
 	s.handle(http.MethodGet, "/readyz", s.readyz)
@@ -188,9 +193,14 @@ func (s *Server) routes() {
 	s.handle(http.MethodDelete, "/v1/cluster/nodes/:id", write(s.removeNode, true))
 }
 
-// handle registers a route behind its own pre-resolved metrics.
+// handle registers a route behind its own pre-resolved metrics. A GET
+// route serves HEAD too (gin does not route one to the other); net/http
+// drops the body of a HEAD answer.
 func (s *Server) handle(method, path string, h gin.HandlerFunc) {
 	s.router.Handle(method, path, s.instrument(path, method), h)
+	if method == http.MethodGet {
+		s.router.Handle(http.MethodHead, path, s.instrument(path, http.MethodHead), h)
+	}
 }
 
 // requestHeaders sets X-Request-ID and X-Allot-Node before anything can

@@ -109,7 +109,7 @@ func TestHealthReadyAndUnmatched(t *testing.T) {
 
 	e.do("GET", "/v1/nothing", e.alice, "").wantProblem(t, http.StatusNotFound, "not_found")
 	e.do("GET", "/v1/resources/", e.alice, "").wantProblem(t, http.StatusNotFound, "not_found")
-	e.do("PATCH", "/v1/resources/x", e.alice, "{}").wantProblem(t, http.StatusNotFound, "not_found")
+	e.do("PATCH", "/v1/nothing", e.alice, "{}").wantProblem(t, http.StatusNotFound, "not_found")
 }
 
 func TestPanicIsA500(t *testing.T) {

@@ -19,6 +19,9 @@ func (q *ReserveRequest) Validate(k Kind) error {
 		return invalidf("quantity must be between 1 and %d", MaxQuantity)
 	}
 	if k == KindRoom {
+		if q.CheckIn == 0 && q.CheckOut == 0 {
+			return invalidf("check_in and check_out are missing: a room stay needs both")
+		}
 		if q.CheckOut <= q.CheckIn {
 			return invalidf("check_out must be after check_in")
 		}

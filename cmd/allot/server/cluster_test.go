@@ -70,7 +70,7 @@ func TestClusterReplicatesEveryCommand(t *testing.T) {
 	// Every node lists every node, with addresses and the state each reports.
 	for _, nd := range tc.nodes {
 		var info httpapi.ClusterInfo
-		nd.c.mustJSON("GET", "/v1/cluster?hash=true", "alice", nil, http.StatusOK, &info)
+		nd.c.mustJSON("GET", "/v1/cluster?hash=true", "admin", nil, http.StatusOK, &info)
 		var states []string
 		for _, n := range info.Nodes {
 			if n.HTTPAddr == "" || n.RaftAddr == "" || !n.Voter {

@@ -18,10 +18,16 @@ const SecretFileName = "auth.secret"
 // LoadSecret finds the JWT signing secret the way API.md says: the value of
 // ALLOT_AUTH_SECRET (env), else the contents of file, else
 // <dataDir>/auth.secret, created with 32 random bytes (hex, mode 0600) when
-// create is set and it does not exist. Surrounding white space is trimmed.
+// create is set and it does not exist. Surrounding white space is trimmed
+// from every source alike, so that `ALLOT_AUTH_SECRET=$(cat auth.secret)`
+// or a value with a trailing newline signs with the same key as the file.
 func LoadSecret(env, file, dataDir string, create bool) ([]byte, error) {
 	if env != "" {
-		return []byte(env), nil
+		b := bytes.TrimSpace([]byte(env))
+		if len(b) == 0 {
+			return nil, errors.New("auth secret: ALLOT_AUTH_SECRET is only white space")
+		}
+		return b, nil
 	}
 	if file != "" {
 		return readSecret(file)
