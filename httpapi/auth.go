@@ -166,8 +166,10 @@ func (s *Server) authenticate(header string) (caller, error) {
 	switch cl.Role {
 	case "", RoleUser:
 		c.role = RoleUser
-	case RoleAdmin, RoleConsumer:
+	case RoleAdmin:
 		c.p.Admin = true
+	case RoleConsumer:
+		c.p.Admin, c.p.ReadOnly = true, true
 	default:
 		return caller{}, fmt.Errorf("unknown token role %q: %w", cl.Role, domain.ErrUnauthenticated)
 	}

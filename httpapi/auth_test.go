@@ -124,15 +124,15 @@ func TestMintToken(t *testing.T) {
 	secret := []byte(strings.Repeat("k", MinSecretLen))
 	s := &Server{cfg: Config{AuthSecret: secret}, parser: newTokenParser(false)}
 	for _, tc := range []struct {
-		role  string
-		admin bool
-	}{{"", false}, {RoleUser, false}, {RoleAdmin, true}, {RoleConsumer, true}} {
+		role            string
+		admin, readOnly bool
+	}{{"", false, false}, {RoleUser, false, false}, {RoleAdmin, true, false}, {RoleConsumer, true, true}} {
 		tok, err := MintToken(secret, "carol", tc.role, time.Minute)
 		if err != nil {
 			t.Fatalf("MintToken(%q): %v", tc.role, err)
 		}
 		who, err := s.authenticate("Bearer " + tok)
-		if p := who.p; err != nil || p != (domain.Principal{User: "carol", Admin: tc.admin}) {
+		if p := who.p; err != nil || p != (domain.Principal{User: "carol", Admin: tc.admin, ReadOnly: tc.readOnly}) {
 			t.Errorf("role %q: principal %+v, err %v", tc.role, p, err)
 		}
 	}

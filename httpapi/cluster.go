@@ -109,7 +109,8 @@ func (s *Server) removeNode(c *gin.Context, _ domain.Principal) {
 // clusterInfo is GET /v1/cluster: this node's view, with the state of every
 // other reachable node as that node reports it. A request another node sent
 // (X-Allot-Forwarded) is answered from the local view alone, so that
-// probing never fans out further. Raft addresses are shown to admins only
+// probing never fans out further. Raft addresses are shown to admins only,
+// not to consumers
 // (they are where the cluster plane listens), and only admins may ask for
 // ?hash=true (it costs the node a pass over its whole state).
 func (s *Server) clusterInfo(c *gin.Context, p domain.Principal) {
@@ -126,7 +127,8 @@ func (s *Server) clusterInfo(c *gin.Context, p domain.Principal) {
 		}
 		withHash = b
 	}
-	if withHash && !p.Admin {
+	operator := p.Admin && !p.ReadOnly
+	if withHash && !operator {
 		s.fail(c, fmt.Errorf("hash=true needs the admin role: %w", domain.ErrPermissionDenied))
 		return
 	}
@@ -134,7 +136,7 @@ func (s *Server) clusterInfo(c *gin.Context, p domain.Principal) {
 	if c.Request.Header.Get(headerForwarded) == "" {
 		s.probePeers(c, info.Nodes)
 	}
-	if !p.Admin {
+	if !operator {
 		for i := range info.Nodes {
 			info.Nodes[i].RaftAddr = ""
 		}

@@ -18,6 +18,7 @@ func TestClusterAdminOnlyFields(t *testing.T) {
 		{"admin", e.admin, true},
 		{"user", e.alice, false},
 		{"user without role", e.bob, false},
+		{"consumer", e.token("feed", RoleConsumer), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.do("GET", "/v1/cluster", tc.token, "")

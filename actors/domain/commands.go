@@ -9,6 +9,9 @@ package domain
 type Principal struct {
 	User  string
 	Admin bool
+	// ReadOnly marks a consumer: it sees every booking as an admin does
+	// but is no operator of the cluster (no Raft addresses, no state hash).
+	ReadOnly bool
 }
 
 // CanAccess reports whether p may see or change a reservation of owner.
