@@ -15,9 +15,9 @@ import (
 func TestKitClusterStampsBatches(t *testing.T) {
 	c := servertest.MakeCluster(t, 3, servertest.Options{})
 	l := c.Leader()
-	c.WaitFor("log format 2 on every node", func() error {
+	c.WaitFor("the newest log format on every node", func() error {
 		for _, nd := range c.Running() {
-			if f := nd.RaftNode().FSM().LogFormat(); f != domain.BatchV2 {
+			if f := nd.RaftNode().FSM().LogFormat(); f != domain.BatchVersion {
 				return fmt.Errorf("%s: log format %d", nd.ID(), f)
 			}
 		}
