@@ -79,6 +79,13 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	if !n.leaderReady() {
 		return n.notReady()
 	}
+	// One removal at a time: each is checked against the configuration
+	// the one before it left (hashicorp/raft's GetConfiguration reports no
+	// index, so a change cannot be pinned to the configuration it was
+	// checked against). Two removals checked side by side could each keep
+	// a quorum and together lose it.
+	n.removeMu.Lock()
+	defer n.removeMu.Unlock()
 	servers, err := n.servers()
 	if err != nil {
 		return fmt.Errorf("remove %s: read configuration: %w: %w", id, domain.ErrUnavailable, err)

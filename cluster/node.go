@@ -76,6 +76,8 @@ type Node struct {
 	raftStarted chan struct{} // closed once n.raft is set
 	raftStop    sync.Once     // see stopRaft
 	raftStopErr error
+	// removeMu serializes removals (RemoveServer): see its quorum check.
+	removeMu sync.Mutex
 	// raftStopped is set once Raft has shut down; Raft's own state can go
 	// back from Shutdown to Follower when an RPC was being handled at that
 	// moment (hashicorp/raft sets Follower on any AppendEntries while not a

@@ -1,11 +1,14 @@
 package servertest_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"allot/actors/domain"
 	"allot/cmd/allot/server/servertest"
 )
 
@@ -66,4 +69,41 @@ func TestAddingAnUnreachableNodeIsHarmless(t *testing.T) {
 	}
 	c.Client(0).Must("DELETE", "/v1/cluster/nodes/ghost", nil, http.StatusNoContent)
 	c.Client(0).Must("PUT", "/v1/resources/after-ghost", voucher(1), http.StatusCreated)
+}
+
+// Two removals at once are each checked against the configuration they
+// read: with four voters and one down, removing either live follower alone
+// keeps a quorum, removing both leaves the leader with a dead node. The
+// leader takes removals one at a time, so the second is checked against the
+// configuration the first left, and refused.
+func TestConcurrentRemovalsCannotTogetherLoseQuorum(t *testing.T) {
+	c := servertest.MakeCluster(t, 4, servertest.Options{})
+	l := c.Leader()
+	fs := c.Followers()
+	c.Stop(fs[2].Index())
+	time.Sleep(time.Second) // the leader stops hearing from it
+
+	start := make(chan struct{})
+	errs := make(chan error, 2)
+	for _, f := range fs[:2] {
+		go func(id string) {
+			<-start
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			errs <- l.RaftNode().RemoveServer(ctx, id)
+		}(f.ID())
+	}
+	close(start)
+	var removed int
+	for range 2 {
+		if err := <-errs; err == nil {
+			removed++
+		} else if !errors.Is(err, domain.ErrUnavailable) && !errors.Is(err, domain.ErrInvalidState) {
+			t.Fatalf("refused removal: %v, want unavailable or invalid_state", err)
+		}
+	}
+	if removed != 1 {
+		t.Fatalf("%d of two concurrent removals went through, want exactly 1", removed)
+	}
+	c.Client(l.Index()).Must("PUT", "/v1/resources/after-concurrent-removals", voucher(1), http.StatusCreated)
 }
