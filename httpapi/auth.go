@@ -202,7 +202,7 @@ type authedHandler func(c *gin.Context, p domain.Principal)
 // the gin context: no map, no boxing, no type assertion.
 func (s *Server) authed(h authedHandler, adminOnly bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if s.ipLimiter != nil && c.Request.Header.Get(headerForwarded) == "" {
+		if s.ipLimiter != nil && !s.mark.valid(c.Request.Header.Get(headerForwarded)) {
 			ip := c.RemoteIP()
 			if ok, wait := s.ipLimiter.allow(ip, s.ipLimiter.now()); !ok {
 				c.Header("Retry-After", strconv.FormatInt(retryAfterSeconds(wait), 10))

@@ -185,7 +185,7 @@ func (s *Server) probe(ctx context.Context, client *http.Client, n *NodeInfo, au
 		return "", false
 	}
 	req.Header.Set("Authorization", auth)
-	req.Header.Set(headerForwarded, s.cfg.NodeID)
+	req.Header.Set(headerForwarded, s.mark.mine)
 	req.Header.Set(headerRequestID, reqID)
 	resp, err := client.Do(req)
 	if err != nil {

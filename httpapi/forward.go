@@ -22,7 +22,8 @@ import (
 )
 
 // headerForwarded marks a request one node forwarded to the leader; its
-// value is the forwarding node's id. A node that receives such a request
+// value is the forwarding node's id and a proof that a node made it
+// (forwardmark.go). A node that receives such a request
 // and does not lead answers 503 instead of forwarding it again, so a stale
 // view of who leads costs the client one retry, never a loop.
 const headerForwarded = "X-Allot-Forwarded"
@@ -107,7 +108,7 @@ func (s *Server) forward(c *gin.Context, base string, read bool) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
 			pr.Out.Header.Set(headerRequestID, reqID)
-			pr.Out.Header.Set(headerForwarded, s.cfg.NodeID)
+			pr.Out.Header.Set(headerForwarded, s.mark.mine)
 		},
 		ErrorLog: s.fwd.errorLog,
 	}

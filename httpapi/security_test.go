@@ -183,6 +183,29 @@ func TestIPRateLimitBeforeAuth(t *testing.T) {
 	e.do("GET", "/healthz", "", "").want(t, http.StatusOK, nil)
 }
 
+// TestForwardedMarkSkipsIPLimitOnlyWhenProven: a follower forwards every
+// client's request from its one address, so a forwarded request skips the
+// per-address limit, but only with a mark made from the shared secret; the
+// bare header, another node's id or a mark under another secret do not.
+func TestForwardedMarkSkipsIPLimitOnlyWhenProven(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.IPRateLimit = RateLimit{PerSecond: 0.001, Burst: 1, MaxUsers: 100} })
+	e.do("GET", "/v1/resources", "garbage", "").wantProblem(t, http.StatusUnauthorized, "unauthenticated")
+	follower, err := newForwardMark(e.secret, "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := newForwardMark([]byte(strings.Repeat("x", MinSecretLen)), "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, forged := range []string{"n2", "n2.", ".", stranger.mine, "n3" + follower.mine[2:], follower.mine + "x"} {
+		e.do("GET", "/v1/resources", "garbage", "", headerForwarded, forged).wantProblem(t, http.StatusTooManyRequests, "rate_limited")
+	}
+	for range 3 {
+		e.do("GET", "/v1/resources", "garbage", "", headerForwarded, follower.mine).wantProblem(t, http.StatusUnauthorized, "unauthenticated")
+	}
+}
+
 func TestMintTokenConsumerAndSubject(t *testing.T) {
 	secret := []byte(strings.Repeat("k", MinSecretLen))
 	if _, err := MintToken(secret, "feed", RoleConsumer, time.Minute); err != nil {

@@ -47,6 +47,8 @@ type Server struct {
 	// addresses before authentication; nil when off.
 	adminLimiter *rateLimiter
 	ipLimiter    *rateLimiter
+	// mark signs the requests this node forwards (forwardmark.go).
+	mark forwardMark
 	tokens       *tokenCache // nil when token caching is off
 	metrics      *httpMetrics
 	fwd          *forwarder
@@ -86,6 +88,9 @@ func New(cfg Config) (*Server, error) {
 		reqIDPrefix: hex.EncodeToString(seed[:]) + "-",
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
+	if s.mark, err = newForwardMark(cfg.AuthSecret, cfg.NodeID); err != nil {
+		return nil, err
+	}
 	if cfg.RateLimit.PerSecond > 0 {
 		s.limiter = newRateLimiter(cfg.RateLimit)
 	}
