@@ -48,10 +48,10 @@ type Server struct {
 	adminLimiter *rateLimiter
 	ipLimiter    *rateLimiter
 	// mark signs the requests this node forwards (forwardmark.go).
-	mark forwardMark
-	tokens       *tokenCache // nil when token caching is off
-	metrics      *httpMetrics
-	fwd          *forwarder
+	mark    forwardMark
+	tokens  *tokenCache // nil when token caching is off
+	metrics *httpMetrics
+	fwd     *forwarder
 
 	// bufs holds *bytes.Buffer for request bodies, reused across requests
 	// because every write reads its whole body (it is hashed for the
