@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,11 +30,13 @@ const (
 // itself rather than embedding jwt.RegisteredClaims, whose NumericDate also
 // takes a quoted number: exp, nbf and iat here must be JSON numbers.
 type claims struct {
-	Subject   string      `json:"sub"`
-	ExpiresAt *strictDate `json:"exp,omitempty"`
-	NotBefore *strictDate `json:"nbf,omitempty"`
-	IssuedAt  *strictDate `json:"iat,omitempty"`
-	Role      string      `json:"role,omitempty"`
+	Subject   string           `json:"sub"`
+	Issuer    string           `json:"iss,omitempty"`
+	Audience  jwt.ClaimStrings `json:"aud,omitempty"`
+	ExpiresAt *strictDate      `json:"exp,omitempty"`
+	NotBefore *strictDate      `json:"nbf,omitempty"`
+	IssuedAt  *strictDate      `json:"iat,omitempty"`
+	Role      string           `json:"role,omitempty"`
 }
 
 // strictDate is a jwt.NumericDate that refuses a JSON string.
@@ -57,9 +60,9 @@ func (d *strictDate) date() *jwt.NumericDate {
 func (c *claims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt.date(), nil }
 func (c *claims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore.date(), nil }
 func (c *claims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt.date(), nil }
-func (c *claims) GetIssuer() (string, error)                   { return "", nil }
+func (c *claims) GetIssuer() (string, error)                   { return c.Issuer, nil }
 func (c *claims) GetSubject() (string, error)                  { return c.Subject, nil }
-func (c *claims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
+func (c *claims) GetAudience() (jwt.ClaimStrings, error)       { return c.Audience, nil }
 
 // newTokenParser accepts HS256, plus RS256 and EdDSA when an identity
 // provider's keys are configured, and requires exp. "none" is never
@@ -149,12 +152,16 @@ func (s *Server) authenticate(header string) (caller, error) {
 		}
 	}
 	var cl claims
-	_, err := s.parser.ParseWithClaims(tok, &cl, s.keyFunc)
+	t, err := s.parser.ParseWithClaims(tok, &cl, s.keyFunc)
 	if err != nil {
 		return caller{}, fmt.Errorf("invalid token: %v: %w", err, domain.ErrUnauthenticated)
 	}
 	if !validSubject(cl.Subject) {
 		return caller{}, fmt.Errorf("token subject must be 1-%d bytes of printable UTF-8: %w", domain.MaxUserLen, domain.ErrUnauthenticated)
+	}
+	user, err := s.user(t, &cl)
+	if err != nil {
+		return caller{}, err
 	}
 	// The parser requires exp, so ExpiresAt is set.
 	exp := cl.ExpiresAt.Time
@@ -162,7 +169,7 @@ func (s *Server) authenticate(header string) (caller, error) {
 		return caller{}, fmt.Errorf("token exp %s lies more than the max token ttl (%s) ahead: %w",
 			exp.UTC().Format(time.RFC3339), limit, domain.ErrUnauthenticated)
 	}
-	c := caller{p: domain.Principal{User: cl.Subject}, role: cl.Role}
+	c := caller{p: domain.Principal{User: user}, role: cl.Role}
 	switch cl.Role {
 	case "", RoleUser:
 		c.role = RoleUser
@@ -177,6 +184,31 @@ func (s *Server) authenticate(header string) (caller, error) {
 		s.tokens.put(strings.Clone(tok), c, exp.UnixNano())
 	}
 	return c, nil
+}
+
+// user checks what sets the two kinds of token apart and returns the user
+// name: an identity provider's token must carry the configured issuer (and
+// audience, if one is set) and its sub is namespaced with SubjectPrefix; an
+// HS256 token's sub is the name as it is, and must not be in that namespace.
+func (s *Server) user(t *jwt.Token, cl *claims) (string, error) {
+	prefix := s.cfg.SubjectPrefix
+	if t.Method.Alg() == jwt.SigningMethodHS256.Alg() {
+		if s.cfg.PublicKeys != nil && strings.HasPrefix(cl.Subject, prefix) {
+			return "", fmt.Errorf("an HS256 token's subject must not start with %q, which names identity provider users: %w", prefix, domain.ErrUnauthenticated)
+		}
+		return cl.Subject, nil
+	}
+	if cl.Issuer != s.cfg.Issuer {
+		return "", fmt.Errorf("token issuer must be %q: %w", s.cfg.Issuer, domain.ErrUnauthenticated)
+	}
+	if aud := s.cfg.Audience; aud != "" && !slices.Contains(cl.Audience, aud) {
+		return "", fmt.Errorf("token audience must include %q: %w", aud, domain.ErrUnauthenticated)
+	}
+	user := prefix + cl.Subject
+	if !validSubject(user) {
+		return "", fmt.Errorf("token subject with the prefix %q must be 1-%d bytes: %w", prefix, domain.MaxUserLen, domain.ErrUnauthenticated)
+	}
+	return user, nil
 }
 
 // keyFunc hands the parser the shared secret for HS256 tokens and the

@@ -80,6 +80,19 @@ type Config struct {
 	// KeySet). HS256 tokens signed with AuthSecret are still accepted.
 	PublicKeys *KeySet
 
+	// Issuer is the iss every PublicKeys token must carry, and Audience,
+	// when set, a value its aud must hold: without them a token the
+	// identity provider issued to another application would be accepted.
+	// Issuer is required with PublicKeys.
+	Issuer, Audience string
+
+	// SubjectPrefix is put in front of a PublicKeys token's sub to make its
+	// user name, so that the identity provider's "alice" is not the local
+	// "alice"; HS256 tokens whose sub starts with it are refused, so the
+	// shared secret cannot mint a name of the identity provider's either.
+	// Required with PublicKeys.
+	SubjectPrefix string
+
 	// MaxTokenTTL refuses tokens whose exp lies further ahead than this, so
 	// that a leaked token cannot live for years. 0 disables the bound.
 	MaxTokenTTL time.Duration
@@ -142,6 +155,13 @@ type RateLimit struct {
 	MaxUsers int
 }
 
+// DefaultSubjectPrefix is the default SubjectPrefix, and maxSubjectPrefix
+// its longest allowed value.
+const (
+	DefaultSubjectPrefix = "idp:"
+	maxSubjectPrefix     = 64
+)
+
 // DefaultConfig returns a Config with defaults for everything that has one.
 func DefaultConfig() Config {
 	return Config{
@@ -154,6 +174,7 @@ func DefaultConfig() Config {
 		MaxTokenTTL:    720 * time.Hour,
 		Timeouts:       DefaultTimeouts(),
 		TokenCacheSize: 1 << 14,
+		SubjectPrefix:  DefaultSubjectPrefix,
 	}
 }
 
@@ -188,6 +209,10 @@ func (c *Config) Validate() error {
 		return bad("Timeouts must not be negative")
 	case c.MaxTokenTTL < 0:
 		return bad("MaxTokenTTL must not be negative")
+	case c.PublicKeys != nil && !printableASCII(c.Issuer, domain.MaxUserLen):
+		return bad("Issuer must be 1-%d printable ASCII characters when PublicKeys is set", domain.MaxUserLen)
+	case c.PublicKeys != nil && !printableASCII(c.SubjectPrefix, maxSubjectPrefix):
+		return bad("SubjectPrefix must be 1-%d printable ASCII characters when PublicKeys is set", maxSubjectPrefix)
 	}
 	for _, rl := range []struct {
 		name string

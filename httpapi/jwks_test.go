@@ -59,9 +59,9 @@ func TestJWKSTokens(t *testing.T) {
 	if ks.Len() != 2 {
 		t.Fatalf("%d keys loaded, want the RSA and the Ed25519 one", ks.Len())
 	}
-	e := newEnv(t, func(c *Config) { c.PublicKeys = ks })
+	e := newEnv(t, func(c *Config) { c.PublicKeys, c.Issuer = ks, testIssuer })
 	claims := func(role string) jwt.MapClaims {
-		return jwt.MapClaims{"sub": "idp-user", "role": role, "exp": time.Now().Add(time.Hour).Unix()}
+		return jwt.MapClaims{"sub": "idp-user", "iss": testIssuer, "role": role, "exp": time.Now().Add(time.Hour).Unix()}
 	}
 	sign := func(m jwt.SigningMethod, kid string, key any, cl jwt.MapClaims) string {
 		t.Helper()
@@ -103,8 +103,8 @@ func TestJWKSTokens(t *testing.T) {
 		"HS256 keyed with Ed25519 public": sign(jwt.SigningMethodHS256, "ed1", []byte(edPub), claims("")),
 		"none":                            sign(jwt.SigningMethodNone, "rsa1", jwt.UnsafeAllowNoneSignatureType, claims("")),
 		"RS256 with a bad role":           sign(jwt.SigningMethodRS256, "rsa1", rsaKey, claims("root")),
-		"RS256 beyond the max token ttl":  sign(jwt.SigningMethodRS256, "rsa1", rsaKey, jwt.MapClaims{"sub": "u", "exp": time.Now().Add(1000 * time.Hour).Unix()}),
-		"RS256 with a string exp":         sign(jwt.SigningMethodRS256, "rsa1", rsaKey, jwt.MapClaims{"sub": "u", "exp": fmt.Sprint(time.Now().Add(time.Hour).Unix())}),
+		"RS256 beyond the max token ttl":  sign(jwt.SigningMethodRS256, "rsa1", rsaKey, jwt.MapClaims{"sub": "u", "iss": testIssuer, "exp": time.Now().Add(1000 * time.Hour).Unix()}),
+		"RS256 with a string exp":         sign(jwt.SigningMethodRS256, "rsa1", rsaKey, jwt.MapClaims{"sub": "u", "iss": testIssuer, "exp": fmt.Sprint(time.Now().Add(time.Hour).Unix())}),
 	}
 	for name, tok := range refuse {
 		t.Run("refuses "+name, func(t *testing.T) {
@@ -119,6 +119,86 @@ func TestJWKSTokens(t *testing.T) {
 	// Without a key set, public-key tokens are refused outright.
 	plain := newEnv(t, nil)
 	plain.do("GET", "/v1/cluster", accept["RS256"], "").wantProblem(t, http.StatusUnauthorized, "unauthenticated")
+}
+
+// testIssuer is the iss of the identity provider in these tests.
+const testIssuer = "https://idp.example"
+
+// TestJWKSIssuerAudience checks that an identity provider's token is
+// accepted only with the configured issuer and audience, and that its
+// subject lives in a namespace of its own, apart from HS256 users.
+func TestJWKSIssuerAudience(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := ParseJWKS([]byte(`{"keys":[` + edJWK("ed1", pub) + `]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) { c.PublicKeys, c.Issuer, c.Audience = ks, testIssuer, "allot" })
+	sign := func(cl jwt.MapClaims) string {
+		t.Helper()
+		if _, ok := cl["exp"]; !ok {
+			cl["exp"] = time.Now().Add(time.Hour).Unix()
+		}
+		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, cl)
+		tok.Header["kid"] = "ed1"
+		s, err := tok.SignedString(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for name, cl := range map[string]jwt.MapClaims{
+		"audience as a string": {"sub": "alice", "iss": testIssuer, "aud": "allot"},
+		"audience in a list":   {"sub": "alice", "iss": testIssuer, "aud": []string{"billing", "allot"}},
+	} {
+		t.Run("accepts "+name, func(t *testing.T) {
+			e.do("GET", "/v1/cluster", sign(cl), "").want(t, http.StatusOK, nil)
+		})
+	}
+	for name, cl := range map[string]jwt.MapClaims{
+		"another issuer":                   {"sub": "alice", "iss": "https://evil.example", "aud": "allot"},
+		"no issuer":                        {"sub": "alice", "aud": "allot"},
+		"an issuer differing in case":      {"sub": "alice", "iss": "HTTPS://IDP.EXAMPLE", "aud": "allot"},
+		"a numeric issuer":                 {"sub": "alice", "iss": 7, "aud": "allot"},
+		"another audience":                 {"sub": "alice", "iss": testIssuer, "aud": "billing"},
+		"no audience":                      {"sub": "alice", "iss": testIssuer},
+		"a list without allot":             {"sub": "alice", "iss": testIssuer, "aud": []string{"billing", "allot2"}},
+		"a subject too long once prefixed": {"sub": strings.Repeat("a", 255), "iss": testIssuer, "aud": "allot"},
+	} {
+		t.Run("refuses "+name, func(t *testing.T) {
+			e.do("GET", "/v1/cluster", sign(cl), "").wantProblem(t, http.StatusUnauthorized, "unauthenticated")
+		})
+	}
+
+	// HS256 tokens are unaffected: no iss or aud needed, the sub is the
+	// user name; but a local token cannot name an identity provider user.
+	e.do("GET", "/v1/cluster", e.alice, "").want(t, http.StatusOK, nil)
+	e.do("GET", "/v1/cluster", e.token(DefaultSubjectPrefix+"alice", ""), "").wantProblem(t, http.StatusUnauthorized, "unauthenticated")
+
+	// The identity provider's alice is "idp:alice", not the local alice.
+	e.putVoucher("v", 5, "")
+	local := e.reserve("v", e.alice, "")
+	idpAlice := sign(jwt.MapClaims{"sub": "alice", "iss": testIssuer, "aud": "allot"})
+	remote := e.reserve("v", idpAlice, "")
+	if local.User != "alice" || remote.User != DefaultSubjectPrefix+"alice" {
+		t.Fatalf("users %q and %q, want alice and %salice", local.User, remote.User, DefaultSubjectPrefix)
+	}
+	e.do("GET", "/v1/reservations/"+local.ID, idpAlice, "").wantProblem(t, http.StatusForbidden, "permission_denied")
+
+	// A key set without an issuer is a configuration error.
+	cfg := DefaultConfig()
+	cfg.Engine, cfg.Reader, cfg.Cluster, cfg.Registry = e.eng, e.eng, e.cl, e.reg
+	cfg.NodeID, cfg.AuthSecret, cfg.PublicKeys = "n1", e.secret, ks
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "Issuer") {
+		t.Fatalf("PublicKeys without Issuer: %v", err)
+	}
+	cfg.Issuer, cfg.SubjectPrefix = testIssuer, ""
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "SubjectPrefix") {
+		t.Fatalf("PublicKeys without SubjectPrefix: %v", err)
+	}
 }
 
 func TestParseJWKSRefusesBrokenSets(t *testing.T) {

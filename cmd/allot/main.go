@@ -32,7 +32,7 @@ usage:
               [--max-token-ttl 720h] [--max-body 65536] [--token-cache-size 16384]
               [--read-header-timeout 5s] [--read-timeout 15s] [--write-timeout 30s]
               [--idle-timeout 2m] [--retention 720h] [--event-retention 168h]
-              [--jwks-file PATH] [--tls-cert PEM --tls-key PEM]
+              [--jwks-file PATH --jwt-issuer ISS [--jwt-audience AUD]] [--tls-cert PEM --tls-key PEM]
               [--raft-tls-cert PEM --raft-tls-key PEM --raft-tls-ca PEM]
   allot token --sub USER [--role user|admin|consumer] [--ttl 24h] [--data-dir ./allot-data]
               [--auth-secret-file PATH] [--max-token-ttl 720h] [--config FILE]
@@ -98,7 +98,8 @@ type serveOpts struct {
 	retention      time.Duration
 	eventRetention time.Duration
 
-	jwksFile string
+	jwksFile                          string
+	jwtIssuer, jwtAudience, jwtPrefix string
 	// Transport security: mutual TLS between nodes, HTTPS for the API.
 	raftTLSCert, raftTLSKey, raftTLSCA string
 	tlsCert, tlsKey                    string
@@ -135,6 +136,9 @@ func newServeFlags(stderr io.Writer) (*flag.FlagSet, *serveOpts) {
 	fs.DurationVar(&o.retention, "retention", def.Retention, "finished reservations leave the state this long after they finished")
 	fs.DurationVar(&o.eventRetention, "event-retention", def.EventRetention, "how long events are kept")
 	fs.StringVar(&o.jwksFile, "jwks-file", "", "JWKS file of an identity provider whose RS256/EdDSA tokens are accepted too")
+	fs.StringVar(&o.jwtIssuer, "jwt-issuer", "", "iss the identity provider's tokens must carry (required with --jwks-file)")
+	fs.StringVar(&o.jwtAudience, "jwt-audience", "", "value the identity provider's tokens must have in aud (recommended with --jwks-file)")
+	fs.StringVar(&o.jwtPrefix, "jwt-subject-prefix", h.SubjectPrefix, "put before the identity provider's sub to make the user name; local tokens may not use it")
 	fs.StringVar(&o.raftTLSCert, "raft-tls-cert", "", "PEM certificate of this node for mutual TLS between nodes")
 	fs.StringVar(&o.raftTLSKey, "raft-tls-key", "", "PEM key of --raft-tls-cert")
 	fs.StringVar(&o.raftTLSCA, "raft-tls-ca", "", "PEM CA that signs every node's --raft-tls-cert")
@@ -160,6 +164,7 @@ func (o *serveOpts) config(bootstrap bool) server.Config {
 	h.AdminRateLimit.PerSecond, h.AdminRateLimit.Burst = o.adminRateLimit, burst(o.adminRateLimit)
 	h.IPRateLimit.PerSecond, h.IPRateLimit.Burst = o.ipRateLimit, burst(o.ipRateLimit)
 	h.MaxTokenTTL, h.MaxBodyBytes, h.TokenCacheSize = o.maxTokenTTL, o.maxBody, o.tokenCacheSize
+	h.Issuer, h.Audience, h.SubjectPrefix = o.jwtIssuer, o.jwtAudience, o.jwtPrefix
 	h.Timeouts = httpapi.Timeouts{ReadHeader: o.readHeaderTimeout, Read: o.readTimeout, Write: o.writeTimeout, Idle: o.idleTimeout}
 	return cfg
 }
@@ -193,6 +198,10 @@ func (o *serveOpts) check() error {
 		return errors.New("--retention must not be negative (0 = keep finished reservations forever)")
 	case o.eventRetention <= 0:
 		return errors.New("--event-retention must be positive")
+	case o.jwksFile != "" && o.jwtIssuer == "":
+		return errors.New("--jwks-file needs --jwt-issuer: without it a token the identity provider issued to any application would be accepted")
+	case o.jwksFile != "" && o.jwtPrefix == "":
+		return errors.New("--jwt-subject-prefix must not be empty with --jwks-file: it keeps the identity provider's users apart from local ones")
 	}
 	return nil
 }
@@ -223,6 +232,9 @@ func serve(args []string, stderr io.Writer) error {
 	if o.jwksFile != "" {
 		if cfg.HTTP.PublicKeys, err = httpapi.LoadJWKS(o.jwksFile); err != nil {
 			return fmt.Errorf("--jwks-file: %w", err)
+		}
+		if o.jwtAudience == "" {
+			logger.Warn("--jwks-file without --jwt-audience: any token of the identity provider's issuer is accepted, whatever application it was issued to")
 		}
 	}
 	secret, err := server.LoadSecret(os.Getenv("ALLOT_AUTH_SECRET"), o.secretFile, o.dataDir, true)

@@ -151,8 +151,34 @@ func TestServeRefusesBadJWKS(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(`{"keys":[]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := run([]string{"serve", "--data-dir", dir, "--jwks-file", bad}, io.Discard, io.Discard)
+	err := run([]string{"serve", "--data-dir", dir, "--jwks-file", bad, "--jwt-issuer", "https://idp.example"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--jwks-file") {
 		t.Fatalf("serve with an empty JWKS: %v", err)
+	}
+}
+
+func TestServeJWKSNeedsIssuer(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--jwks-file", "keys.json"}, "--jwks-file needs --jwt-issuer"},
+		{[]string{"--jwks-file", "keys.json", "--jwt-issuer", "https://idp.example", "--jwt-subject-prefix", ""}, "--jwt-subject-prefix"},
+	} {
+		err := run(append([]string{"serve", "--data-dir", dir}, tc.args...), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("serve %v: %v, want an error naming %s", tc.args, err, tc.want)
+		}
+	}
+	// The settings reach the HTTP config, from the environment too.
+	fs, o := newServeFlags(io.Discard)
+	env := envMap(map[string]string{"ALLOT_JWT_ISSUER": "https://idp.example", "ALLOT_JWT_AUDIENCE": "allot"})
+	if err := parseSettings(fs, nil, env, nil); err != nil {
+		t.Fatal(err)
+	}
+	h := o.config(false).HTTP
+	if h.Issuer != "https://idp.example" || h.Audience != "allot" || h.SubjectPrefix != httpapi.DefaultSubjectPrefix {
+		t.Errorf("issuer %q audience %q prefix %q", h.Issuer, h.Audience, h.SubjectPrefix)
 	}
 }
