@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,7 +29,10 @@ import (
 // yet. Each end checks the other's proof in constant time and closes the
 // connection on any mismatch. Fresh nonces on both sides make a recorded
 // handshake useless for another connection, and the direction labels make
-// an end's own proof useless as the other's. It authenticates, it does not
+// an end's own proof useless as the other's. A node refuses a hello or an
+// answer carrying a nonce it has itself sent in a handshake still open
+// (handshaker.inFlight), so that its own proofs cannot be relayed between
+// two of its connections. It authenticates, it does not
 // encrypt: mutual TLS (Config.TLSCertFile) does, and the handshake then
 // runs inside TLS. It costs one round trip and a half per connection and
 // nothing per RPC.
@@ -50,7 +54,7 @@ const (
 const maxHandshakeTimeout = 5 * time.Second
 
 // handshakeReasons are the values of the failures counter's reason label.
-var handshakeReasons = [...]string{"io", "timeout", "not_handshake", "bad_proof", "cluster_id", "tls", "overload"}
+var handshakeReasons = [...]string{"io", "timeout", "not_handshake", "bad_proof", "cluster_id", "tls", "overload", "reflected"}
 
 // handshakeError is a failed handshake and why (one of handshakeReasons).
 type handshakeError struct {
@@ -79,6 +83,29 @@ type handshaker struct {
 	ids      *clusterID
 	timeout  time.Duration
 	failures *prometheus.CounterVec // by reason
+
+	// inFlight holds the nonces this node has sent in handshakes not yet
+	// ended: its dial nonces C and its accept nonces S. Without it, the
+	// acceptor proves the key for any C before the peer has proven
+	// anything, and an attacker holding an address the node dials could
+	// relay the node's own hello to the node's Raft port and its answer
+	// back, and have the node's dialler and acceptor authenticate each
+	// other on its behalf (a reflection). A nonce of ours coming back from
+	// the other end is refused.
+	inFlight sync.Map // string(nonce) -> struct{}
+}
+
+// sent records nonce as in flight until the returned func is called.
+func (h *handshaker) sent(nonce []byte) func() {
+	k := string(nonce)
+	h.inFlight.Store(k, struct{}{})
+	return func() { h.inFlight.Delete(k) }
+}
+
+// ours reports whether nonce is one this node has in flight.
+func (h *handshaker) ours(nonce []byte) bool {
+	_, ok := h.inFlight.Load(string(nonce))
+	return ok
 }
 
 // newHandshaker derives the cluster key from secret.
@@ -127,6 +154,7 @@ func (h *handshaker) dial(conn net.Conn) error {
 	hello = append(hello, handshakeMagic...)
 	cn := make([]byte, nonceSize)
 	rand.Read(cn)
+	defer h.sent(cn)()
 	hello = append(append(hello, cn...), mine[:]...)
 	if _, err := conn.Write(hello); err != nil {
 		return ioFailed(err)
@@ -136,6 +164,9 @@ func (h *handshaker) dial(conn net.Conn) error {
 		return ioFailed(err)
 	}
 	sn := reply[:nonceSize]
+	if h.ours(sn) {
+		return failed("reflected", fmt.Errorf("%s answered with a nonce of this node's", conn.RemoteAddr()))
+	}
 	var id [clusterIDSize]byte
 	copy(id[:], reply[nonceSize:])
 	if !hmac.Equal(reply[nonceSize+clusterIDSize:], h.proof(labelAcceptor, cn, sn, id)) {
@@ -168,6 +199,9 @@ func (h *handshaker) accept(conn net.Conn) error {
 		return failed("not_handshake", fmt.Errorf("%s sent no handshake", conn.RemoteAddr()))
 	}
 	cn := hello[len(handshakeMagic) : len(handshakeMagic)+nonceSize]
+	if h.ours(cn) {
+		return failed("reflected", fmt.Errorf("%s sent a nonce of this node's own (a relayed handshake)", conn.RemoteAddr()))
+	}
 	var theirs [clusterIDSize]byte
 	copy(theirs[:], hello[len(handshakeMagic)+nonceSize:])
 	mine := h.ids.get()
@@ -177,6 +211,7 @@ func (h *handshaker) accept(conn net.Conn) error {
 	}
 	sn := make([]byte, nonceSize)
 	rand.Read(sn)
+	defer h.sent(sn)()
 	reply := make([]byte, 0, nonceSize+clusterIDSize+macSize)
 	reply = append(append(append(reply, sn...), id[:]...), h.proof(labelAcceptor, cn, sn, id)...)
 	if _, err := conn.Write(reply); err != nil {
