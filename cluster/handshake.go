@@ -53,8 +53,14 @@ const (
 // maxHandshakeTimeout bounds a handshake, however long TransportTimeout.
 const maxHandshakeTimeout = 5 * time.Second
 
+// maxHelloTimeout bounds the wait for an accepted connection's first bytes
+// (its hello, or its TLS ClientHello): a real peer sends them at once, and
+// a silent connection must not hold a handshake slot for the whole
+// handshake's deadline.
+const maxHelloTimeout = time.Second
+
 // handshakeReasons are the values of the failures counter's reason label.
-var handshakeReasons = [...]string{"io", "timeout", "not_handshake", "bad_proof", "cluster_id", "tls", "overload", "reflected"}
+var handshakeReasons = [...]string{"io", "timeout", "not_handshake", "bad_proof", "cluster_id", "tls", "overload", "reflected", "per_ip"}
 
 // handshakeError is a failed handshake and why (one of handshakeReasons).
 type handshakeError struct {
@@ -81,7 +87,8 @@ func ioFailed(err error) error {
 type handshaker struct {
 	key      []byte
 	ids      *clusterID
-	timeout  time.Duration
+	timeout  time.Duration          // of a whole handshake
+	hello    time.Duration          // for an accepted connection's first bytes
 	failures *prometheus.CounterVec // by reason
 
 	// inFlight holds the nonces this node has sent in handshakes not yet
@@ -121,7 +128,7 @@ func newHandshaker(secret []byte, ids *clusterID, timeout time.Duration) (*hands
 	for _, r := range handshakeReasons {
 		failures.WithLabelValues(r) // every reason is scraped from the start, at 0
 	}
-	return &handshaker{key: key, ids: ids, timeout: min(timeout, maxHandshakeTimeout), failures: failures}, nil
+	return &handshaker{key: key, ids: ids, timeout: min(timeout, maxHandshakeTimeout), hello: min(timeout, maxHelloTimeout), failures: failures}, nil
 }
 
 // count records a failed handshake.
@@ -182,8 +189,10 @@ func (h *handshaker) dial(conn net.Conn) error {
 }
 
 // accept runs the acceptor's side on conn, within the handshake deadline.
+// The hello must arrive within the shorter hello deadline.
 func (h *handshaker) accept(conn net.Conn) error {
-	conn.SetDeadline(time.Now().Add(h.timeout))
+	start := time.Now()
+	conn.SetDeadline(start.Add(h.hello))
 	defer conn.SetDeadline(time.Time{})
 	hello := make([]byte, len(handshakeMagic)+nonceSize+clusterIDSize)
 	if _, err := io.ReadFull(conn, hello[:1]); err != nil {
@@ -198,6 +207,7 @@ func (h *handshaker) accept(conn net.Conn) error {
 	if string(hello[:len(handshakeMagic)]) != handshakeMagic {
 		return failed("not_handshake", fmt.Errorf("%s sent no handshake", conn.RemoteAddr()))
 	}
+	conn.SetDeadline(start.Add(h.timeout))
 	cn := hello[len(handshakeMagic) : len(handshakeMagic)+nonceSize]
 	if h.ours(cn) {
 		return failed("reflected", fmt.Errorf("%s sent a nonce of this node's own (a relayed handshake)", conn.RemoteAddr()))
