@@ -30,8 +30,8 @@ import (
 // connection on any mismatch. Fresh nonces on both sides make a recorded
 // handshake useless for another connection, and the direction labels make
 // an end's own proof useless as the other's. A node refuses a hello or an
-// answer carrying a nonce it has itself sent in a handshake still open
-// (handshaker.inFlight), so that its own proofs cannot be relayed between
+// answer carrying a nonce it has itself sent in a handshake still open on
+// another connection (handshaker.inFlight), so that its own proofs cannot be relayed between
 // two of its connections. It authenticates, it does not
 // encrypt: mutual TLS (Config.TLSCertFile) does, and the handshake then
 // runs inside TLS. It costs one round trip and a half per connection and
@@ -98,21 +98,26 @@ type handshaker struct {
 	// relay the node's own hello to the node's Raft port and its answer
 	// back, and have the node's dialler and acceptor authenticate each
 	// other on its behalf (a reflection). A nonce of ours coming back from
-	// the other end is refused.
-	inFlight sync.Map // string(nonce) -> struct{}
+	// the other end is refused, unless it comes back on the very
+	// connection it left on: a node dialling its own address (a hello to
+	// itself). Each nonce is kept with the dialling end's address of its
+	// connection, which both ends of one TCP connection see alike.
+	inFlight sync.Map // string(nonce) -> dialling end's address
 }
 
-// sent records nonce as in flight until the returned func is called.
-func (h *handshaker) sent(nonce []byte) func() {
+// sent records nonce as in flight on the connection whose dialling end is
+// dialler, until the returned func is called.
+func (h *handshaker) sent(nonce []byte, dialler net.Addr) func() {
 	k := string(nonce)
-	h.inFlight.Store(k, struct{}{})
+	h.inFlight.Store(k, dialler.String())
 	return func() { h.inFlight.Delete(k) }
 }
 
-// ours reports whether nonce is one this node has in flight.
-func (h *handshaker) ours(nonce []byte) bool {
-	_, ok := h.inFlight.Load(string(nonce))
-	return ok
+// reflected reports whether nonce is one this node has in flight on
+// another connection than the one whose dialling end is dialler.
+func (h *handshaker) reflected(nonce []byte, dialler net.Addr) bool {
+	v, ok := h.inFlight.Load(string(nonce))
+	return ok && v.(string) != dialler.String()
 }
 
 // newHandshaker derives the cluster key from secret.
@@ -161,7 +166,7 @@ func (h *handshaker) dial(conn net.Conn) error {
 	hello = append(hello, handshakeMagic...)
 	cn := make([]byte, nonceSize)
 	rand.Read(cn)
-	defer h.sent(cn)()
+	defer h.sent(cn, conn.LocalAddr())()
 	hello = append(append(hello, cn...), mine[:]...)
 	if _, err := conn.Write(hello); err != nil {
 		return ioFailed(err)
@@ -171,7 +176,7 @@ func (h *handshaker) dial(conn net.Conn) error {
 		return ioFailed(err)
 	}
 	sn := reply[:nonceSize]
-	if h.ours(sn) {
+	if h.reflected(sn, conn.LocalAddr()) {
 		return failed("reflected", fmt.Errorf("%s answered with a nonce of this node's", conn.RemoteAddr()))
 	}
 	var id [clusterIDSize]byte
@@ -209,7 +214,7 @@ func (h *handshaker) accept(conn net.Conn) error {
 	}
 	conn.SetDeadline(start.Add(h.timeout))
 	cn := hello[len(handshakeMagic) : len(handshakeMagic)+nonceSize]
-	if h.ours(cn) {
+	if h.reflected(cn, conn.RemoteAddr()) {
 		return failed("reflected", fmt.Errorf("%s sent a nonce of this node's own (a relayed handshake)", conn.RemoteAddr()))
 	}
 	var theirs [clusterIDSize]byte
@@ -221,7 +226,7 @@ func (h *handshaker) accept(conn net.Conn) error {
 	}
 	sn := make([]byte, nonceSize)
 	rand.Read(sn)
-	defer h.sent(sn)()
+	defer h.sent(sn, conn.RemoteAddr())()
 	reply := make([]byte, 0, nonceSize+clusterIDSize+macSize)
 	reply = append(append(append(reply, sn...), id[:]...), h.proof(labelAcceptor, cn, sn, id)...)
 	if _, err := conn.Write(reply); err != nil {

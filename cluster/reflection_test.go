@@ -18,8 +18,8 @@ func TestHandshakeRefusesReflection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	aOut, mOut := net.Pipe() // the node dials the address the attacker holds
-	aIn, mIn := net.Pipe()   // the attacker dials the node
+	aOut, mOut := tcpPair(t) // the node dials the address the attacker holds
+	mIn, aIn := tcpPair(t)   // the attacker dials the node
 	defer func() {
 		for _, c := range []net.Conn{aOut, mOut, aIn, mIn} {
 			c.Close()
@@ -44,4 +44,24 @@ func TestHandshakeRefusesReflection(t *testing.T) {
 	if !errors.As(err, &he) || he.reason != "reflected" {
 		t.Fatalf("the reflected handshake: %v, want refused as reflected", err)
 	}
+}
+
+// tcpPair is a TCP connection over the loopback: the dialling end and the
+// accepted end.
+func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, a
 }
