@@ -3,6 +3,7 @@ package cluster
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -15,6 +16,13 @@ import (
 // until their deadlines close them; connections beyond it are closed at
 // once.
 const maxPendingHandshakes = 256
+
+// maxHandshakesPerIP bounds the handshakes in progress from one remote IP,
+// so that one host's silent connections cannot take all of
+// maxPendingHandshakes from the real peers; connections beyond it are
+// closed at once. A real peer holds at most a few at a time (Raft's pool
+// and the hellos).
+const maxHandshakesPerIP = 8
 
 // authStream is the bottom of the Raft stream layer (transport.go): it
 // hands Raft, the hellos and any Config.WrapStream only connections whose
@@ -30,6 +38,9 @@ type authStream struct {
 
 	accepted chan net.Conn
 	pending  chan struct{} // a slot per handshake in progress
+	peerKey  func(net.Addr) string
+	mu       sync.Mutex
+	perPeer  map[string]int // handshakes in progress by peerKey
 	done     chan struct{}
 	once     sync.Once
 }
@@ -39,6 +50,8 @@ func newAuthStream(inner *tcpStream, h *handshaker, serverTLS, clientTLS *tls.Co
 		inner: inner, h: h, serverTLS: serverTLS, clientTLS: clientTLS,
 		accepted: make(chan net.Conn),
 		pending:  make(chan struct{}, maxPendingHandshakes),
+		peerKey:  remoteIP,
+		perPeer:  make(map[string]int),
 		done:     make(chan struct{}),
 	}
 	go s.acceptLoop()
@@ -89,11 +102,15 @@ func (s *authStream) Dial(address raft.ServerAddress, timeout time.Duration) (ne
 func (s *authStream) secure(raw net.Conn, dialler bool) (net.Conn, error) {
 	conn := raw
 	if s.serverTLS != nil {
-		tc := tls.Server(raw, s.serverTLS)
+		start := time.Now()
+		var tc *tls.Conn
 		if dialler {
 			tc = tls.Client(raw, s.clientTLS)
+			tc.SetDeadline(start.Add(s.h.timeout))
+		} else {
+			tc = tls.Server(&firstBytesConn{Conn: raw, rest: start.Add(s.h.timeout)}, s.serverTLS)
+			tc.SetDeadline(start.Add(s.h.hello))
 		}
-		tc.SetDeadline(time.Now().Add(s.h.timeout))
 		if err := tc.Handshake(); err != nil {
 			return nil, failed("tls", err)
 		}
@@ -125,21 +142,62 @@ func (s *authStream) acceptLoop() {
 			}
 			continue
 		}
+		peer := s.peerKey(raw.RemoteAddr())
+		if !s.take(peer) {
+			raw.Close()
+			s.h.count(failed("per_ip", fmt.Errorf("too many handshakes in progress from %s", peer)))
+			continue
+		}
 		select {
 		case s.pending <- struct{}{}:
 		default:
+			s.release(peer)
 			raw.Close()
 			s.h.count(failed("overload", errors.New("too many handshakes in progress")))
 			continue
 		}
-		go s.admit(raw)
+		go s.admit(raw, peer)
 	}
 }
 
+// take claims one of peer's handshake slots, if it has one left.
+func (s *authStream) take(peer string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perPeer[peer] >= maxHandshakesPerIP {
+		return false
+	}
+	s.perPeer[peer]++
+	return true
+}
+
+// release gives back one of peer's handshake slots.
+func (s *authStream) release(peer string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perPeer[peer]--; s.perPeer[peer] <= 0 {
+		delete(s.perPeer, peer)
+	}
+}
+
+// remoteIP is the peer key of the per-IP limit: the address without its
+// port.
+func remoteIP(a net.Addr) string {
+	if tcp, ok := a.(*net.TCPAddr); ok {
+		return tcp.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
 // admit handshakes one accepted connection and hands it to Accept.
-func (s *authStream) admit(raw net.Conn) {
+func (s *authStream) admit(raw net.Conn, peer string) {
 	conn, err := s.secure(raw, false)
 	<-s.pending
+	s.release(peer)
 	if err != nil {
 		raw.Close()
 		s.h.count(err)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,7 +29,10 @@ import (
 // yet. Each end checks the other's proof in constant time and closes the
 // connection on any mismatch. Fresh nonces on both sides make a recorded
 // handshake useless for another connection, and the direction labels make
-// an end's own proof useless as the other's. It authenticates, it does not
+// an end's own proof useless as the other's. A node refuses a hello or an
+// answer carrying a nonce it has itself sent in a handshake still open on
+// another connection (handshaker.inFlight), so that its own proofs cannot be relayed between
+// two of its connections. It authenticates, it does not
 // encrypt: mutual TLS (Config.TLSCertFile) does, and the handshake then
 // runs inside TLS. It costs one round trip and a half per connection and
 // nothing per RPC.
@@ -49,8 +53,14 @@ const (
 // maxHandshakeTimeout bounds a handshake, however long TransportTimeout.
 const maxHandshakeTimeout = 5 * time.Second
 
+// maxHelloTimeout bounds the wait for an accepted connection's first bytes
+// (its hello, or its TLS ClientHello): a real peer sends them at once, and
+// a silent connection must not hold a handshake slot for the whole
+// handshake's deadline.
+const maxHelloTimeout = time.Second
+
 // handshakeReasons are the values of the failures counter's reason label.
-var handshakeReasons = [...]string{"io", "timeout", "not_handshake", "bad_proof", "cluster_id", "tls", "overload"}
+var handshakeReasons = [...]string{"io", "timeout", "not_handshake", "bad_proof", "cluster_id", "tls", "overload", "reflected", "per_ip"}
 
 // handshakeError is a failed handshake and why (one of handshakeReasons).
 type handshakeError struct {
@@ -77,8 +87,37 @@ func ioFailed(err error) error {
 type handshaker struct {
 	key      []byte
 	ids      *clusterID
-	timeout  time.Duration
+	timeout  time.Duration          // of a whole handshake
+	hello    time.Duration          // for an accepted connection's first bytes
 	failures *prometheus.CounterVec // by reason
+
+	// inFlight holds the nonces this node has sent in handshakes not yet
+	// ended: its dial nonces C and its accept nonces S. Without it, the
+	// acceptor proves the key for any C before the peer has proven
+	// anything, and an attacker holding an address the node dials could
+	// relay the node's own hello to the node's Raft port and its answer
+	// back, and have the node's dialler and acceptor authenticate each
+	// other on its behalf (a reflection). A nonce of ours coming back from
+	// the other end is refused, unless it comes back on the very
+	// connection it left on: a node dialling its own address (a hello to
+	// itself). Each nonce is kept with the dialling end's address of its
+	// connection, which both ends of one TCP connection see alike.
+	inFlight sync.Map // string(nonce) -> dialling end's address
+}
+
+// sent records nonce as in flight on the connection whose dialling end is
+// dialler, until the returned func is called.
+func (h *handshaker) sent(nonce []byte, dialler net.Addr) func() {
+	k := string(nonce)
+	h.inFlight.Store(k, dialler.String())
+	return func() { h.inFlight.Delete(k) }
+}
+
+// reflected reports whether nonce is one this node has in flight on
+// another connection than the one whose dialling end is dialler.
+func (h *handshaker) reflected(nonce []byte, dialler net.Addr) bool {
+	v, ok := h.inFlight.Load(string(nonce))
+	return ok && v.(string) != dialler.String()
 }
 
 // newHandshaker derives the cluster key from secret.
@@ -94,7 +133,7 @@ func newHandshaker(secret []byte, ids *clusterID, timeout time.Duration) (*hands
 	for _, r := range handshakeReasons {
 		failures.WithLabelValues(r) // every reason is scraped from the start, at 0
 	}
-	return &handshaker{key: key, ids: ids, timeout: min(timeout, maxHandshakeTimeout), failures: failures}, nil
+	return &handshaker{key: key, ids: ids, timeout: min(timeout, maxHandshakeTimeout), hello: min(timeout, maxHelloTimeout), failures: failures}, nil
 }
 
 // count records a failed handshake.
@@ -127,6 +166,7 @@ func (h *handshaker) dial(conn net.Conn) error {
 	hello = append(hello, handshakeMagic...)
 	cn := make([]byte, nonceSize)
 	rand.Read(cn)
+	defer h.sent(cn, conn.LocalAddr())()
 	hello = append(append(hello, cn...), mine[:]...)
 	if _, err := conn.Write(hello); err != nil {
 		return ioFailed(err)
@@ -136,6 +176,9 @@ func (h *handshaker) dial(conn net.Conn) error {
 		return ioFailed(err)
 	}
 	sn := reply[:nonceSize]
+	if h.reflected(sn, conn.LocalAddr()) {
+		return failed("reflected", fmt.Errorf("%s answered with a nonce of this node's", conn.RemoteAddr()))
+	}
 	var id [clusterIDSize]byte
 	copy(id[:], reply[nonceSize:])
 	if !hmac.Equal(reply[nonceSize+clusterIDSize:], h.proof(labelAcceptor, cn, sn, id)) {
@@ -151,8 +194,10 @@ func (h *handshaker) dial(conn net.Conn) error {
 }
 
 // accept runs the acceptor's side on conn, within the handshake deadline.
+// The hello must arrive within the shorter hello deadline.
 func (h *handshaker) accept(conn net.Conn) error {
-	conn.SetDeadline(time.Now().Add(h.timeout))
+	start := time.Now()
+	conn.SetDeadline(start.Add(h.hello))
 	defer conn.SetDeadline(time.Time{})
 	hello := make([]byte, len(handshakeMagic)+nonceSize+clusterIDSize)
 	if _, err := io.ReadFull(conn, hello[:1]); err != nil {
@@ -167,7 +212,11 @@ func (h *handshaker) accept(conn net.Conn) error {
 	if string(hello[:len(handshakeMagic)]) != handshakeMagic {
 		return failed("not_handshake", fmt.Errorf("%s sent no handshake", conn.RemoteAddr()))
 	}
+	conn.SetDeadline(start.Add(h.timeout))
 	cn := hello[len(handshakeMagic) : len(handshakeMagic)+nonceSize]
+	if h.reflected(cn, conn.RemoteAddr()) {
+		return failed("reflected", fmt.Errorf("%s sent a nonce of this node's own (a relayed handshake)", conn.RemoteAddr()))
+	}
 	var theirs [clusterIDSize]byte
 	copy(theirs[:], hello[len(handshakeMagic)+nonceSize:])
 	mine := h.ids.get()
@@ -177,6 +226,7 @@ func (h *handshaker) accept(conn net.Conn) error {
 	}
 	sn := make([]byte, nonceSize)
 	rand.Read(sn)
+	defer h.sent(sn, conn.RemoteAddr())()
 	reply := make([]byte, 0, nonceSize+clusterIDSize+macSize)
 	reply = append(append(append(reply, sn...), id[:]...), h.proof(labelAcceptor, cn, sn, id)...)
 	if _, err := conn.Write(reply); err != nil {

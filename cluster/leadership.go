@@ -57,8 +57,9 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 		}
 		if leader && n.becomeReady(notify) {
 			announce(true)
-			n.wg.Add(1)
+			n.wg.Add(2)
 			go n.raiseLogFormat(n.readyTerm.Load())
+			go n.upgradeClusterID(n.readyTerm.Load())
 		}
 	}
 }
