@@ -17,11 +17,9 @@ package domain
 // EvPrune event (retention.go), which the leader's engine proposes only
 // once the committed format is at least 3, in batches written as version 3.
 //
-// The committed format is kept by the FSM next to State, not in State: it
-// is not part of the state hash or of snapshots. A node restored from a
-// snapshot learns it again from the next EvLogFormat or BatchV2 entry it
-// applies (a leader that does not know it writes BatchV1, which every node
-// decodes, and asks for the event again).
+// The committed format is part of State (State.LogFormat): it is in the
+// state hash and travels in snapshots (record type 7), so a node restored
+// from a snapshot writes the format the cluster moved to.
 
 // LogFormatKnown reports whether this binary decodes entries of format v.
 func LogFormatKnown(v uint8) bool { return v >= BatchV1 && v <= BatchVersion }
