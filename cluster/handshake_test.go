@@ -3,14 +3,8 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"allot/actors/domain"
+	"allot/cluster/testpki"
 )
 
 // handshakeFailures reads n's failure counter for reason.
@@ -128,60 +123,10 @@ func TestHandshakeRefusesAnotherClusterAndAnotherKey(t *testing.T) {
 	}
 }
 
-// testCA is a certificate authority made in memory for a test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test cluster ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// issue makes a node certificate, good for both ends of a connection.
-func (ca *testCA) issue(t *testing.T, name string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // useTLS puts a node on mutual TLS with a certificate of ca.
-func useTLS(t *testing.T, ca *testCA, c *Config) {
-	cert := ca.issue(t, c.NodeID)
-	c.tlsConfigs = func() (*tls.Config, *tls.Config) { return mutualTLS(cert, ca.pool) }
+func useTLS(t *testing.T, ca *testpki.CA, c *Config) {
+	cert := ca.Issue(t, c.NodeID)
+	c.tlsConfigs = func() (*tls.Config, *tls.Config) { return mutualTLS(cert, ca.Pool) }
 }
 
 // TestForgedAppendEntriesOverMutualTLSIsRefused: in mutual TLS mode a
@@ -190,7 +135,7 @@ func useTLS(t *testing.T, ca *testCA, c *Config) {
 // TLS with a good certificate but no handshake; a two-node cluster on
 // mutual TLS still forms and replicates.
 func TestForgedAppendEntriesOverMutualTLSIsRefused(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testpki.NewCA(t)
 	nodes := startCluster(t, 2, func(_ int, c *Config) { useTLS(t, ca, c) })
 	leader := leaderOf(t, nodes)
 	if o := propose(t, leader, putVoucher("real", 3)); o.err != nil {
@@ -221,8 +166,8 @@ func TestForgedAppendEntriesOverMutualTLSIsRefused(t *testing.T) {
 	for name, dial := range map[string]func() (net.Conn, error){
 		"plain tcp":          func() (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) },
 		"no client cert":     tlsDial(),
-		"another ca's cert":  tlsDial(newTestCA(t).issue(t, "mallory")),
-		"good cert, no auth": tlsDial(ca.issue(t, "mallory")),
+		"another ca's cert":  tlsDial(testpki.NewCA(t).Issue(t, "mallory")),
+		"good cert, no auth": tlsDial(ca.Issue(t, "mallory")),
 	} {
 		if err := forgeAppendEntries(t, follower, dial, "forged"); err == nil {
 			t.Errorf("%s: the node answered a forged AppendEntries", name)

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"allot/cluster/testpki"
+
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -100,8 +102,8 @@ func TestHandshakeSilentConnectionsFromOneIPAreBounded(t *testing.T) {
 // TLS mode too, a connection that sends no ClientHello is closed after the
 // hello deadline, not the TLS handshake's.
 func TestHandshakeSilentTLSConnectionIsClosedAfterTheHelloDeadline(t *testing.T) {
-	ca := newTestCA(t)
-	serverTLS, clientTLS := mutualTLS(ca.issue(t, "n1"), ca.pool)
+	ca := testpki.NewCA(t)
+	serverTLS, clientTLS := mutualTLS(ca.Issue(t, "n1"), ca.Pool)
 	h, err := newHandshaker([]byte("a shared secret of at least 32 bytes!!"), &clusterID{}, maxHandshakeTimeout)
 	if err != nil {
 		t.Fatal(err)
