@@ -60,17 +60,33 @@ var (
 		"Reservations kept in committed state, in any status.", nil, nil)
 	descIdemRecords = prometheus.NewDesc("allot_idempotency_records",
 		"Stored Idempotency-Key answers (kept 24 hours).", nil, nil)
+	descFinished = prometheus.NewDesc("allot_reservations_finished",
+		"Finished reservations (cancelled, expired, completed) kept until retention prunes them.", nil, nil)
+	descOldestFinishedAge = prometheus.NewDesc("allot_reservations_oldest_finished_age_seconds",
+		"How long ago the oldest finished reservation in committed state finished; 0 when none. Above --retention plus a few minutes, pruning is stuck.", nil, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUnits, descResources, descHoldsExpiring, descReservationsStored, descIdemRecords} {
+	for _, d := range []*prometheus.Desc{descUnits, descResources, descHoldsExpiring, descReservationsStored, descIdemRecords, descFinished, descOldestFinishedAge} {
 		ch <- d
 	}
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	var reservations, idem, held int
-	c.view(func(st *domain.State) { _, reservations, idem, held = st.Counts() })
+	var reservations, idem, held, finished int
+	var oldest int64
+	var anyFinished bool
+	c.view(func(st *domain.State) {
+		_, reservations, idem, held = st.Counts()
+		finished = st.Finished()
+		oldest, anyFinished = st.OldestFinished()
+	})
+	age := 0.0
+	if anyFinished {
+		age = max(0, time.Since(time.Unix(0, oldest)).Seconds())
+	}
+	ch <- prometheus.MustNewConstMetric(descFinished, prometheus.GaugeValue, float64(finished))
+	ch <- prometheus.MustNewConstMetric(descOldestFinishedAge, prometheus.GaugeValue, age)
 	ch <- prometheus.MustNewConstMetric(descHoldsExpiring, prometheus.GaugeValue, float64(held))
 	ch <- prometheus.MustNewConstMetric(descReservationsStored, prometheus.GaugeValue, float64(reservations))
 	ch <- prometheus.MustNewConstMetric(descIdemRecords, prometheus.GaugeValue, float64(idem))
