@@ -260,16 +260,33 @@ func appendResource(b []byte, r *Resource) []byte {
 		b = binary.AppendVarint(b, int64(n.Held))
 		b = binary.AppendVarint(b, int64(n.Confirmed))
 	}
-	users := make([]string, 0, len(r.UserUnits))
-	for u := range r.UserUnits {
+	return appendUserUnits(b, r.UserUnits)
+}
+
+// appendUserUnits encodes units per user in key order, so that equal maps
+// encode (and hash) equally.
+func appendUserUnits(b []byte, m map[string]int64) []byte {
+	users := make([]string, 0, len(m))
+	for u := range m {
 		users = append(users, u)
 	}
 	sort.Strings(users)
 	b = binary.AppendUvarint(b, uint64(len(users)))
 	for _, u := range users {
-		b = binary.AppendVarint(appendString(b, u), r.UserUnits[u])
+		b = binary.AppendVarint(appendString(b, u), m[u])
 	}
 	return b
+}
+
+// userUnits reads what appendUserUnits wrote.
+func (d *decoder) userUnits() map[string]int64 {
+	n := d.count(2)
+	m := make(map[string]int64, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		u := d.string()
+		m[u] = d.varint()
+	}
+	return m
 }
 
 func (d *decoder) resource(r *Resource) {
@@ -286,12 +303,7 @@ func (d *decoder) resource(r *Resource) {
 			r.Nights[i] = Night{Rooms: int32(d.varint()), Held: int32(d.varint()), Confirmed: int32(d.varint())}
 		}
 	}
-	n := d.count(2)
-	r.UserUnits = make(map[string]int64, n)
-	for i := 0; i < n; i++ {
-		u := d.string()
-		r.UserUnits[u] = d.varint()
-	}
+	r.UserUnits = d.userUnits()
 }
 
 // AppendResource, AppendReservation and AppendIdem encode state records

@@ -84,16 +84,7 @@ func AppendRetired(b []byte, r *Retired) []byte {
 	for _, d := range days {
 		b = binary.AppendVarint(binary.AppendVarint(b, int64(d)), r.Nights[d])
 	}
-	users := make([]string, 0, len(r.Users))
-	for u := range r.Users {
-		users = append(users, u)
-	}
-	sort.Strings(users)
-	b = binary.AppendUvarint(b, uint64(len(users)))
-	for _, u := range users {
-		b = binary.AppendVarint(appendString(b, u), r.Users[u])
-	}
-	return b
+	return appendUserUnits(b, r.Users)
 }
 
 // DecodeRetired reads what AppendRetired wrote.
@@ -108,10 +99,5 @@ func (d *decoder) retired(r *Retired) {
 		day := Day(d.varint())
 		r.Nights[day] = d.varint()
 	}
-	n = d.count(2)
-	r.Users = make(map[string]int64, n)
-	for i := 0; i < n && d.err == nil; i++ {
-		u := d.string()
-		r.Users[u] = d.varint()
-	}
+	r.Users = d.userUnits()
 }
