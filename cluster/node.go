@@ -186,7 +186,7 @@ func Start(cfg Config) (*Node, error) {
 		time.Sleep(cfg.leaseDuration())
 	}
 	if hasState {
-		recovered, err := recoverFromPeersFile(cfg.DataDir, rc, NewFSM(logger), n.logStore, stores.StableStore(), snapshots, trans)
+		recovered, err := recoverFromPeersFile(cfg.DataDir, rc, func() raft.FSM { return NewFSM(logger) }, n.logStore, stores.StableStore(), snapshots, trans)
 		if err != nil {
 			trans.Close()
 			stores.Close()

@@ -21,8 +21,9 @@ import (
 const PeersFile = "peers.json"
 
 // recoverFromPeersFile runs the manual recovery when the peers file exists.
-// It reports whether it did.
-func recoverFromPeersFile(dir string, rc *raft.Config, fsm raft.FSM, logs raft.LogStore, stable raft.StableStore, snaps raft.SnapshotStore, trans raft.Transport) (bool, error) {
+// It reports whether it did. newFSM makes the scratch FSM the recovery
+// replays the log into, only when there is a file.
+func recoverFromPeersFile(dir string, rc *raft.Config, newFSM func() raft.FSM, logs raft.LogStore, stable raft.StableStore, snaps raft.SnapshotStore, trans raft.Transport) (bool, error) {
 	path := filepath.Join(dir, PeersFile)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -40,7 +41,7 @@ func recoverFromPeersFile(dir string, rc *raft.Config, fsm raft.FSM, logs raft.L
 	if !self {
 		return false, fmt.Errorf("cluster: recovery file %s does not list this node (%s)", path, rc.LocalID)
 	}
-	if err := raft.RecoverCluster(rc, fsm, logs, stable, snaps, trans, conf); err != nil {
+	if err := raft.RecoverCluster(rc, newFSM(), logs, stable, snaps, trans, conf); err != nil {
 		return false, fmt.Errorf("cluster: recover from %s: %w", path, err)
 	}
 	if err := os.Rename(path, path+".applied"); err != nil {
