@@ -36,6 +36,9 @@ type Config struct {
 	// DataDir holds the Raft log, stable store and snapshots (see package
 	// storage for the layout).
 	DataDir string
+	// EventRetention is how long the change stream keeps a record, by
+	// leader time; 0 keeps every record.
+	EventRetention time.Duration
 	// Bootstrap makes a node without any Raft state start a new cluster with
 	// itself as the only voter. It is ignored when the data dir already has
 	// state, so it is safe to leave set on restarts.

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"allot/actors/domain"
+	"allot/httpapi/jsonview"
 	"allot/storage"
 )
 
@@ -64,6 +65,13 @@ type FSM struct {
 	// whenever they change, so that routing a request to the leader reads
 	// it without taking mu.
 	members atomic.Pointer[map[string]domain.Member]
+
+	// events, when set before Raft starts, receives the change stream
+	// (domain/change.go) of every applied entry; changes and evBatch are
+	// the apply goroutine's scratch for it.
+	events  *storage.EventLog
+	changes []domain.Change
+	evBatch storage.EventBatch
 
 	waitMu  sync.Mutex
 	nwait   atomic.Int32 // len(waiters), read without waitMu on the apply path
@@ -133,7 +141,10 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	var halt *Halt
 	var last uint64 // the last entry applied
+	var lastTerm uint64
 	membersChanged := false
+	f.changes = f.changes[:0]
+	var ch domain.Change
 	f.mu.Lock()
 	digest := f.st.LogDigest()
 	for i, l := range logs {
@@ -144,7 +155,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			resp[i] = halt.refusal(l.Index)
 			continue
 		}
-		last = l.Index
+		last, lastTerm = l.Index, l.Term
 		if l.Type != raft.LogCommand {
 			digest = f.audit.fold(digest, l, nil)
 			continue
@@ -159,13 +170,17 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 				f.raiseLogFormat(evs[j].LogFormat) // check made sure this binary knows it
 				continue
 			}
-			if err := f.st.Apply(&evs[j]); errors.Is(err, domain.ErrDuplicateKey) {
+			changed, err := f.st.ApplyChange(&evs[j], &ch)
+			if errors.Is(err, domain.ErrDuplicateKey) {
 				errs[j] = err // a retry decided twice: answered from the record, not a bug
 			} else if err != nil {
 				errs[j] = err
 				f.violation(l, j, &evs[j], err)
 			} else if t := evs[j].Type; t == domain.EvSetMember || t == domain.EvRemoveMember {
 				membersChanged = true
+			}
+			if changed && f.events != nil {
+				f.changes = append(f.changes, ch)
 			}
 		}
 		resp[i] = errs
@@ -176,12 +191,38 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		f.refreshMembersLocked()
 	}
 	f.mu.Unlock()
+	if err := f.storeChanges(); err != nil && halt == nil {
+		// The state has these entries, the stream does not: stop before
+		// anything reads past them (Restore starts over from a snapshot).
+		halt = &Halt{Reason: HaltEventLog, Index: last, Term: lastTerm, Err: err}
+	}
 	f.advance(last)
 	if halt != nil {
 		f.stop(halt)
 	}
 	return resp
 }
+
+// storeChanges renders the changes of this apply into the event log and
+// makes them visible to its readers. Rendering happens outside f.mu.
+func (f *FSM) storeChanges() error {
+	if len(f.changes) == 0 {
+		return nil
+	}
+	f.evBatch.Reset()
+	for i := range f.changes {
+		f.evBatch.End(jsonview.AppendChange(f.evBatch.Add(&f.changes[i]), &f.changes[i]))
+		f.changes[i] = domain.Change{} // drop the references to state
+	}
+	return f.events.Append(&f.evBatch)
+}
+
+// SetEventLog makes the FSM write the change stream into l; call it before
+// Raft starts.
+func (f *FSM) SetEventLog(l *storage.EventLog) { f.events = l }
+
+// EventLog is the log the FSM writes the change stream into, nil if none.
+func (f *FSM) EventLog() *storage.EventLog { return f.events }
 
 // altered returns logs with the command entries f.alter replaces replaced,
 // leaving Raft's own entries untouched.
@@ -377,7 +418,15 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	st := f.st.Clone()
 	f.mu.RUnlock()
-	return &fsmSnapshot{st: st}, nil
+	snap := &fsmSnapshot{st: st, events: f.events}
+	if f.events != nil {
+		// Snapshot runs on the apply goroutine: the log holds every record
+		// up to st's head, and the pin keeps retention from taking any of
+		// them before Persist has streamed them.
+		snap.from = f.events.Earliest()
+		f.events.Pin(snap.from)
+	}
+	return snap, nil
 }
 
 // Restore replaces the whole state with the one in the snapshot. On error
@@ -390,8 +439,24 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if h := f.halt.Load(); h != nil {
 		return fmt.Errorf("restore: %w", h)
 	}
-	st, err := storage.ReadSnapshot(rc)
+	var restore *storage.EventRestore
+	st, err := storage.ReadSnapshotWith(rc, func(head uint64) storage.EventSink {
+		if f.events == nil {
+			return nil
+		}
+		restore = f.events.BeginRestore(head)
+		return restore
+	})
+	if err == nil && f.events != nil {
+		if restore == nil { // a snapshot from before the stream
+			restore = f.events.BeginRestore(0)
+		}
+		err = restore.Commit()
+	}
 	if err != nil {
+		if restore != nil {
+			restore.Abort()
+		}
 		return fmt.Errorf("restore: %w", err)
 	}
 	snapIndex, indexed := snapshotIndex(rc)
@@ -453,17 +518,31 @@ func (f *FSM) Member(id string) (domain.Member, bool) {
 }
 
 type fsmSnapshot struct {
-	st *domain.State
+	st     *domain.State
+	events *storage.EventLog // nil: no stream to carry
+	from   uint64            // the oldest record kept when the snapshot was taken, pinned
 }
 
-// Persist streams the frozen state into the sink.
+// Persist streams the frozen state and the stream's records up to its
+// head into the sink.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if err := storage.WriteSnapshot(sink, s.st); err != nil {
+	var each storage.EachEvent
+	if s.events != nil {
+		head := s.st.EventHead()
+		each = func(fn func(off uint64, raw []byte) error) error { return s.events.EachUpTo(s.from, head, fn) }
+	}
+	if err := storage.WriteSnapshotWith(sink, s.st, each); err != nil {
 		sink.Cancel()
 		return err
 	}
 	return sink.Close()
 }
 
-// Release drops the frozen copy.
-func (s *fsmSnapshot) Release() { s.st = nil }
+// Release drops the frozen copy and the pin on the stream.
+func (s *fsmSnapshot) Release() {
+	if s.events != nil {
+		s.events.Unpin(s.from)
+		s.events = nil
+	}
+	s.st = nil
+}

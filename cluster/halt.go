@@ -44,10 +44,15 @@ const (
 	// Unlike the others, this halt is recorded in the data dir, so that a
 	// restart halts at once instead of serving until the next audit.
 	HaltDiverged HaltReason = "diverged"
+	// HaltEventLog: the change stream's records of applied entries could
+	// not be written (disk full, I/O error). The state moved on but the
+	// stream did not, and it must never have a gap, so the FSM stops; a
+	// restart makes the records again from the snapshot and the log.
+	HaltEventLog HaltReason = "event_log"
 )
 
 // haltReasons are every HaltReason, for metrics.
-var haltReasons = [...]HaltReason{HaltUndecodable, HaltLogFormat, HaltTermMismatch, HaltDiverged}
+var haltReasons = [...]HaltReason{HaltUndecodable, HaltLogFormat, HaltTermMismatch, HaltDiverged, HaltEventLog}
 
 // Halt records where and why an FSM stopped applying entries.
 type Halt struct {

@@ -92,6 +92,11 @@ func (n *Node) becomeReady(notify <-chan bool) bool {
 			index = max(index, own)
 		}
 		if err == nil {
+			var raised uint64
+			raised, err = n.foundLogFormat(term)
+			index = max(index, raised)
+		}
+		if err == nil {
 			if superseded() {
 				return false
 			}

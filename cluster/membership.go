@@ -179,17 +179,47 @@ func (n *Node) recordSelf(term uint64) (uint64, error) {
 		return 0, nil
 	}
 	ev := domain.Event{Type: domain.EvSetMember, At: time.Now().UnixNano(), Member: self}
+	index, err := n.applyBeforeReady(term, ev, "record own addresses")
+	if err == nil {
+		n.logger.Info("recorded own addresses", "raft_addr", self.RaftAddr, "http_addr", self.HTTPAddr)
+	}
+	return index, err
+}
+
+// foundLogFormat raises the log format of a cluster this node leads alone
+// to the newest this binary writes before it serves: with no other server
+// to ask, nothing stands in the way, and a new cluster then numbers its
+// change stream (domain/change.go) from its first write on, instead of from
+// whenever raiseLogFormat gets to it.
+func (n *Node) foundLogFormat(term uint64) (uint64, error) {
+	if n.fsm.LogFormat() >= n.fsm.maxFormat {
+		return 0, nil
+	}
+	servers, err := n.servers()
+	if err != nil || len(servers) != 1 || string(servers[0].ID) != n.cfg.NodeID {
+		return 0, nil // others to ask first: raiseLogFormat does, once ready
+	}
+	ev := domain.Event{Type: domain.EvLogFormat, At: time.Now().UnixNano(), LogFormat: n.fsm.maxFormat}
+	index, err := n.applyBeforeReady(term, ev, "raise the log format")
+	if err == nil {
+		n.logger.Info("log format raised", "to", n.fsm.maxFormat, "term", term)
+	}
+	return index, err
+}
+
+// applyBeforeReady commits one event of the new leader's own before it is
+// ready (the engine does not run yet, so it goes to Raft directly).
+func (n *Node) applyBeforeReady(term uint64, ev domain.Event, what string) (uint64, error) {
 	b := n.stamp(&domain.Batch{Events: []domain.Event{ev}}, term)
 	f := n.raft.Apply(domain.EncodeBatch(nil, b), n.cfg.BarrierTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.BarrierTimeout)
 	defer cancel()
 	if err := awaitFuture(ctx, f); err != nil {
-		return 0, fmt.Errorf("record own addresses: %w", err)
+		return 0, fmt.Errorf("%s: %w", what, err)
 	}
 	if errs, ok := f.Response().([]error); !ok || len(errs) != 1 || errs[0] != nil {
-		return 0, fmt.Errorf("record own addresses: refused: %v", f.Response())
+		return 0, fmt.Errorf("%s: refused: %v", what, f.Response())
 	}
-	n.logger.Info("recorded own addresses", "raft_addr", self.RaftAddr, "http_addr", self.HTTPAddr)
 	return f.Index(), nil
 }
 

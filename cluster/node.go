@@ -128,6 +128,8 @@ func Start(cfg Config) (*Node, error) {
 	}
 	fsm := NewFSM(logger)
 	fsm.audit.every, fsm.alter = cfg.AuditInterval, cfg.alterEntry
+	stores.Events().SetRetention(cfg.EventRetention)
+	fsm.SetEventLog(stores.Events())
 	ids, err := loadClusterID(cfg.DataDir)
 	if err != nil {
 		stores.Close()

@@ -6,11 +6,11 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
 	"allot/actors/domain"
+	"allot/httpapi/jsonview"
 )
 
 // Errors that only the HTTP layer produces; the rest are domain sentinels.
@@ -137,53 +137,9 @@ func writeProblem(c *gin.Context, pk problemKind, detail string) {
 	b = append(b, `","status":`...)
 	b = strconv.AppendInt(b, int64(pk.status), 10)
 	b = append(b, `,"detail":`...)
-	b = appendJSONString(b, detail)
+	b = jsonview.AppendString(b, detail)
 	b = append(b, `,"code":"`...)
 	b = append(b, pk.code...)
 	b = append(b, `"}`...)
 	c.Data(pk.status, "application/problem+json", b)
-}
-
-// appendJSONString appends s as a JSON string. Control characters are
-// escaped and invalid UTF-8 becomes U+FFFD, as encoding/json does.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

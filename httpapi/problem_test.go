@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"allot/actors/domain"
+	"allot/httpapi/jsonview"
 )
 
 func TestClassifyEverySentinel(t *testing.T) {
@@ -55,8 +56,8 @@ func TestClassifyEverySentinel(t *testing.T) {
 func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
 	for _, s := range []string{"", "plain", `q"uo\te`, "tab\tnl\ncr\r", "\x00\x1f\x7f", "héllo 世界", "bad\xffutf8", "<&>"} {
 		var back string
-		if err := json.Unmarshal(appendJSONString(nil, s), &back); err != nil {
-			t.Fatalf("%q: invalid JSON %s: %v", s, appendJSONString(nil, s), err)
+		if err := json.Unmarshal(jsonview.AppendString(nil, s), &back); err != nil {
+			t.Fatalf("%q: invalid JSON %s: %v", s, jsonview.AppendString(nil, s), err)
 		}
 		want := strings.ToValidUTF8(s, "\ufffd")
 		if back != want {

@@ -207,12 +207,6 @@ func validPathID(id string) bool {
 	return domain.ValidID(id) && strings.Trim(id, ".") != ""
 }
 
-// appendTime appends Unix nanoseconds as RFC 3339 in UTC, as
-// domain.FormatTime renders them.
-func appendTime(b []byte, ns int64) []byte {
-	return time.Unix(0, ns).UTC().AppendFormat(b, time.RFC3339Nano)
-}
-
 // withTimeout bounds one engine or reader call by Config.RequestTimeout.
 func (s *Server) withTimeout(c *gin.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.Request.Context(), s.cfg.RequestTimeout)

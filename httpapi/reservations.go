@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"allot/actors/domain"
+	"allot/httpapi/jsonview"
 )
 
 // maxReservationIDLen is the longest reservation id the server makes.
@@ -139,7 +138,7 @@ func (s *Server) writeOutcome(c *gin.Context, out domain.Outcome, def int) {
 	if out.Replayed {
 		c.Header(headerReplayed, "true")
 	}
-	c.Data(code, "application/json", appendReservation(make([]byte, 0, 384), &out.Reservation))
+	c.Data(code, "application/json", jsonview.AppendReservation(make([]byte, 0, 384), &out.Reservation))
 }
 
 func (s *Server) getReservation(c *gin.Context, p domain.Principal) {
@@ -163,7 +162,7 @@ func (s *Server) getReservation(c *gin.Context, p domain.Principal) {
 		s.fail(c, err)
 		return
 	}
-	c.Data(http.StatusOK, "application/json", appendReservation(make([]byte, 0, 384), &res))
+	c.Data(http.StatusOK, "application/json", jsonview.AppendReservation(make([]byte, 0, 384), &res))
 }
 
 // listReservations pages through reservations in id order. A user sees
@@ -231,47 +230,9 @@ func (s *Server) listReservations(c *gin.Context, p domain.Principal) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendReservation(b, &items[i])
+		b = jsonview.AppendReservation(b, &items[i])
 	}
 	b = append(b, `],"next":`...)
-	b = appendJSONString(b, next)
+	b = jsonview.AppendString(b, next)
 	c.Data(http.StatusOK, "application/json", append(b, '}'))
-}
-
-// appendReservation encodes a reservation as API.md shows it: check_in and
-// check_out for rooms only, expires_at only while held.
-func appendReservation(b []byte, r *domain.Reservation) []byte {
-	b = append(b, `{"id":`...)
-	b = appendJSONString(b, r.ID)
-	b = append(b, `,"resource_id":`...)
-	b = appendJSONString(b, r.ResourceID)
-	b = append(b, `,"kind":`...)
-	b = appendJSONString(b, r.Kind.String())
-	b = append(b, `,"user":`...)
-	b = appendJSONString(b, r.User)
-	b = append(b, `,"quantity":`...)
-	b = strconv.AppendInt(b, r.Quantity, 10)
-	b = append(b, `,"status":`...)
-	b = appendJSONString(b, r.Status.String())
-	if r.Kind == domain.KindRoom {
-		b = append(b, `,"check_in":"`...)
-		b = appendDay(b, r.CheckIn)
-		b = append(b, `","check_out":"`...)
-		b = appendDay(b, r.CheckOut)
-		b = append(b, '"')
-	}
-	b = append(b, `,"created_at":"`...)
-	b = appendTime(b, r.CreatedAt)
-	if r.Status == domain.StatusHeld && r.ExpiresAt != 0 {
-		b = append(b, `","expires_at":"`...)
-		b = appendTime(b, r.ExpiresAt)
-	}
-	b = append(b, `","updated_at":"`...)
-	b = appendTime(b, r.UpdatedAt)
-	return append(b, `"}`...)
-}
-
-// appendDay appends d as YYYY-MM-DD, as domain.Day.String renders it.
-func appendDay(b []byte, d domain.Day) []byte {
-	return time.Unix(int64(d)*86400, 0).UTC().AppendFormat(b, time.DateOnly)
 }

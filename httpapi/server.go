@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"allot/actors/domain"
+	"allot/httpapi/jsonview"
 )
 
 const (
@@ -298,7 +299,7 @@ func (s *Server) healthz(c *gin.Context) {
 
 func (s *Server) readyz(c *gin.Context) {
 	if err := s.cfg.Cluster.Ready(); err != nil {
-		b := append([]byte(`{"status":"not_ready","reason":`), appendJSONString(nil, err.Error())...)
+		b := append([]byte(`{"status":"not_ready","reason":`), jsonview.AppendString(nil, err.Error())...)
 		c.Header("Retry-After", "1")
 		c.Data(http.StatusServiceUnavailable, "application/json", append(b, '}'))
 		return

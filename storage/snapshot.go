@@ -11,7 +11,7 @@ import (
 	"allot/actors/domain"
 )
 
-// The snapshot stream format, version 4:
+// The snapshot stream format, version 5:
 //
 //	header   "ALLOTSNP" (8 bytes), format version (1 byte)
 //	records  type (1 byte), payload length (uvarint), payload
@@ -27,10 +27,18 @@ import (
 //	                                 counted; absent for a log that never raised it
 //	         type 8: retired units  (domain.AppendRetired) of one resource, after
 //	                                 the resources, not counted
+//	         type 9: event head     (uvarint: State.EventHead), at most once, not
+//	                                 counted, before any type 10; absent before the
+//	                                 stream's first change
+//	         type 10: event         (uvarint offset, then the EventLog record), in
+//	                                 offset order without gaps, ending at the event
+//	                                 head; not counted
 //	end      type 0xFF, resource, reservation, idem record and member
 //	         counts (uvarints), CRC-32C (Castagnoli, 4 bytes little endian)
 //	         of every byte before it, then nothing
 //
+// Version 4 is version 5 without event records; WriteSnapshot writes it for
+// a state without a change stream, for the same reason as version 3.
 // Version 3 is version 4 without retired-units records; WriteSnapshot
 // still writes it for a state without them, so that a node of an older
 // binary can install the snapshot during a rolling upgrade (retired units
@@ -48,7 +56,10 @@ import (
 
 // SnapshotVersion is the newest format version, which WriteSnapshot writes
 // for a state with retired units (else snapshotVersionNoRetired).
-const SnapshotVersion = 4
+const SnapshotVersion = 5
+
+// snapshotVersionNoEvents is the version before event records.
+const snapshotVersionNoEvents = 4
 
 // snapshotVersionNoRetired is the version before retired-units records.
 const snapshotVersionNoRetired = 3
@@ -67,6 +78,8 @@ const (
 	recLogDigest   = 6
 	recLogFormat   = 7
 	recRetired     = 8
+	recEventHead   = 9
+	recEvent       = 10
 	recEnd         = 0xFF
 
 	// maxRecordSize bounds one record. A resource carries its per-user
@@ -80,14 +93,26 @@ const (
 	bufferSize = 64 << 10
 )
 
-// WriteSnapshot streams st to w in the snapshot format. st must not change
-// while it is written (the FSM hands it a frozen copy).
-func WriteSnapshot(w io.Writer, st *domain.State) error {
+// WriteSnapshot streams st to w in the snapshot format, without event
+// records. st must not change while it is written (the FSM hands it a
+// frozen copy).
+func WriteSnapshot(w io.Writer, st *domain.State) error { return WriteSnapshotWith(w, st, nil) }
+
+// EachEvent calls fn with the change stream's records of a snapshot, in
+// offset order, up to the state's event head (EventLog.EachUpTo).
+type EachEvent func(fn func(off uint64, raw []byte) error) error
+
+// WriteSnapshotWith is WriteSnapshot that also writes the state's change
+// stream as events gives it (nil: none).
+func WriteSnapshotWith(w io.Writer, st *domain.State, events EachEvent) error {
 	sw := &snapshotWriter{w: bufio.NewWriterSize(w, bufferSize), table: crc32.MakeTable(crc32.Castagnoli)}
 	sw.write([]byte(snapshotMagic))
 	version := byte(SnapshotVersion)
-	if st.RetiredResources() == 0 {
+	switch {
+	case st.EventHead() == 0 && st.RetiredResources() == 0:
 		version = snapshotVersionNoRetired
+	case st.EventHead() == 0:
+		version = snapshotVersionNoEvents
 	}
 	sw.write([]byte{version})
 	var nRes, nResv, nIdem, nMember uint64
@@ -134,6 +159,15 @@ func WriteSnapshot(w io.Writer, st *domain.State) error {
 	if f := st.LogFormat(); err == nil && f != 0 {
 		sw.buf = append(sw.buf[:0], f)
 		err = sw.record(recLogFormat)
+	}
+	if h := st.EventHead(); err == nil && h != 0 {
+		sw.buf = binary.AppendUvarint(sw.buf[:0], h)
+		if err = sw.record(recEventHead); err == nil && events != nil {
+			err = events(func(off uint64, raw []byte) error {
+				sw.buf = append(binary.AppendUvarint(sw.buf[:0], off), raw...)
+				return sw.record(recEvent)
+			})
+		}
 	}
 	if err != nil {
 		return err
@@ -198,8 +232,19 @@ func writeAll(w io.Writer, p []byte, prev error) error {
 // ReadSnapshot reads a stream written by WriteSnapshot into a new State. It
 // returns an error wrapping domain.ErrCorrupt for a stream that is truncated,
 // fails its checksum, does not decode or has a version it does not know, and
-// other read errors as they are.
-func ReadSnapshot(r io.Reader) (*domain.State, error) {
+// other read errors as they are. Event records are checked and skipped.
+func ReadSnapshot(r io.Reader) (*domain.State, error) { return ReadSnapshotWith(r, nil) }
+
+// EventSink takes a snapshot's event records; the FSM's is an EventRestore.
+type EventSink interface {
+	Add(off uint64, raw []byte) error
+}
+
+// ReadSnapshotWith is ReadSnapshot that hands the event records to the sink
+// that events returns for the snapshot's event head (nil: skip them). The
+// records reach the sink before the checksum is checked: the caller keeps
+// them only when ReadSnapshotWith succeeds.
+func ReadSnapshotWith(r io.Reader, events func(head uint64) EventSink) (*domain.State, error) {
 	sr := &snapshotReader{r: bufio.NewReaderSize(r, bufferSize), table: crc32.MakeTable(crc32.Castagnoli)}
 	var head [len(snapshotMagic) + 1]byte
 	if err := sr.full(head[:]); err != nil {
@@ -217,6 +262,8 @@ func ReadSnapshot(r io.Reader) (*domain.State, error) {
 	var counts [4]uint64 // resources, reservations, idem records, members
 	nCounts := len(counts)
 	sawLastTime, sawDigest, sawFormat := false, false, false
+	var sink EventSink
+	var nextEvent uint64 // 0 before the event-head record
 	if version == snapshotVersionNoMembers {
 		nCounts = 3
 	}
@@ -304,6 +351,34 @@ func ReadSnapshot(r io.Reader) (*domain.State, error) {
 			if err != nil {
 				return nil, fmt.Errorf("read snapshot: record %d: %w", rec, err)
 			}
+			continue
+		case recEventHead:
+			h, n := binary.Uvarint(payload)
+			if version <= snapshotVersionNoEvents || nextEvent != 0 || n != len(payload) || n <= 0 || h == 0 {
+				err = fmt.Errorf("unexpected event-head record in a version %d snapshot: %w", version, domain.ErrCorrupt)
+			} else {
+				st.LoadEventHead(h)
+				nextEvent = 1
+				if events != nil {
+					sink = events(h)
+				}
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read snapshot: record %d: %w", rec, err)
+			}
+			continue
+		case recEvent:
+			off, n := binary.Uvarint(payload)
+			switch {
+			case nextEvent == 0 || n <= 0 || off == 0 || off > st.EventHead() || (nextEvent > 1 && off != nextEvent):
+				err = fmt.Errorf("event record %d out of place: %w", off, domain.ErrCorrupt)
+			case sink != nil:
+				err = sink.Add(off, payload[n:])
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read snapshot: record %d: %w", rec, err)
+			}
+			nextEvent = off + 1
 			continue
 		default:
 			err = fmt.Errorf("unknown record type %d: %w", typ, domain.ErrCorrupt)

@@ -410,7 +410,7 @@ func TestSnapshotAfterPrune(t *testing.T) {
 		t.Fatalf("the prune removed nothing, or no completed reservation (%d retired)", st.RetiredResources())
 	}
 	data := encode(t, st)
-	if data[len(snapshotMagic)] != SnapshotVersion {
+	if data[len(snapshotMagic)] != snapshotVersionNoEvents {
 		t.Fatalf("a state with retired units written as version %d", data[len(snapshotMagic)])
 	}
 	if plain := encode(t, domain.NewState()); plain[len(snapshotMagic)] != snapshotVersionNoRetired {

@@ -8,6 +8,7 @@
 //	    raft/raft.db    Raft log entries and stable store (term, vote), one bbolt file
 //	    snapshots/      raft.FileSnapshotStore: one directory per snapshot (meta.json,
 //	                    state.bin in the format of WriteSnapshot); the newest 2 are kept
+//	    events/events.db  the node's copy of the change stream (EventLog), one bbolt file
 //
 // Directories are created 0700 and files 0600: the log holds every user's
 // reservations.
@@ -55,6 +56,7 @@ type Stores struct {
 	bolt  *raftboltdb.BoltStore
 	log   raft.LogStore
 	snaps *raft.FileSnapshotStore
+	evlog *EventLog
 }
 
 // Open opens (creating if needed) the stores under dataDir. logOutput
@@ -101,7 +103,12 @@ func Open(dataDir string, logOutput io.Writer) (*Stores, error) {
 		bolt.Close()
 		return nil, fmt.Errorf("storage: snapshot store: %w", err)
 	}
-	return &Stores{dir: dataDir, bolt: bolt, log: log, snaps: snaps}, nil
+	evlog, err := OpenEventLog(dataDir, nil)
+	if err != nil {
+		bolt.Close()
+		return nil, err
+	}
+	return &Stores{dir: dataDir, bolt: bolt, log: log, snaps: snaps, evlog: evlog}, nil
 }
 
 // Dir is the data dir the stores were opened in.
@@ -116,17 +123,24 @@ func (s *Stores) StableStore() raft.StableStore { return s.bolt }
 // SnapshotStore holds the FSM snapshots.
 func (s *Stores) SnapshotStore() raft.SnapshotStore { return s.snaps }
 
+// Events holds the node's copy of the change stream.
+func (s *Stores) Events() *EventLog { return s.evlog }
+
 // HasExistingState reports whether the stores hold any Raft state (log,
 // term or snapshot): a node with state must not be bootstrapped again.
 func (s *Stores) HasExistingState() (bool, error) {
 	return raft.HasExistingState(s.log, s.bolt, s.snaps)
 }
 
-// Close closes the bbolt file. The snapshot store holds no open files
+// Close closes the bbolt files. The snapshot store holds no open files
 // between snapshots.
 func (s *Stores) Close() error {
+	evErr := s.evlog.Close()
 	if err := s.bolt.Close(); err != nil {
 		return fmt.Errorf("storage: close raft db: %w", err)
+	}
+	if evErr != nil {
+		return fmt.Errorf("storage: close events db: %w", evErr)
 	}
 	return nil
 }

@@ -27,8 +27,13 @@ const (
 	// format allows 3, and a stamped batch that carries one is written as
 	// version 3, so an older node stops on the version byte.
 	BatchV3 = 3
+	// BatchV4 is BatchV3 under which the FSM numbers the change stream
+	// (change.go) and that may carry webhook events, which binaries of
+	// version 3 do not know; a stamped batch that carries one is written
+	// as version 4.
+	BatchV4 = 4
 	// BatchVersion is the newest version this binary decodes.
-	BatchVersion = BatchV3
+	BatchVersion = BatchV4
 )
 
 // ErrCorrupt is returned for bytes that do not decode.
@@ -65,7 +70,7 @@ func DecodeBatch(data []byte) (Batch, error) {
 	var term uint64
 	switch v := d.byte(); v {
 	case BatchV1:
-	case BatchV2, BatchV3:
+	case BatchV2, BatchV3, BatchV4:
 		if term = d.uvarint(); term == 0 && d.err == nil {
 			return Batch{}, fmt.Errorf("batch version %d with term 0: %w", v, ErrCorrupt)
 		}

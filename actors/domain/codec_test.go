@@ -127,7 +127,7 @@ func TestBatchTermAndLogFormat(t *testing.T) {
 		t.Fatalf("version 1 entry: %+v, %v", b, err)
 	}
 	for v := uint8(0); v < 10; v++ {
-		if got, want := domain.LogFormatKnown(v), v >= domain.BatchV1 && v <= domain.BatchV3; got != want {
+		if got, want := domain.LogFormatKnown(v), v >= domain.BatchV1 && v <= domain.BatchV4; got != want {
 			t.Errorf("LogFormatKnown(%d) = %v", v, got)
 		}
 	}

@@ -15,7 +15,9 @@ package domain
 //
 // Format 2 stamps every batch with its proposer's term; format 3 adds the
 // EvPrune event (retention.go), which the leader's engine proposes only
-// once the committed format is at least 3, in batches written as version 3.
+// once the committed format is at least 3, in batches written as version 3;
+// from format 4 on the FSM numbers the change stream (change.go), and
+// webhook events are proposed only then.
 //
 // The committed format is part of State (State.LogFormat): it is in the
 // state hash and travels in snapshots (record type 7), so a node restored

@@ -43,6 +43,9 @@ type State struct {
 	// leader to write (raised by the FSM on EvLogFormat events and stamped
 	// batches; 0 for a log that never said). Apply never touches it.
 	logFormat uint8
+
+	// eventHead is the offset of the last change of the stream (change.go).
+	eventHead uint64
 }
 
 // LogDigest is a running digest of the Raft log entries a node applied to
@@ -455,6 +458,7 @@ func (s *State) Clone() *State {
 	c.lastAt = s.lastAt
 	c.digest = s.digest
 	c.logFormat = s.logFormat
+	c.eventHead = s.eventHead
 	return c
 }
 
@@ -603,6 +607,9 @@ func (s *State) Hash() [32]byte {
 	s.hashMembers(buf, func(b []byte) { h.Write(b) })
 	h.Write(binary.AppendVarint(buf[:0], s.lastAt))
 	h.Write([]byte{s.logFormat})
+	if s.eventHead != 0 { // absent before the stream, so older states hash as they did
+		h.Write(binary.AppendUvarint(buf[:0], s.eventHead))
+	}
 	var out [32]byte
 	h.Sum(out[:0])
 	return out

@@ -137,6 +137,7 @@ func Start(cfg Config) (*Server, error) {
 	engineReady := make(chan struct{})
 	cc := cfg.Cluster
 	cc.NodeID, cc.DataDir, cc.RaftAddr = cfg.NodeID, cfg.DataDir, cfg.RaftAddr
+	cc.EventRetention = cfg.EventRetention
 	cc.HTTPAddr = scheme + ln.Addr().String()
 	cc.Bootstrap = cfg.Bootstrap
 	cc.Secret = cfg.AuthSecret
