@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"allot/actors/domain"
+	"allot/storage"
 )
 
 // benchEntries is one cycle of the apply benchmark: a put of each resource,
@@ -33,31 +34,70 @@ func benchEntries(nResources, nEntries, perEntry int) (setup *raft.Log, entries 
 // groups of 64 committed entries, each one batch of events (1 event: a
 // quiet leader; 16: group commit under load). Each cycle starts from a
 // fresh FSM (outside the timer) so that the state does not grow with b.N.
+//
+// stream=on is the same with the change stream on (log format 4, every
+// reservation rendered and written to a bbolt event log): the ratio of the
+// two is what the stream costs the accept path in Apply.
 func BenchmarkApplyBatch(b *testing.B) {
 	const group, groups = 64, 8
-	for _, perEntry := range []int{1, 16} {
-		b.Run("events="+strconv.Itoa(perEntry), func(b *testing.B) {
-			setup, entries := benchEntries(64, group*groups, perEntry)
-			var f *FSM
-			next := len(entries)
-			b.ReportAllocs()
-			for b.Loop() {
-				if next == len(entries) {
-					b.StopTimer()
-					f = NewFSM(quietLogger())
-					f.ApplyBatch([]*raft.Log{setup})
-					next = 0
-					b.StartTimer()
-				}
-				for _, resp := range f.ApplyBatch(entries[next : next+group]) {
-					if errs, ok := resp.([]error); !ok || errs[0] != nil {
-						b.Fatalf("response %v", resp)
-					}
-				}
-				next += group
+	for _, stream := range []bool{false, true} {
+		for _, perEntry := range []int{1, 16} {
+			name := "stream=off/events=" + strconv.Itoa(perEntry)
+			if stream {
+				name = "stream=on/events=" + strconv.Itoa(perEntry)
 			}
-		})
+			b.Run(name, func(b *testing.B) { benchApply(b, stream, group, groups, perEntry) })
+		}
 	}
+}
+
+func benchApply(b *testing.B, stream bool, group, groups, perEntry int) {
+	setup, entries := benchEntries(64, group*groups, perEntry)
+	if stream {
+		raise := domain.Batch{Term: 1, Events: []domain.Event{{Type: domain.EvLogFormat, LogFormat: domain.BatchV4}}}
+		raise.Events = append(raise.Events, mustDecode(b, setup.Data).Events...)
+		setup = command(1, 1, &raise)
+	}
+	var f *FSM
+	var events *storage.EventLog
+	next := len(entries)
+	b.ReportAllocs()
+	for b.Loop() {
+		if next == len(entries) {
+			b.StopTimer()
+			f = NewFSM(quietLogger())
+			if stream {
+				if events != nil {
+					events.Close()
+				}
+				var err error
+				if events, err = storage.OpenEventLog(b.TempDir(), quietLogger()); err != nil {
+					b.Fatal(err)
+				}
+				f.SetEventLog(events)
+			}
+			f.ApplyBatch([]*raft.Log{setup})
+			next = 0
+			b.StartTimer()
+		}
+		for _, resp := range f.ApplyBatch(entries[next : next+group]) {
+			if errs, ok := resp.([]error); !ok || errs[0] != nil {
+				b.Fatalf("response %v", resp)
+			}
+		}
+		next += group
+	}
+	if events != nil {
+		events.Close()
+	}
+}
+
+func mustDecode(b *testing.B, data []byte) domain.Batch {
+	batch, err := domain.DecodeBatch(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return batch
 }
 
 // BenchmarkAuditFold measures folding one entry into the log digest, the

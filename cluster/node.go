@@ -188,7 +188,13 @@ func Start(cfg Config) (*Node, error) {
 		time.Sleep(cfg.leaseDuration())
 	}
 	if hasState {
-		recovered, err := recoverFromPeersFile(cfg.DataDir, rc, func() raft.FSM { return NewFSM(logger) }, n.logStore, stores.StableStore(), snapshots, trans)
+		recovered, err := recoverFromPeersFile(cfg.DataDir, rc, func() raft.FSM {
+			// The scratch FSM writes the stream too, so that the snapshot the
+			// recovery leaves carries it (the records are the same bytes).
+			scratch := NewFSM(logger)
+			scratch.SetEventLog(stores.Events())
+			return scratch
+		}, n.logStore, stores.StableStore(), snapshots, trans)
 		if err != nil {
 			trans.Close()
 			stores.Close()
