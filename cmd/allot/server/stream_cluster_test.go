@@ -200,3 +200,54 @@ func TestStreamGapFreeAndEqualAfterLeaderKill(t *testing.T) {
 		t.Fatalf("%d reservations in the stream, %d acknowledged", len(created), len(acks))
 	}
 }
+
+// A follower that was cut off while the leader compacted its log installs
+// the leader's snapshot, and a node restarted from its own snapshot and log
+// tail comes back: both end with the leader's stream, byte for byte.
+func TestStreamSurvivesSnapshotInstallAndRestart(t *testing.T) {
+	c := servertest.MakeCluster(t, 3, servertest.Options{Seed: 8})
+	l := c.Leader()
+	admin := c.Client(l.Index())
+	admin.Must("PUT", "/v1/resources/v", map[string]any{"kind": "voucher", "capacity": 1000, "hold_seconds": 300}, http.StatusCreated)
+	reserve := func(from, to int) {
+		for i := from; i < to; i++ {
+			c.Client(l.Index()).As(fmt.Sprintf("s%03d", i), "user").Must("POST", "/v1/resources/v/reservations", map[string]int{"quantity": 1}, http.StatusCreated)
+		}
+	}
+	reserve(0, 20)
+	f := c.Followers()[0]
+	c.Net().Isolate(f.ID())
+	reserve(20, 40) // only the others have these; the snapshot carries them to f
+	c.InstallSnapshot(f.Index())
+	reserve(40, 50)
+	c.WaitConverged()
+
+	other := c.Followers()[0]
+	if other == f {
+		other = c.Followers()[1]
+	}
+	c.ForceSnapshot(other.Index())
+	c.Stop(other.Index())
+	reserve(50, 60)
+	c.Restart(other.Index())
+	c.WaitConverged()
+
+	want, evs := streamOf(t, l)
+	if len(evs) != 61 || evs[0].Type != "resource.created" { // the resource and 60 holds
+		t.Fatalf("the leader's stream has %d events, first %+v", len(evs), evs[0])
+	}
+	for _, nd := range []*servertest.Node{f, other} {
+		got, _ := streamOf(t, nd)
+		if len(got) != len(want) {
+			t.Fatalf("%s has %d events, the leader %d", nd.ID(), len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("%s offset %d:\n%s\n%s", nd.ID(), i+1, got[i], want[i])
+			}
+		}
+		if h := nd.Server().Node().FSM().EventLog().Head(); h != 61 {
+			t.Fatalf("%s head %d", nd.ID(), h)
+		}
+	}
+}
