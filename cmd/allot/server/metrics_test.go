@@ -194,6 +194,8 @@ var wantFamilies = map[string]family{
 	"allot_idempotency_records":                      {gauge, nil},
 	"allot_reservations_finished":                    {gauge, nil},
 	"allot_reservations_oldest_finished_age_seconds": {gauge, nil},
+	"allot_events_head":                              {gauge, nil},
+	"allot_events_earliest":                          {gauge, nil},
 	"allot_invariant_violations_total":               {counter, nil},
 	"allot_actors_active":                            {gauge, nil},
 	"allot_actor_activations_total":                  {counter, nil},
@@ -327,6 +329,10 @@ func checkWorkload(t *testing.T, fams map[string]*dto.MetricFamily) {
 	expect(t, fams, "allot_reservations_finished", 2) // the cancelled and the expired one
 	if age := sample(fams, "allot_reservations_oldest_finished_age_seconds").GetGauge().GetValue(); age <= 0 || age > 60 {
 		t.Errorf("allot_reservations_oldest_finished_age_seconds = %v, want a few seconds", age)
+	}
+	expect(t, fams, "allot_events_earliest", 1)
+	if h := sample(fams, "allot_events_head").GetGauge().GetValue(); h < 8 { // 4 resources, 4 reservations, their transitions
+		t.Errorf("allot_events_head = %v after the changes above", h)
 	}
 	expect(t, fams, "allot_invariant_violations_total", 0)
 	expect(t, fams, "allot_actors_active", 4)

@@ -163,7 +163,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.engine = actors.New(log, ec, newEngineMetrics(s.registry).hooks())
 	close(engineReady)
-	s.registry.MustRegister(engineCollector{s.engine}, newStateCollector(node.View))
+	s.registry.MustRegister(engineCollector{s.engine}, newStateCollector(node.View), streamCollector{node.FSM().EventLog()})
 
 	hc := cfg.HTTP
 	hc.Engine, hc.Reader, hc.Cluster = s.engine, node, clusterView{node}
