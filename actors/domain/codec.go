@@ -48,7 +48,9 @@ const maxPrealloc = 1024
 func EncodeBatch(dst []byte, b *Batch) []byte {
 	if b.Term != 0 {
 		v := byte(BatchV2)
-		if slices.ContainsFunc(b.Events, func(ev Event) bool { return ev.Type == EvPrune }) {
+		if slices.ContainsFunc(b.Events, func(ev Event) bool { return ev.Type.IsWebhookEvent() }) {
+			v = BatchV4
+		} else if slices.ContainsFunc(b.Events, func(ev Event) bool { return ev.Type == EvPrune }) {
 			v = BatchV3
 		}
 		dst = append(dst, v)
@@ -68,7 +70,8 @@ func EncodeBatch(dst []byte, b *Batch) []byte {
 func DecodeBatch(data []byte) (Batch, error) {
 	d := decoder{buf: data}
 	var term uint64
-	switch v := d.byte(); v {
+	v := d.byte()
+	switch v {
 	case BatchV1:
 	case BatchV2, BatchV3, BatchV4:
 		if term = d.uvarint(); term == 0 && d.err == nil {
@@ -85,6 +88,9 @@ func DecodeBatch(data []byte) (Batch, error) {
 	for i := 0; i < n && d.err == nil; i++ {
 		var ev Event
 		d.event(&ev)
+		if ev.Type.IsWebhookEvent() && v < BatchV4 {
+			d.fail("webhook event in a version %d batch", v)
+		}
 		b.Events = append(b.Events, ev)
 	}
 	return b, d.finish()
@@ -111,6 +117,8 @@ func appendEvent(b []byte, ev *Event) []byte {
 	case EvPrune:
 		b = binary.AppendVarint(b, ev.PruneBefore)
 		b = binary.AppendUvarint(b, uint64(ev.PruneMax))
+	case EvPutWebhook, EvDeleteWebhook, EvAdvanceWebhook, EvPauseWebhook, EvReplayWebhook:
+		b = appendWebhookOp(b, ev.Type, ev.Hook)
 	}
 	if ev.Idem == nil {
 		return append(b, 0)
@@ -143,6 +151,8 @@ func (d *decoder) event(ev *Event) {
 		} else {
 			d.fail("prune of %d reservations", n)
 		}
+	case EvPutWebhook, EvDeleteWebhook, EvAdvanceWebhook, EvPauseWebhook, EvReplayWebhook:
+		ev.Hook = d.webhookOp(ev.Type)
 	case EvDeleteResource:
 	default:
 		d.fail("event type %d", ev.Type)

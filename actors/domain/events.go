@@ -15,6 +15,11 @@ const (
 	EvRemoveMember                        // forget a cluster node
 	EvLogFormat                           // the cluster may use log format LogFormat from here on (logversion.go)
 	EvPrune                               // drop finished reservations older than PruneBefore (retention.go); log format BatchV3
+	EvPutWebhook                          // create or update a webhook (webhooks.go); log format BatchV4
+	EvDeleteWebhook                       // remove a webhook; BatchV4
+	EvAdvanceWebhook                      // move a webhook's cursor forward after its receiver acknowledged; BatchV4
+	EvPauseWebhook                        // pause or resume a webhook; BatchV4
+	EvReplayWebhook                       // set a webhook's cursor, backwards too; BatchV4
 )
 
 // Event is one decision of the leader. All times and ids in it were stamped
@@ -32,6 +37,7 @@ type Event struct {
 	LogFormat     uint8       // EvLogFormat
 	PruneBefore   int64       // EvPrune: leader time before which finished reservations go
 	PruneMax      int         // EvPrune: at most this many (1..MaxPrunePerEvent)
+	Hook          *WebhookOp  // the webhook events
 
 	// Idem, when set, stores the answer under the client's Idempotency-Key
 	// in the same step as the change it answers for.

@@ -31,6 +31,8 @@ type State struct {
 
 	members map[string]Member // cluster nodes by id
 
+	webhooks map[string]*Webhook // by id (webhooks.go)
+
 	// lastAt is the latest leader time of an applied event: a new leader
 	// starts its clock at or after it, so leader time never goes back.
 	lastAt int64
@@ -86,6 +88,7 @@ func NewState() *State {
 		retired:      make(map[string]*Retired),
 		idem:         make(map[string]IdemRecord),
 		members:      make(map[string]Member),
+		webhooks:     make(map[string]*Webhook),
 	}
 }
 
@@ -119,6 +122,8 @@ func (s *State) Apply(ev *Event) error {
 		err = s.applyRemoveMember(ev)
 	case EvPrune:
 		err = s.applyPrune(ev)
+	case EvPutWebhook, EvDeleteWebhook, EvAdvanceWebhook, EvPauseWebhook, EvReplayWebhook:
+		err = s.applyWebhook(ev)
 	default:
 		err = invalidf("unknown event type %d", ev.Type)
 	}
@@ -455,6 +460,7 @@ func (s *State) Clone() *State {
 	for id, m := range s.members {
 		c.members[id] = m
 	}
+	s.cloneWebhooks(c)
 	c.lastAt = s.lastAt
 	c.digest = s.digest
 	c.logFormat = s.logFormat
@@ -610,6 +616,7 @@ func (s *State) Hash() [32]byte {
 	if s.eventHead != 0 { // absent before the stream, so older states hash as they did
 		h.Write(binary.AppendUvarint(buf[:0], s.eventHead))
 	}
+	s.hashWebhooks(buf, func(b []byte) { h.Write(b) })
 	var out [32]byte
 	h.Sum(out[:0])
 	return out
