@@ -48,6 +48,12 @@ type Config struct {
 	// PruneInterval is how often the leader looks for reservations past
 	// Retention.
 	PruneInterval time.Duration
+	// Events is this node's copy of the change stream, which the leader
+	// delivers to webhooks from; nil delivers nothing (webhooks can still
+	// be written).
+	Events EventSource
+	// Webhooks tunes webhook delivery; zero fields take the defaults.
+	Webhooks WebhookConfig
 }
 
 // DefaultConfig returns the defaults.
@@ -60,6 +66,7 @@ func DefaultConfig() Config {
 		ExpiryRetry:        time.Second,
 		Retention:          DefaultRetention,
 		PruneInterval:      time.Minute,
+		Webhooks:           DefaultWebhookConfig(),
 	}
 }
 
@@ -89,6 +96,7 @@ func (c *Config) fill() {
 	if c.Clock == nil {
 		c.Clock = systemClock{}
 	}
+	c.Webhooks.fill()
 }
 
 // Engine is the leader-side write path of one shard. It implements
@@ -105,6 +113,12 @@ type Engine struct {
 	term *term      // nil while not leading
 
 	inflight inflightKeys
+
+	// Webhooks: the turn of the API's writes (webhooks.go), the delivery
+	// counters and the client that POSTs (webhook_delivery.go).
+	hookTurn   hookTurn
+	hookCounts hookCounts
+	hookClient *http.Client
 }
 
 // Hooks lets the caller observe the engine (metrics); every field is optional
@@ -142,7 +156,15 @@ func New(log Log, cfg Config, hooks Hooks) *Engine {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return logger.With("library", "protoactor")
 	}))
-	return &Engine{cfg: cfg, log: log, system: system, ids: newIDGenerator(), hooks: hooks}
+	return &Engine{cfg: cfg, log: log, system: system, ids: newIDGenerator(), hooks: hooks,
+		hookTurn: make(hookTurn, 1),
+		hookClient: &http.Client{
+			Transport: cfg.Webhooks.Transport,
+			Timeout:   cfg.Webhooks.Timeout,
+			// A redirect is not an acknowledgement: it is retried like
+			// any other answer that is not 2xx.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}}
 }
 
 // term is the engine's state for one stretch of leadership: its actors,
@@ -156,6 +178,7 @@ type term struct {
 	expiry   *expiry
 	clock    *leaderClock
 	lease    leaseGate
+	hooks    *hookManager
 	wg       sync.WaitGroup
 }
 
@@ -187,14 +210,16 @@ func (e *Engine) newTerm() *term {
 	t.registry.init()
 	t.proposer = newProposer(e, t)
 	t.expiry = newExpiry(t)
+	t.hooks = newHookManager(t)
 	e.log.View(func(st *domain.State) {
 		t.clock = newLeaderClock(e.cfg.Clock, st.LastTime())
 		st.EachHeld(func(r domain.Reservation) { t.expiry.add(r.ID, r.ResourceID, r.ExpiresAt) })
 	})
-	t.wg.Add(3)
+	t.wg.Add(4)
 	go func() { defer t.wg.Done(); t.proposer.run(ctx) }()
 	go func() { defer t.wg.Done(); t.expiry.run(ctx) }()
 	go func() { defer t.wg.Done(); pruner{term: t}.run(ctx) }()
+	go func() { defer t.wg.Done(); t.hooks.run(ctx) }()
 	return t
 }
 

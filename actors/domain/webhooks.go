@@ -395,3 +395,48 @@ func (d *decoder) webhookOp(t EventType) *WebhookOp {
 	}
 	return op
 }
+
+// StartFrom says where a new webhook's cursor starts.
+type StartFrom uint8
+
+// Where a new webhook starts: after the newest committed event, before the
+// oldest one kept, or after a given offset.
+const (
+	StartNow StartFrom = iota + 1
+	StartEarliest
+	StartAfter
+)
+
+// WebhookStart is the "start" of a new webhook, resolved by the leader to a
+// concrete cursor when it creates it.
+type WebhookStart struct {
+	From  StartFrom
+	After uint64 // StartAfter
+}
+
+// DeliveryState says how a webhook's delivery goes on the leader.
+type DeliveryState uint8
+
+// The delivery states of API.md.
+const (
+	DeliveryActive   DeliveryState = iota + 1 // sending, or caught up
+	DeliveryRetrying                          // the last attempt failed; the next waits for its backoff
+	DeliveryPaused                            // paused: nothing is sent
+)
+
+var deliveryNames = [...]string{DeliveryActive: "active", DeliveryRetrying: "retrying", DeliveryPaused: "paused"}
+
+func (s DeliveryState) String() string {
+	if int(s) < len(deliveryNames) && deliveryNames[s] != "" {
+		return deliveryNames[s]
+	}
+	return "unknown"
+}
+
+// WebhookDelivery is the leader's own view of one webhook's delivery: not
+// committed, gone with the leadership.
+type WebhookDelivery struct {
+	State         DeliveryState
+	LastError     string // why the attempts fail, "" while they do not
+	LastAttemptAt int64  // Unix ns of the last POST, 0 for none in this term
+}
