@@ -29,6 +29,8 @@ type Config struct {
 	Reader Reader
 	// Cluster reports membership and readiness. Required.
 	Cluster Cluster
+	// Webhooks manages webhooks; nil serves no webhook routes.
+	Webhooks Webhooks
 
 	// NodeID is sent in the X-Allot-Node header of every response.
 	// Required: 1-128 printable ASCII characters.

@@ -197,6 +197,8 @@ func (s *Server) routes() {
 	s.handle(http.MethodGet, "/v1/cluster/audit", s.authed(s.clusterAudit, true))
 	s.handle(http.MethodPost, "/v1/cluster/nodes", write(s.addNode, true))
 	s.handle(http.MethodDelete, "/v1/cluster/nodes/:id", write(s.removeNode, true))
+
+	s.webhookRoutes()
 }
 
 // handle registers a route behind its own pre-resolved metrics. A GET

@@ -157,16 +157,19 @@ func Start(cfg Config) (*Server, error) {
 	ec := cfg.Engine
 	ec.Logger = logger.With("component", "actors")
 	ec.Retention = cfg.Retention
+	if events := node.FSM().EventLog(); events != nil {
+		ec.Events = eventSource{events}
+	}
 	var log actors.Log = node
 	if cfg.WrapLog != nil {
 		log = cfg.WrapLog(log)
 	}
 	s.engine = actors.New(log, ec, newEngineMetrics(s.registry).hooks())
 	close(engineReady)
-	s.registry.MustRegister(engineCollector{s.engine}, newStateCollector(node.View), streamCollector{node.FSM().EventLog()})
+	s.registry.MustRegister(engineCollector{s.engine}, newStateCollector(node.View), streamCollector{node.FSM().EventLog()}, webhookCollector{s.engine})
 
 	hc := cfg.HTTP
-	hc.Engine, hc.Reader, hc.Cluster = s.engine, node, clusterView{node}
+	hc.Engine, hc.Reader, hc.Cluster, hc.Webhooks = s.engine, node, clusterView{node}, s.engine
 	hc.NodeID, hc.AuthSecret, hc.Registry = cfg.NodeID, cfg.AuthSecret, s.registry
 	hc.PeerTLS = peerTLS
 	hc.Logger = logger.With("component", "http")
