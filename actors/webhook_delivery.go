@@ -219,6 +219,13 @@ func (d *deliverer) run(ctx context.Context) {
 			continue
 		}
 		if b.first != 0 {
+			if !e.log.LeaseValid() && e.log.VerifyLeader(ctx) != nil {
+				// A deposed leader that has not noticed yet sends
+				// nothing: its batches would arrive among the new
+				// leader's.
+				d.wait(ctx, nil, time.After(cfg.BackoffMin))
+				continue
+			}
 			if err := d.send(ctx, &w, b); err != nil {
 				if ctx.Err() != nil {
 					return
