@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,10 +22,12 @@ import (
 // the offset, type and resource.
 type streamLog struct {
 	*memLog
-	emu     sync.Mutex
-	events  []StreamEvent
-	earlier uint64 // offsets up to it were pruned
-	changed chan struct{}
+	deposed  atomic.Bool  // LeaseValid false, VerifyLeader fails
+	verifies atomic.Int64 // VerifyLeader calls
+	emu      sync.Mutex
+	events   []StreamEvent
+	earlier  uint64 // offsets up to it were pruned
+	changed  chan struct{}
 }
 
 func newStreamLog() *streamLog {
@@ -67,6 +70,16 @@ func (l *streamLog) Propose(b *domain.Batch, done func([]error, error)) {
 		}
 		done(res, nil)
 	}()
+}
+
+func (l *streamLog) LeaseValid() bool { return !l.deposed.Load() }
+
+func (l *streamLog) VerifyLeader(context.Context) error {
+	l.verifies.Add(1)
+	if l.deposed.Load() {
+		return errors.New("deposed")
+	}
+	return nil
 }
 
 func (l *streamLog) Head() uint64 {
@@ -437,4 +450,61 @@ func TestWebhookPrunedEvents(t *testing.T) {
 	if len(ok) != 1 || fmt.Sprint(ok[0].offsets) != "[4 5]" {
 		t.Fatalf("sent %+v", ok)
 	}
+}
+
+// TestWebhookRetrySendsTheSameBatch: events committed while a batch fails
+// do not join it when it is sent again: the retry carries the same events
+// under the same webhook-id (a receiver that deduplicates by webhook-id
+// would otherwise drop the new ones), and they follow in the next batch.
+func TestWebhookRetrySendsTheSameBatch(t *testing.T) {
+	e, log := newHookEngine(t, 100)
+	rc := &receiver{t: t, secret: testHookSecret, fail: func(n int) bool { return n == 1 }}
+	first := make(chan struct{})
+	more := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(first); <-more }) // the first attempt answers only after more events committed
+		rc.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	if _, _, err := e.PutWebhook(ctx, hook("h", srv.URL), domain.WebhookStart{From: domain.StartNow}); err != nil {
+		t.Fatal(err)
+	}
+	putVoucher(t, e, "v0", 1, 0)
+	<-first
+	for i := 1; i <= 3; i++ {
+		putVoucher(t, e, fmt.Sprintf("v%d", i), 1, 0)
+	}
+	close(more)
+	waitUntil(t, "the cursor to reach the head", func() bool { return cursorOf(e, "h") == log.Head() })
+	ok, failed := rc.snapshot()
+	if len(failed) != 1 || len(ok) != 2 || ok[0].id != failed[0].id || ok[0].body != failed[0].body ||
+		fmt.Sprint(ok[0].offsets) != "[1]" || fmt.Sprint(ok[1].offsets) != "[2 3 4]" {
+		t.Fatalf("failed %+v\nacknowledged %+v", failed, ok)
+	}
+}
+
+// TestWebhookDeposedLeaderSendsNothing: a leader that cannot show it still
+// leads (no lease, no quorum) sends no batch: its batches would arrive
+// among its successor's.
+func TestWebhookDeposedLeaderSendsNothing(t *testing.T) {
+	e, log := newHookEngine(t, 100)
+	rc := &receiver{t: t, secret: testHookSecret}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	if _, _, err := e.PutWebhook(context.Background(), hook("h", srv.URL), domain.WebhookStart{From: domain.StartNow}); err != nil {
+		t.Fatal(err)
+	}
+	log.deposed.Store(true)
+	putVoucher(t, e, "v0", 1, 0)
+	waitUntil(t, "the deliverer to check leadership a few times, or send", func() bool {
+		ok, failed := rc.snapshot()
+		return log.verifies.Load() >= 3 || len(ok)+len(failed) > 0
+	})
+	if ok, failed := rc.snapshot(); len(ok)+len(failed) != 0 {
+		t.Fatalf("a deposed leader sent %d batches", len(ok)+len(failed))
+	}
+	log.deposed.Store(false)
+	waitUntil(t, "the cursor to reach the head", func() bool { return cursorOf(e, "h") == log.Head() })
 }
