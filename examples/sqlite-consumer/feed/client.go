@@ -132,10 +132,9 @@ func (c *Client) Poll(ctx context.Context, after int64) (*Page, error) {
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
-		var ce *CompactedError
-		var se *StatusError
-		if errors.As(err, &ce) || errors.Is(err, ErrNoStream) || errors.As(err, &se) {
-			return nil, err
+		var again retryable
+		if !errors.As(err, &again) {
+			return nil, err // 410, 404, 401, 403, 400: retrying changes nothing
 		}
 		pause := retryAfter
 		if pause <= 0 {
