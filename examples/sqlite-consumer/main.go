@@ -8,8 +8,9 @@
 //	  go run ./examples/sqlite-consumer --url http://127.0.0.1:8080 --db orders.db
 //
 // It exits with status 3 when the events it needs were compacted away
-// (410 offset_compacted): the database then misses changes and must be
-// resynchronised (docs/DOWNSTREAM.md).
+// (410 offset_compacted): the database then misses changes. With --resync
+// it rebuilds the orders from the current state instead and reads on from
+// the head (docs/DOWNSTREAM.md).
 package main
 
 import (
@@ -41,6 +42,7 @@ func run(args []string) int {
 	types := fs.String("types", "reservation.*", "event types to read (?type=); empty for all")
 	wait := fs.Duration("wait", 30*time.Second, "long-poll wait (at most 60s)")
 	limit := fs.Int("limit", 500, "events per page (at most 1000)")
+	resync := fs.Bool("resync", false, "on 410 offset_compacted, rebuild the orders from the current state and read on from the head (default: stop, exit status 3)")
 	verbose := fs.Bool("v", false, "log every page")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -75,14 +77,23 @@ func run(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err = orders.Consume(ctx, src, st, *shard, log)
 	var ce *feed.CompactedError
+	for {
+		err = orders.Consume(ctx, src, st, *shard, log)
+		if !*resync || !errors.As(err, &ce) {
+			break
+		}
+		log.Warn("the events this database needs are gone; rebuilding it from the current state", "err", err)
+		if _, err = orders.Resync(ctx, src, st, *shard, log); err != nil {
+			break
+		}
+	}
 	switch {
 	case ctx.Err() != nil:
 		log.Info("stopped")
 		return 0
 	case errors.As(err, &ce):
-		log.Error("the events this database needs are gone: it misses changes and must be resynchronised (see docs/DOWNSTREAM.md)",
+		log.Error("the events this database needs are gone: it misses changes; run again with --resync to rebuild it from the current state (docs/DOWNSTREAM.md)",
 			"err", err, "db", *dbPath)
 		return 3
 	default:

@@ -35,13 +35,14 @@ func (e *CompactedError) Error() string {
 
 // StatusError is an answer the client does not retry (401, 403, 400, ...).
 type StatusError struct {
-	Status int
-	Code   string
-	Detail string
+	Status   int
+	Code     string
+	Detail   string
+	earliest int64 // of a 410
 }
 
 func (e *StatusError) Error() string {
-	return fmt.Sprintf("GET /v1/events: %d %s: %s", e.Status, e.Code, e.Detail)
+	return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Detail)
 }
 
 // Config says where and how a Client reads.
@@ -78,7 +79,8 @@ func DefaultConfig() Config {
 	return Config{Limit: 500, Wait: 30 * time.Second, MaxBackoff: 30 * time.Second}
 }
 
-// Client long-polls GET /v1/events. It is not safe for concurrent use:
+// Client long-polls GET /v1/events and reads the state a resync starts
+// from. It is not safe for concurrent use:
 // a consumer reads one shard in order, from one goroutine.
 type Client struct {
 	cfg  Config
@@ -124,10 +126,46 @@ func New(cfg Config) (*Client, error) {
 // returns *CompactedError on 410, ErrNoStream on 404 and *StatusError on
 // any other answer.
 func (c *Client) Poll(ctx context.Context, after int64) (*Page, error) {
+	q := url.Values{}
+	q.Set("after", strconv.FormatInt(after, 10))
+	q.Set("limit", strconv.Itoa(c.cfg.Limit))
+	if c.cfg.Wait > 0 {
+		q.Set("wait", c.cfg.Wait.String())
+	}
+	if c.cfg.Shard != 0 {
+		q.Set("shard", strconv.Itoa(c.cfg.Shard))
+	}
+	if c.cfg.Types != "" {
+		q.Set("type", c.cfg.Types)
+	}
+	if c.cfg.Resource != "" {
+		q.Set("resource", c.cfg.Resource)
+	}
+	body, err := c.get(ctx, "/v1/events?"+q.Encode(), c.cfg.Wait+15*time.Second)
+	var se *StatusError
+	switch {
+	case errors.As(err, &se) && se.Status == http.StatusGone:
+		return nil, &CompactedError{After: after, Earliest: se.earliest}
+	case errors.As(err, &se) && se.Status == http.StatusNotFound:
+		return nil, ErrNoStream
+	case err != nil:
+		return nil, err
+	}
+	var p Page
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, fmt.Errorf("decoding a page of events: %w", err)
+	}
+	return &p, nil
+}
+
+// get sends GET path until it is answered 200 and returns the body. It
+// retries transport errors, 5xx and 429 (after the Retry-After asked
+// for) until ctx ends; any other answer is a *StatusError.
+func (c *Client) get(ctx context.Context, path string, timeout time.Duration) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
-		page, retryAfter, err := c.once(ctx, after)
+		body, retryAfter, err := c.once(ctx, path, timeout)
 		if err == nil {
-			return page, nil
+			return body, nil
 		}
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
@@ -142,7 +180,7 @@ func (c *Client) Poll(ctx context.Context, after int64) (*Page, error) {
 			pause = b/2 + rand.N(b/2+1)
 		}
 		pause = min(pause, c.cfg.MaxBackoff)
-		c.log.Warn("polling events failed; retrying", "err", err, "after", after, "in", pause)
+		c.log.Warn("request failed; retrying", "path", path, "err", err, "in", pause)
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
@@ -159,28 +197,13 @@ type retryable struct{ err error }
 func (r retryable) Error() string { return r.err.Error() }
 func (r retryable) Unwrap() error { return r.err }
 
-// once sends one poll. A retryable failure comes back with the pause the
+// once sends one GET. A retryable failure comes back with the pause the
 // server asked for (0: use backoff).
-func (c *Client) once(ctx context.Context, after int64) (*Page, time.Duration, error) {
-	q := url.Values{}
-	q.Set("after", strconv.FormatInt(after, 10))
-	q.Set("limit", strconv.Itoa(c.cfg.Limit))
-	if c.cfg.Wait > 0 {
-		q.Set("wait", c.cfg.Wait.String())
-	}
-	if c.cfg.Shard != 0 {
-		q.Set("shard", strconv.Itoa(c.cfg.Shard))
-	}
-	if c.cfg.Types != "" {
-		q.Set("type", c.cfg.Types)
-	}
-	if c.cfg.Resource != "" {
-		q.Set("resource", c.cfg.Resource)
-	}
+func (c *Client) once(ctx context.Context, path string, timeout time.Duration) ([]byte, time.Duration, error) {
 	base := c.cfg.URLs[c.next]
-	rctx, cancel := context.WithTimeout(ctx, c.cfg.Wait+15*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, base+"/v1/events?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, base+path, nil)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -199,19 +222,7 @@ func (c *Client) once(ctx context.Context, after int64) (*Page, time.Duration, e
 	}
 	switch {
 	case res.StatusCode == http.StatusOK:
-		var p Page
-		if err := json.Unmarshal(body, &p); err != nil {
-			return nil, 0, retryable{fmt.Errorf("decoding a page from %s: %w", base, err)}
-		}
-		return &p, 0, nil
-	case res.StatusCode == http.StatusGone:
-		var prob struct {
-			Earliest int64 `json:"earliest"`
-		}
-		json.Unmarshal(body, &prob)
-		return nil, 0, &CompactedError{After: after, Earliest: prob.Earliest}
-	case res.StatusCode == http.StatusNotFound:
-		return nil, 0, ErrNoStream
+		return body, 0, nil
 	case res.StatusCode == http.StatusTooManyRequests || res.StatusCode >= 500:
 		return nil, retryAfter(res.Header.Get("Retry-After")), retryable{problem(res.StatusCode, body)}
 	default:
@@ -236,11 +247,12 @@ func retryAfter(v string) time.Duration {
 func problem(status int, body []byte) *StatusError {
 	e := &StatusError{Status: status}
 	var p struct {
-		Code   string `json:"code"`
-		Detail string `json:"detail"`
+		Code     string `json:"code"`
+		Detail   string `json:"detail"`
+		Earliest int64  `json:"earliest"`
 	}
 	if json.Unmarshal(body, &p) == nil && p.Code != "" {
-		e.Code, e.Detail = p.Code, p.Detail
+		e.Code, e.Detail, e.earliest = p.Code, p.Detail, p.Earliest
 	} else {
 		e.Detail = string(body[:min(len(body), 200)])
 	}

@@ -56,3 +56,30 @@ func Consume(ctx context.Context, src Source, st *Store, shard int, log *slog.Lo
 		after = off
 	}
 }
+
+// StateSource is what Resync reads: feed.Client's Head and EachReservation.
+type StateSource interface {
+	Head(ctx context.Context) (int64, error)
+	EachReservation(ctx context.Context, fn func(feed.Reservation) error) error
+}
+
+// Resync rebuilds st from src's current state and sets its offset to the
+// head read first: "read the state, then stream from head". Consume goes on
+// from there. It returns the head.
+func Resync(ctx context.Context, src StateSource, st *Store, shard int, log *slog.Logger) (int64, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	head, err := src.Head(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("reading the head: %w", err)
+	}
+	n, err := st.Resync(ctx, shard, head, func(put func(feed.Reservation) error) error {
+		return src.EachReservation(ctx, put)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("resynchronising: %w", err)
+	}
+	log.Info("resynchronised from the current state", "reservations", n, "offset", head)
+	return head, nil
+}

@@ -353,9 +353,56 @@ func TestPollErrors(t *testing.T) {
 	if _, err := src.Poll(context.Background(), 0); !errors.As(err, &se) || se.Status != 401 {
 		t.Errorf("wrong token: %v, want a 401 StatusError", err)
 	}
-	cfg.URLs = []string{srv.URL + "/nothing-here"}
+	cfg.URLs, cfg.Token = []string{srv.URL + "/nothing-here"}, testToken
 	src, _ = feed.New(cfg)
 	if _, err := src.Poll(context.Background(), 0); !errors.Is(err, feed.ErrNoStream) {
 		t.Errorf("404: %v, want ErrNoStream", err)
+	}
+}
+
+// After a 410 the consumer reads the state, then streams from the head it
+// read first. The state is newer than that head, so the events after it
+// are applied on top of changes the state already shows — and the
+// database converges all the same.
+func TestResyncAfterCompacted(t *testing.T) {
+	h := orderHistory()
+	api := newFakeAPI(t, h.events)
+	api.set(func(f *fakeAPI) { f.earliest, f.head, f.state = 6, 10, h.rsv })
+	srv := api.serve()
+	st := openStore(t, filepath.Join(t.TempDir(), "orders.db"))
+	src := newClient(t, "", 100, srv.URL)
+	ctx := context.Background()
+	if _, _, err := st.Apply(ctx, 0, h.events[:2], 2); err != nil {
+		t.Fatal(err)
+	}
+	var ce *feed.CompactedError
+	if err := Consume(ctx, src, st, 0, nil); !errors.As(err, &ce) {
+		t.Fatalf("Consume: %v, want offset_compacted", err)
+	}
+	head, err := Resync(ctx, src, st, 0, nil)
+	if err != nil || head != 10 {
+		t.Fatalf("Resync = %d, %v; want head 10", head, err)
+	}
+	if off, _ := st.Offset(ctx, 0); off != 10 {
+		t.Fatalf("offset %d after the resync, want 10", off)
+	}
+	want := map[string]string{"r1": "completed", "r2": "expired", "r3": "confirmed", "r4": "cancelled", "r5": "cancelled"}
+	statuses := func() map[string]string {
+		out := map[string]string{}
+		for id, o := range readOrders(t, st) {
+			out[id] = o.Status
+		}
+		return out
+	}
+	if got := statuses(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the resync: %v, want the state %v", got, want)
+	}
+	api.set(func(f *fakeAPI) { f.head = 0 }) // events 11..13, which the state already showed
+	consumeUntil(t, src, st, int64(len(h.events)))
+	if got := statuses(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after reading on: %v, want %v", got, want)
+	}
+	if got := readHistory(t, st); !reflect.DeepEqual(got, []int64{11, 12, 13}) {
+		t.Errorf("history %v, want the events after the head: [11 12 13]", got)
 	}
 }

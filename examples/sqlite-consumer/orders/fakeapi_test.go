@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,8 @@ type fakeAPI struct {
 	retryAfter string
 	polls      int
 	afters     []int64 // the after of every poll answered 200
+	// state is what GET /v1/resources and /v1/reservations show.
+	state map[string]feed.Reservation
 }
 
 func newFakeAPI(t *testing.T, events []feed.Event) *fakeAPI {
@@ -66,14 +69,51 @@ func writeProblem(w http.ResponseWriter, status int, code string, extra map[stri
 }
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/v1/events" || r.Method != http.MethodGet {
-		writeProblem(w, 404, "not_found", nil)
-		return
-	}
 	if r.Header.Get("Authorization") != "Bearer "+testToken {
 		writeProblem(w, 401, "unauthenticated", nil)
 		return
 	}
+	switch {
+	case r.Method != http.MethodGet:
+		writeProblem(w, 405, "method_not_allowed", nil)
+	case r.URL.Path == "/v1/events":
+		f.serveEvents(w, r)
+	case r.URL.Path == "/v1/resources" || r.URL.Path == "/v1/reservations":
+		f.serveState(w, r)
+	default:
+		writeProblem(w, 404, "not_found", nil)
+	}
+}
+
+// serveState lists the resources and reservations of f.state, in one page.
+func (f *fakeAPI) serveState(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.URL.Query().Get("consistency") != "linearizable" {
+		f.t.Errorf("%s read at consistency %q, want linearizable", r.URL.Path, r.URL.Query().Get("consistency"))
+	}
+	items := []any{}
+	ids := make([]string, 0, len(f.state))
+	for id := range f.state {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	seen := map[string]bool{}
+	for _, id := range ids {
+		x := f.state[id]
+		switch {
+		case r.URL.Path == "/v1/resources" && !seen[x.ResourceID]:
+			seen[x.ResourceID] = true
+			items = append(items, map[string]string{"id": x.ResourceID, "kind": x.Kind})
+		case r.URL.Path == "/v1/reservations" && x.ResourceID == r.URL.Query().Get("resource"):
+			items = append(items, x)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"items": items, "next": ""})
+}
+
+func (f *fakeAPI) serveEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	after, err := strconv.ParseInt(q.Get("after"), 10, 64)
 	if q.Get("after") == "" {

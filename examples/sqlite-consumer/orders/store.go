@@ -188,3 +188,41 @@ func firstNonEmpty(a, b string) string {
 	}
 	return b
 }
+
+// Resync rebuilds the order book from the current state, for a consumer
+// whose next events were compacted away: every reservation fill gives is
+// written as of offset head, and the offset becomes head, in one
+// transaction. head must have been read before the state, so that the
+// state already holds every event up to head; the events after it that the
+// state also holds are applied again later, which converges, since each
+// event carries the whole reservation. Orders the state no longer has
+// (finished and past the cluster's --retention) are kept as they were.
+// There is no history row for what happened in the gap.
+func (s *Store) Resync(ctx context.Context, shard int, head int64, fill func(put func(feed.Reservation) error) error) (n int, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	err = fill(func(r feed.Reservation) error {
+		n++
+		_, err := tx.ExecContext(ctx, `INSERT INTO orders (reservation_id, resource_id, kind, user_id, quantity, status,
+				check_in, check_out, created_at, updated_at, last_offset)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (reservation_id) DO UPDATE SET
+				status = excluded.status, quantity = excluded.quantity, updated_at = excluded.updated_at,
+				last_offset = excluded.last_offset
+			WHERE excluded.last_offset > orders.last_offset`,
+			r.ID, r.ResourceID, r.Kind, r.User, r.Quantity, r.Status, r.CheckIn, r.CheckOut, r.CreatedAt, r.UpdatedAt, head)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO consumer_offset (shard, last_offset) VALUES (?, ?)
+		ON CONFLICT (shard) DO UPDATE SET last_offset = max(consumer_offset.last_offset, excluded.last_offset)`, shard, head)
+	if err != nil {
+		return 0, err
+	}
+	return n, tx.Commit()
+}
