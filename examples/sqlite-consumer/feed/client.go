@@ -94,9 +94,11 @@ func New(cfg Config) (*Client, error) {
 	if len(cfg.URLs) == 0 {
 		return nil, errors.New("feed: no URL")
 	}
+	urls := make([]string, len(cfg.URLs))
 	for i, u := range cfg.URLs {
-		cfg.URLs[i] = strings.TrimRight(u, "/")
+		urls[i] = strings.TrimRight(strings.TrimSpace(u), "/")
 	}
+	cfg.URLs = urls
 	if cfg.Token == "" {
 		return nil, errors.New("feed: no token")
 	}
