@@ -249,12 +249,31 @@ func (b *bench) check(ctx context.Context, client *api.Client, scn *scenario.Sce
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
+	// The stream is read after the state, so that it holds every change
+	// the state shows.
+	b.say("reading the change stream")
+	var skipped *verify.StreamSummary
+	stream, err := client.ReadStream(vctx)
+	switch {
+	case errors.Is(err, api.ErrNoStream):
+		skipped = &verify.StreamSummary{Skipped: err.Error()}
+		b.say("stream checks skipped: %v", err)
+	case err != nil:
+		return fmt.Errorf("verify: %w", err)
+	}
 	obs := scn.Observed()
-	result := verify.Verify(verify.Input{
+	in := verify.Input{
 		Resources: resources, Acks: obs.Acks, SoldOut: obs.SoldOut,
 		Responses: obs.Responses, Unexpected: obs.Unexpected, UnexpectedExamples: obs.UnexpectedExamples,
 		ExpiryGrace: expiryGrace,
-	})
+	}
+	if skipped == nil {
+		in.Stream = &stream
+	}
+	result := verify.Verify(in)
+	if skipped != nil {
+		result.Stream = skipped
+	}
 	reservations := 0
 	for _, r := range resources {
 		reservations += len(r.Reservations)
@@ -262,7 +281,7 @@ func (b *bench) check(ctx context.Context, client *api.Client, scn *scenario.Sce
 	b.rep.Verify = &report.Verification{
 		Pass: result.Pass, LinearizableReads: reader.Linearizable(), Resources: len(resources),
 		Reservations: reservations, Acknowledged: len(obs.Acks), UnknownOutcomes: obs.Unknown,
-		DurationS: time.Since(start).Seconds(), Checks: result.Checks,
+		DurationS: time.Since(start).Seconds(), Checks: result.Checks, Stream: result.Stream,
 	}
 	return nil
 }

@@ -95,6 +95,10 @@ func TestEmbeddedRun(t *testing.T) {
 		Verify struct {
 			Pass         bool `json:"pass"`
 			Acknowledged int  `json:"acknowledged"`
+			Stream       *struct {
+				Skipped string `json:"skipped"`
+				Created int    `json:"created"`
+			} `json:"stream"`
 		} `json:"verify"`
 	}
 	if err := json.Unmarshal(b, &rep); err != nil {
@@ -109,6 +113,19 @@ func TestEmbeddedRun(t *testing.T) {
 	}
 	if rep.Allot.Responses["409 sold_out"] == 0 {
 		t.Errorf("no sold_out answers: %v", rep.Allot.Responses)
+	}
+	// The change stream is checked when the node has one, and its skip is
+	// said out loud when not.
+	switch s := rep.Verify.Stream; {
+	case s == nil:
+		t.Error("the report says nothing of the change stream")
+	case s.Skipped != "":
+		if !strings.Contains(out.String(), "stream: SKIPPED") {
+			t.Errorf("the summary does not say the stream was skipped:\n%s", out.String())
+		}
+		t.Logf("stream checks skipped: %s", s.Skipped)
+	case s.Created != 80:
+		t.Errorf("the stream creates %d reservations, want the 80 acknowledged", s.Created)
 	}
 }
 

@@ -37,6 +37,8 @@ type StatusError struct {
 	Status       int
 	Code         string
 	Detail       string
+	// Earliest is the oldest offset kept, from a 410 offset_compacted.
+	Earliest int64
 }
 
 func (e *StatusError) Error() string {
@@ -236,11 +238,12 @@ func (c *Client) pause(ctx context.Context, attempt int, retryAfter time.Duratio
 func statusError(method, path string, status int, body []byte) error {
 	e := &StatusError{Method: method, Path: path, Status: status}
 	var p struct {
-		Code   string `json:"code"`
-		Detail string `json:"detail"`
+		Code     string `json:"code"`
+		Detail   string `json:"detail"`
+		Earliest int64  `json:"earliest"`
 	}
 	if json.Unmarshal(body, &p) == nil {
-		e.Code, e.Detail = p.Code, p.Detail
+		e.Code, e.Detail, e.Earliest = p.Code, p.Detail, p.Earliest
 	} else {
 		e.Detail = string(body[:min(len(body), 200)])
 	}

@@ -63,6 +63,9 @@ type Verification struct {
 	UnknownOutcomes   int64          `json:"unknown_outcomes"`
 	DurationS         float64        `json:"duration_s"`
 	Checks            []verify.Check `json:"checks"`
+	// Stream counts what the change-stream checks read, or says why they
+	// were skipped.
+	Stream *verify.StreamSummary `json:"stream,omitempty"`
 }
 
 // Report is everything one invocation of the load generator measured.
@@ -163,6 +166,14 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "\nverify: %s (%d resources, %d reservations, %d acknowledged, %d unknown outcomes; %s reads, %.1fs)\n",
 			verdict, v.Resources, v.Reservations, v.Acknowledged, v.UnknownOutcomes, reads, v.DurationS)
+		switch s := v.Stream; {
+		case s == nil:
+		case s.Skipped != "":
+			fmt.Fprintf(w, "  stream: SKIPPED, not checked: %s\n", s.Skipped)
+		default:
+			fmt.Fprintf(w, "  stream: %d events (%d..%d), %d reservations of this run: %d created, %d later transitions\n",
+				s.Events, s.After+1, s.Head, s.Reservations, s.Created, s.Transitions)
+		}
 		for _, c := range v.Checks {
 			mark := "ok  "
 			if c.Failures > 0 {

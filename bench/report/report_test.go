@@ -123,3 +123,23 @@ func TestTextSummary(t *testing.T) {
 		}
 	}
 }
+
+func TestTextSummaryStream(t *testing.T) {
+	r := sample()
+	r.Verify.Stream = &verify.StreamSummary{Skipped: "the target answers 404 on GET /v1/events"}
+	var buf bytes.Buffer
+	r.WriteText(&buf)
+	if want := "stream: SKIPPED, not checked: the target answers 404"; !strings.Contains(buf.String(), want) {
+		t.Errorf("summary lacks %q:\n%s", want, buf.String())
+	}
+	r.Verify.Stream = &verify.StreamSummary{After: 0, Head: 120, Events: 120, Reservations: 80, Created: 80, Transitions: 30}
+	buf.Reset()
+	r.WriteText(&buf)
+	if want := "stream: 120 events (1..120), 80 reservations of this run: 80 created, 30 later transitions"; !strings.Contains(buf.String(), want) {
+		t.Errorf("summary lacks %q:\n%s", want, buf.String())
+	}
+	b, err := json.Marshal(r)
+	if err != nil || !strings.Contains(string(b), `"stream":{"after":0,"head":120,"events":120,"reservations":80,"created":80,"transitions":30}`) {
+		t.Errorf("JSON %s, %v", b, err)
+	}
+}

@@ -103,6 +103,9 @@ type Input struct {
 	UnexpectedExamples []string
 	// ExpiryGrace is how long after expires_at a hold may still be held.
 	ExpiryGrace time.Duration
+	// Stream is the change stream read after the run; nil skips the
+	// stream checks (the target has none).
+	Stream *Stream
 }
 
 // Check is the outcome of one rule.
@@ -114,9 +117,11 @@ type Check struct {
 }
 
 // Result is the outcome of Verify: Pass is true when no check failed.
+// Stream is set when Input.Stream was.
 type Result struct {
-	Pass   bool    `json:"pass"`
-	Checks []Check `json:"checks"`
+	Pass   bool           `json:"pass"`
+	Checks []Check        `json:"checks"`
+	Stream *StreamSummary `json:"stream,omitempty"`
 }
 
 func (c *Check) fail(format string, args ...any) {
@@ -130,7 +135,11 @@ func (c *Check) fail(format string, args ...any) {
 // and per night), live counts that match the reservations, no user above
 // its limit, every acknowledged reservation present with a status its
 // history allows, idempotency keys that map to one reservation, no sold_out
-// while units were free, and expiry that is neither early nor late.
+// while units were free, and expiry that is neither early nor late. With a
+// Stream it also checks the change stream: offsets without gaps, every 201
+// created by exactly one event and its acknowledged transitions there, each
+// reservation's events in lifecycle order, and the stream's last word on
+// each reservation equal to the state read back.
 func Verify(in Input) Result {
 	v := verifier{in: in, byID: make(map[string]*Reservation)}
 	v.index()
@@ -144,7 +153,13 @@ func Verify(in Input) Result {
 		v.expiry(),
 		v.unexpected(),
 	}
-	res := Result{Pass: true, Checks: checks}
+	var sum *StreamSummary
+	if in.Stream != nil {
+		var sc []Check
+		sc, sum = v.verifyStream()
+		checks = append(checks, sc...)
+	}
+	res := Result{Pass: true, Checks: checks, Stream: sum}
 	for _, c := range checks {
 		if c.Failures > 0 {
 			res.Pass = false
