@@ -59,6 +59,10 @@ type Server struct {
 	// Idempotency-Key fingerprint).
 	bufs sync.Pool
 
+	// streamsDone is closed by EndStreams (events.go).
+	streamsDone chan struct{}
+	endStreams  sync.Once
+
 	// Generated request ids are reqIDPrefix + a counter: unique across
 	// nodes and restarts without a random read per request.
 	reqIDPrefix string
@@ -87,6 +91,7 @@ func New(cfg Config) (*Server, error) {
 		metrics:     m,
 		fwd:         newForwarder(cfg.RequestTimeout, cfg.Timeouts.write(), cfg.PeerTLS, cfg.Logger),
 		reqIDPrefix: hex.EncodeToString(seed[:]) + "-",
+		streamsDone: make(chan struct{}),
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	if s.mark, err = newForwardMark(cfg.AuthSecret, cfg.NodeID); err != nil {
@@ -192,6 +197,11 @@ func (s *Server) routes() {
 	s.handle(http.MethodPost, "/v1/reservations/:rid/check-in", write(s.transition(domain.StatusCheckedIn), true))
 	s.handle(http.MethodPost, "/v1/reservations/:rid/complete", write(s.transition(domain.StatusCompleted), true))
 
+	// The change stream: every node serves its own committed copy, never
+	// forwarded; roles are checked by the handlers (admin and consumer).
+	s.handle(http.MethodGet, "/v1/events", s.authed(s.listEvents, false))
+	s.handle(http.MethodGet, "/v1/events/stream", s.authed(s.streamEvents, false))
+
 	// Every node answers for itself; membership changes run on the leader.
 	s.handle(http.MethodGet, "/v1/cluster", s.authed(s.clusterInfo, false))
 	s.handle(http.MethodGet, "/v1/cluster/audit", s.authed(s.clusterAudit, true))
@@ -275,7 +285,7 @@ func (s *Server) recovered(c *gin.Context, p any) {
 	if c.Writer.Written() {
 		return
 	}
-	writeProblem(c, classify(errors.New("panic")), "internal error; see the server log for request "+c.Writer.Header().Get(headerRequestID))
+	writeProblem(c, classify(errors.New("panic")), "internal error; see the server log for request "+c.Writer.Header().Get(headerRequestID), nil)
 }
 
 // healthTimeLayout is RFC 3339 in UTC with all nine fractional digits.
