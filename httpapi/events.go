@@ -184,22 +184,32 @@ func parseWait(s string) (time.Duration, error) {
 // and from now on (long-polls answer what they have): register it with
 // http.Server.RegisterOnShutdown, since Shutdown waits for requests in
 // flight and a stream never finishes by itself.
-func (s *Server) EndStreams() { s.endStreams.Do(func() { close(s.streamsDone) }) }
+func (s *Server) EndStreams() { s.events.endOnce.Do(func() { close(s.events.done) }) }
+
+// eventServing is the events routes' share of the Server.
+type eventServing struct {
+	done    chan struct{} // closed by EndStreams
+	endOnce sync.Once
+	bufs    sync.Pool // *[]byte that answers are built in
+}
+
+func (ev *eventServing) init() {
+	ev.done = make(chan struct{})
+	ev.bufs.New = func() any { b := make([]byte, 0, 64<<10); return &b }
+}
+
+func (ev *eventServing) getBuf() *[]byte { return ev.bufs.Get().(*[]byte) }
+
+// putBuf returns b to the pool unless it grew too large to keep.
+func (ev *eventServing) putBuf(b *[]byte) {
+	if cap(*b) <= maxPooledEventBuf {
+		*b = (*b)[:0]
+		ev.bufs.Put(b)
+	}
+}
 
 // keepAliveFrame is the comment a stream sends when idle.
 var keepAliveFrame = []byte(": keepalive\n\n")
-
-// eventBufPool pools the buffers answers are built in.
-var eventBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
-
-func getEventBuf() *[]byte { return eventBufPool.Get().(*[]byte) }
-
-func putEventBuf(b *[]byte) {
-	if cap(*b) <= maxPooledEventBuf {
-		*b = (*b)[:0]
-		eventBufPool.Put(b)
-	}
-}
 
 // eventPage is one read of the stream into a buffer.
 type eventPage struct {
@@ -310,8 +320,8 @@ func (s *Server) listEvents(c *gin.Context, p domain.Principal) {
 		q.wait = 0 // nothing would be sent after the wait
 	}
 	ev := s.cfg.Events
-	bp := getEventBuf()
-	defer putEventBuf(bp)
+	bp := s.events.getBuf()
+	defer s.events.putBuf(bp)
 	page := newEventPage(&q.filter, q.limit, maxEventsScan, false)
 	page.next = q.after
 	page.buf = append((*bp)[:0], `{"events":[`...)
@@ -339,7 +349,7 @@ func (s *Server) listEvents(c *gin.Context, p domain.Principal) {
 		case <-changed:
 			continue
 		case <-ctx.Done():
-		case <-s.streamsDone:
+		case <-s.events.done:
 		}
 		break
 	}
@@ -377,11 +387,11 @@ func (s *Server) streamEvents(c *gin.Context, p domain.Principal) {
 	ev := s.cfg.Events
 	page := newEventPage(&q.filter, sseBurst, maxEventsScan, true)
 	page.next = q.after
-	bp := getEventBuf()
+	bp := s.events.getBuf()
 	page.buf = (*bp)[:0]
 	changed := ev.Changed()
 	if _, err := page.read(ev); err != nil {
-		putEventBuf(bp)
+		s.events.putBuf(bp)
 		s.fail(c, err)
 		return
 	}
@@ -390,7 +400,7 @@ func (s *Server) streamEvents(c *gin.Context, p domain.Principal) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // proxies that buffer would hold events back
 	if c.Request.Method == http.MethodHead {
-		putEventBuf(bp)
+		s.events.putBuf(bp)
 		c.Status(http.StatusOK)
 		return
 	}
@@ -424,13 +434,13 @@ func (s *Server) streamEvents(c *gin.Context, p domain.Principal) {
 		if len(page.buf) > 0 || first {
 			if !s.writeBurst(rc, c.Writer, lease, page.buf) {
 				*bp = page.buf
-				putEventBuf(bp)
+				s.events.putBuf(bp)
 				return
 			}
 			tick.Reset(keepAlive)
 		}
 		*bp = page.buf
-		putEventBuf(bp)
+		s.events.putBuf(bp)
 		for wait := !page.full(); wait; {
 			select {
 			case <-changed:
@@ -441,17 +451,17 @@ func (s *Server) streamEvents(c *gin.Context, p domain.Principal) {
 				}
 			case <-ctx.Done():
 				return
-			case <-s.streamsDone:
+			case <-s.events.done:
 				return
 			}
 		}
 		changed = ev.Changed()
-		bp = getEventBuf()
+		bp = s.events.getBuf()
 		page.buf, page.n = (*bp)[:0], 0
 		if _, err := page.read(ev); err != nil {
 			// Fallen behind retention (or the store failed): end the
 			// stream; the client reconnects from its last id and is told.
-			putEventBuf(bp)
+			s.events.putBuf(bp)
 			if !errors.Is(err, errOffsetCompacted) {
 				s.log.Warn("event stream ended", "request_id", c.Writer.Header().Get(headerRequestID), "error", err.Error())
 			}

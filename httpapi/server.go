@@ -59,9 +59,8 @@ type Server struct {
 	// Idempotency-Key fingerprint).
 	bufs sync.Pool
 
-	// streamsDone is closed by EndStreams (events.go).
-	streamsDone chan struct{}
-	endStreams  sync.Once
+	// events is what the events routes share (events.go).
+	events eventServing
 
 	// Generated request ids are reqIDPrefix + a counter: unique across
 	// nodes and restarts without a random read per request.
@@ -91,9 +90,9 @@ func New(cfg Config) (*Server, error) {
 		metrics:     m,
 		fwd:         newForwarder(cfg.RequestTimeout, cfg.Timeouts.write(), cfg.PeerTLS, cfg.Logger),
 		reqIDPrefix: hex.EncodeToString(seed[:]) + "-",
-		streamsDone: make(chan struct{}),
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
+	s.events.init()
 	if s.mark, err = newForwardMark(cfg.AuthSecret, cfg.NodeID); err != nil {
 		return nil, err
 	}
