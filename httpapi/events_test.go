@@ -719,3 +719,15 @@ func TestEventsOutliveServerTimeouts(t *testing.T) {
 	off = e.held(1, "v")
 	s.wantEvents(t, 2*time.Second, off)
 }
+
+func TestEventsConfig(t *testing.T) {
+	e := newEventsEnv(t, nil)
+	c := e.srv.cfg
+	c.EventKeepAlive = -time.Second
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "EventKeepAlive") {
+		t.Fatalf("a negative EventKeepAlive: %v", err)
+	}
+	if d := DefaultConfig().EventKeepAlive; d != 15*time.Second {
+		t.Fatalf("default keepalive %s", d)
+	}
+}
