@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"allot/cmd/allot/server"
 	"allot/cmd/allot/server/servertest"
 	"allot/httpapi"
 )
@@ -269,5 +270,57 @@ func TestThousandStreams(t *testing.T) {
 			t.Fatalf("%d goroutines, %d before the streams:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestEventsRetentionOverHTTP runs event retention by leader time on a
+// real cluster: once the leader's clock is past the retention, the next
+// commit prunes the older events on every node alike, and a reader from
+// before them is told 410 offset_compacted with the oldest offset kept,
+// by a page and by a stream.
+func TestEventsRetentionOverHTTP(t *testing.T) {
+	c := servertest.MakeCluster(t, 3, servertest.Options{Tune: func(_ int, cfg *server.Config) {
+		cfg.EventRetention = time.Hour
+	}})
+	l := c.Leader()
+	admin := c.Client(l.Index())
+	admin.Must("PUT", "/v1/resources/a", voucher(10), http.StatusCreated)
+	admin.Must("PUT", "/v1/resources/b", voucher(10), http.StatusCreated)
+	// Leader time follows the wall clock only at the start of a term (a
+	// step within one is ignored): every clock jumps (so that no node looks
+	// skewed), then a new term begins.
+	for i := range c.Nodes() {
+		c.Clock(i).Step(2 * time.Hour)
+	}
+	nl := c.TransferLeadership()
+	c.Client(nl.Index()).Must("PUT", "/v1/resources/c", voucher(10), http.StatusCreated) // event 3, two hours later
+	c.WaitConverged()
+	token := c.Token("downstream", httpapi.RoleConsumer)
+	for _, nd := range c.Nodes() {
+		cons := c.Client(nd.Index()).As("downstream", httpapi.RoleConsumer)
+		r := cons.Must("GET", "/v1/events?after=0", nil, http.StatusGone)
+		var p struct {
+			Code     string `json:"code"`
+			Earliest uint64 `json:"earliest"`
+		}
+		if err := r.Decode(&p); err != nil || p.Code != "offset_compacted" || p.Earliest != 3 {
+			t.Fatalf("%s: %s (%v)", nd.ID(), r.Body, err)
+		}
+		r = cons.Must("GET", "/v1/events?after=2", nil, http.StatusOK)
+		var page eventsPage
+		if err := r.Decode(&page); err != nil || len(page.Events) != 1 || page.Next != 3 {
+			t.Fatalf("%s after=2: %s (%v)", nd.ID(), r.Body, err)
+		}
+		req, _ := http.NewRequest("GET", nd.URL()+"/v1/events/stream", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Last-Event-ID", "1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusGone {
+			t.Fatalf("%s: stream from 1: %d", nd.ID(), resp.StatusCode)
+		}
 	}
 }
