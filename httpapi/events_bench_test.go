@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"testing"
 	"time"
@@ -87,6 +89,36 @@ func BenchmarkEventsRead(b *testing.B) {
 	}
 	b.Run("page1000", func(b *testing.B) { run(b, "/v1/events?after=0&limit=1000", false) })
 	b.Run("sse1000", func(b *testing.B) { run(b, "/v1/events/stream?after=0", true) })
+	// Over loopback TCP with a real client: one op opens a stream, reads
+	// its 1000 events and hangs up.
+	b.Run("sse1000-loopback", func(b *testing.B) {
+		ts := httptest.NewServer(h)
+		defer ts.Close()
+		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+		br := bufio.NewReaderSize(nil, 64<<10)
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			req, _ := http.NewRequest("GET", ts.URL+"/v1/events/stream?after=0", nil)
+			req.Header.Set("Authorization", "Bearer "+e.consumer)
+			resp, err := hc.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			br.Reset(resp.Body)
+			for seen := 0; seen < 1000; {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					b.Fatalf("after %d events: %v", seen, err)
+				}
+				if bytes.HasPrefix(line, []byte("data: ")) {
+					seen++
+				}
+			}
+			resp.Body.Close()
+		}
+		b.ReportMetric(float64(b.N)*1000/time.Since(start).Seconds(), "events/s")
+	})
 }
 
 // TestEventsReadAllocs keeps the claim of BenchmarkEventsRead: serving a
