@@ -107,6 +107,16 @@ type Config struct {
 	// signature checking. 0 disables the cache.
 	TokenCacheSize int
 
+	// Events is this node's committed copy of the change stream, what
+	// GET /v1/events and /v1/events/stream serve; nil answers them with
+	// 503 unavailable.
+	Events EventStream
+
+	// EventKeepAlive is how long an event stream may stay silent before it
+	// sends a comment line, so that proxies and clients do not take it
+	// for dead. 0 is the default, 15s.
+	EventKeepAlive time.Duration
+
 	// Clock is read for the "time" of /healthz, from which the other nodes
 	// measure their clock offset to this one: give it the clock the engine
 	// stamps leader time from. nil is the machine's.
@@ -177,6 +187,7 @@ func DefaultConfig() Config {
 		Timeouts:       DefaultTimeouts(),
 		TokenCacheSize: 1 << 14,
 		SubjectPrefix:  DefaultSubjectPrefix,
+		EventKeepAlive: defaultEventKeepAlive,
 	}
 }
 
@@ -232,6 +243,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.TokenCacheSize < 0:
 		return bad("TokenCacheSize must not be negative")
+	case c.EventKeepAlive < 0:
+		return bad("EventKeepAlive must not be negative")
 	}
 	return nil
 }

@@ -18,7 +18,15 @@ var (
 	errPayloadTooLarge  = errors.New("payload too large")
 	errMethodNotAllowed = errors.New("method not allowed")
 	errRequestTimeout   = errors.New("request body not received in time")
+	errOffsetCompacted  = errors.New("offset compacted") // events.go: the events after the cursor were pruned
 )
+
+// problemMembers is an error that adds members to its problem body
+// (offset_compacted's "earliest"): b is the body so far, without its
+// closing brace.
+type problemMembers interface {
+	appendProblemMembers(b []byte) []byte
+}
 
 // Problem types are "https://allot.dev/problems/<code>": one stable URI per
 // code, so that a client may dispatch on either field.
@@ -48,6 +56,8 @@ func classify(err error) problemKind {
 		code = "method_not_allowed"
 	case errors.Is(err, errRequestTimeout):
 		code = "request_timeout"
+	case errors.Is(err, errOffsetCompacted):
+		code = "offset_compacted"
 	}
 	status, title := problemStatus(code)
 	return problemKind{status: status, code: code, typ: typeBase + code, title: title}
@@ -82,6 +92,8 @@ func problemStatus(code string) (int, string) {
 		return 405, "Method not allowed"
 	case "request_timeout":
 		return 408, "Request timeout"
+	case "offset_compacted":
+		return 410, "Offset compacted"
 	case "payload_too_large":
 		return 413, "Payload too large"
 	case "idempotency_key_reused":
@@ -123,12 +135,16 @@ func (s *Server) fail(c *gin.Context, err error) {
 			c.Header("Retry-After", "1")
 		}
 	}
-	writeProblem(c, pk, detail)
+	var more problemMembers
+	if !errors.As(err, &more) {
+		more = nil
+	}
+	writeProblem(c, pk, detail, more)
 }
 
 // writeProblem writes an RFC 9457 body by hand: rejections (sold out, over
 // the limit) are most of a flash crowd's answers.
-func writeProblem(c *gin.Context, pk problemKind, detail string) {
+func writeProblem(c *gin.Context, pk problemKind, detail string, more problemMembers) {
 	b := make([]byte, 0, 160+len(detail))
 	b = append(b, `{"type":"`...)
 	b = append(b, pk.typ...)
@@ -140,6 +156,10 @@ func writeProblem(c *gin.Context, pk problemKind, detail string) {
 	b = jsonview.AppendString(b, detail)
 	b = append(b, `,"code":"`...)
 	b = append(b, pk.code...)
-	b = append(b, `"}`...)
+	b = append(b, '"')
+	if more != nil {
+		b = more.appendProblemMembers(b)
+	}
+	b = append(b, '}')
 	c.Data(pk.status, "application/problem+json", b)
 }

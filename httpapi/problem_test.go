@@ -34,6 +34,7 @@ func TestClassifyEverySentinel(t *testing.T) {
 		{errMethodNotAllowed, 405, "method_not_allowed"},
 		{errRequestTimeout, 408, "request_timeout"},
 		{errPayloadTooLarge, 413, "payload_too_large"},
+		{&compactedProblem{after: 1, earliest: 5}, 410, "offset_compacted"},
 		{domain.ErrIdempotencyKeyReused, 422, "idempotency_key_reused"},
 		{domain.ErrRateLimited, 429, "rate_limited"},
 		{domain.ErrUnavailable, 503, "unavailable"},

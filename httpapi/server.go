@@ -59,6 +59,9 @@ type Server struct {
 	// Idempotency-Key fingerprint).
 	bufs sync.Pool
 
+	// events is what the events routes share (events.go).
+	events eventServing
+
 	// Generated request ids are reqIDPrefix + a counter: unique across
 	// nodes and restarts without a random read per request.
 	reqIDPrefix string
@@ -89,6 +92,7 @@ func New(cfg Config) (*Server, error) {
 		reqIDPrefix: hex.EncodeToString(seed[:]) + "-",
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
+	s.events.init()
 	if s.mark, err = newForwardMark(cfg.AuthSecret, cfg.NodeID); err != nil {
 		return nil, err
 	}
@@ -192,6 +196,11 @@ func (s *Server) routes() {
 	s.handle(http.MethodPost, "/v1/reservations/:rid/check-in", write(s.transition(domain.StatusCheckedIn), true))
 	s.handle(http.MethodPost, "/v1/reservations/:rid/complete", write(s.transition(domain.StatusCompleted), true))
 
+	// The change stream: every node serves its own committed copy, never
+	// forwarded; roles are checked by the handlers (admin and consumer).
+	s.handle(http.MethodGet, "/v1/events", s.authed(s.listEvents, false))
+	s.handle(http.MethodGet, "/v1/events/stream", s.authed(s.streamEvents, false))
+
 	// Every node answers for itself; membership changes run on the leader.
 	s.handle(http.MethodGet, "/v1/cluster", s.authed(s.clusterInfo, false))
 	s.handle(http.MethodGet, "/v1/cluster/audit", s.authed(s.clusterAudit, true))
@@ -277,7 +286,7 @@ func (s *Server) recovered(c *gin.Context, p any) {
 	if c.Writer.Written() {
 		return
 	}
-	writeProblem(c, classify(errors.New("panic")), "internal error; see the server log for request "+c.Writer.Header().Get(headerRequestID))
+	writeProblem(c, classify(errors.New("panic")), "internal error; see the server log for request "+c.Writer.Header().Get(headerRequestID), nil)
 }
 
 // healthTimeLayout is RFC 3339 in UTC with all nine fractional digits.

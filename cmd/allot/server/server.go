@@ -170,6 +170,7 @@ func Start(cfg Config) (*Server, error) {
 
 	hc := cfg.HTTP
 	hc.Engine, hc.Reader, hc.Cluster, hc.Webhooks = s.engine, node, clusterView{node}, s.engine
+	hc.Events = node.FSM().EventLog()
 	hc.NodeID, hc.AuthSecret, hc.Registry = cfg.NodeID, cfg.AuthSecret, s.registry
 	hc.PeerTLS = peerTLS
 	hc.Logger = logger.With("component", "http")
@@ -186,6 +187,7 @@ func Start(cfg Config) (*Server, error) {
 	s.probe = newClockProber(probe, cfg.Engine.Clock, clusterPeers(node), logger.With("component", "clock"))
 	s.registry.MustRegister(s.probe)
 	s.http = httpapi.NewHTTPServerTimeouts(ln.Addr().String(), api.Handler(), hc.Timeouts)
+	s.http.RegisterOnShutdown(api.EndStreams) // streams never finish by themselves
 	go func() { s.served <- s.http.Serve(ln) }()
 	s.probe.start()
 	logger.Info("allot node started", "node", cfg.NodeID, "http", ln.Addr().String(), "raft", node.Status().RaftAddr, "data_dir", cfg.DataDir)
