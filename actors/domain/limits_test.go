@@ -174,7 +174,7 @@ func TestLimitRules(t *testing.T) {
 	}
 	mustRefuse(t, st, domain.Event{Type: domain.EvPutResource, At: t0, ResourceID: "s", Spec: slot()}, domain.ErrInvalidState) // taken units: limits stay
 	mustRefuse(t, st, putLimit("day", 1, 1), domain.ErrInvalidState)                                                           // capacity below taken
-	mustApply(t, st, putLimit("day", 1, 3))                                                                                      // raising is fine
+	mustApply(t, st, putLimit("day", 1, 3))                                                                                    // raising is fine
 	mustApply(t, st, domain.Event{Type: domain.EvPutResource, At: t0, ResourceID: "s", Spec: func() domain.Spec { s := slot("day"); s.Capacity = 20; return s }()})
 
 	mustTransition(t, st, "r1", domain.StatusCancelled, at(time.Minute))
