@@ -417,16 +417,17 @@ func (e *Engine) PutResource(ctx context.Context, id string, spec domain.Spec) (
 	return rep.resource, rep.created, rep.err
 }
 
-// PutLimit creates or updates limit group id and returns it as committed.
-func (e *Engine) PutLimit(ctx context.Context, id string, spec domain.LimitSpec) (*domain.Limit, error) {
+// PutLimit creates (created=true) or updates limit group id and returns it
+// as committed.
+func (e *Engine) PutLimit(ctx context.Context, id string, spec domain.LimitSpec) (*domain.Limit, bool, error) {
 	if !domain.ValidID(id) {
-		return nil, fmt.Errorf("bad limit id %q: %w", id, domain.ErrInvalidArgument)
+		return nil, false, fmt.Errorf("bad limit id %q: %w", id, domain.ErrInvalidArgument)
 	}
 	if err := spec.Validate(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	rep := e.callLimit(ctx, id, &request{op: opPutLimit, limitSpec: spec})
-	return rep.limit, rep.err
+	return rep.limit, rep.created, rep.err
 }
 
 // DeleteLimit removes limit group id, which no resource may name.

@@ -231,8 +231,11 @@ func (a *limitActor) change(r *request) {
 	e := a.term.engine
 	now := a.term.clock.now()
 	var err error
+	created := false
 	ev := domain.Event{At: now, Limit: &domain.LimitOp{ID: a.id, Spec: r.limitSpec}}
 	e.log.View(func(st *domain.State) {
+		_, exists := st.Limit(a.id)
+		created = !exists
 		switch {
 		case st.LogFormat() < domain.BatchV4:
 			err = fmt.Errorf("the cluster's log format is %d; limits need 4 (an upgrade is under way): %w", st.LogFormat(), domain.ErrUnavailable)
@@ -250,7 +253,7 @@ func (a *limitActor) change(r *request) {
 	}
 	a.changing = true
 	e.log.Propose(&domain.Batch{Events: []domain.Event{ev}}, func(results []error, perr error) {
-		rep := reply{}
+		rep := reply{created: created}
 		switch {
 		case perr != nil:
 			rep.err = perr

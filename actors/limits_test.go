@@ -26,7 +26,7 @@ func newLimitEngine(t *testing.T) (*Engine, *memLog) {
 
 func mustPutLimit(t *testing.T, e *Engine, id string, perUser, capacity int64) {
 	t.Helper()
-	if _, err := e.PutLimit(context.Background(), id, domain.LimitSpec{PerUser: perUser, Capacity: capacity}); err != nil {
+	if _, _, err := e.PutLimit(context.Background(), id, domain.LimitSpec{PerUser: perUser, Capacity: capacity}); err != nil {
 		t.Fatalf("put limit %s: %v", id, err)
 	}
 }
@@ -140,7 +140,7 @@ func TestLimitChanges(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	if _, err := e.PutLimit(ctx, "q", domain.LimitSpec{Capacity: 1}); !errors.Is(err, domain.ErrInvalidState) {
+	if _, _, err := e.PutLimit(ctx, "q", domain.LimitSpec{Capacity: 1}); !errors.Is(err, domain.ErrInvalidState) {
 		t.Fatalf("capacity below taken: %v", err)
 	}
 	if err := e.DeleteLimit(ctx, "q"); !errors.Is(err, domain.ErrInvalidState) {
@@ -152,7 +152,7 @@ func TestLimitChanges(t *testing.T) {
 	if _, _, err := e.PutResource(ctx, "w", domain.Spec{Kind: domain.KindVoucher, Capacity: 10, Limits: []string{"nope"}}); !errors.Is(err, domain.ErrInvalidArgument) {
 		t.Fatalf("unknown limit: %v", err)
 	}
-	l, err := e.PutLimit(ctx, "q", domain.LimitSpec{Capacity: 5})
+	l, _, err := e.PutLimit(ctx, "q", domain.LimitSpec{Capacity: 5})
 	if err != nil || l.Spec.Capacity != 5 || l.Taken != 2 {
 		t.Fatalf("raise: %+v %v", l, err)
 	}
@@ -161,7 +161,7 @@ func TestLimitChanges(t *testing.T) {
 	for u := range 50 {
 		wg.Go(func() { _, _ = reserve(e, "v", fmt.Sprintf("c%d", u), nil) })
 		if u == 25 {
-			wg.Go(func() { _, _ = e.PutLimit(ctx, "q", domain.LimitSpec{Capacity: 6}) })
+			wg.Go(func() { _, _, _ = e.PutLimit(ctx, "q", domain.LimitSpec{Capacity: 6}) })
 		}
 	}
 	wg.Wait()
