@@ -174,6 +174,7 @@ type term struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	registry registry
+	limits   limitRegistry
 	proposer *proposer
 	expiry   *expiry
 	clock    *leaderClock
@@ -231,6 +232,7 @@ func (t *term) stop() {
 	t.cancel() // from here on, send refuses and actors answer "unavailable"
 	var pids []*actor.PID
 	t.registry.each(func(pid *actor.PID) { pids = append(pids, pid) })
+	t.limits.each(func(pid *actor.PID) { pids = append(pids, pid) })
 	for _, pid := range pids {
 		_ = t.engine.system.Root.PoisonFuture(pid).Wait()
 	}
@@ -255,6 +257,7 @@ type reply struct {
 	outcome  domain.Outcome
 	resource *domain.Resource // PutResource
 	created  bool
+	limit    *domain.Limit // PutLimit
 	err      error
 }
 
@@ -270,6 +273,8 @@ type request struct {
 	done      chan reply
 	idemClear string // in-flight key to release with the answer
 	resyncErr error
+	claim     *claimAnswer     // opClaimed
+	limitSpec domain.LimitSpec // opPutLimit
 }
 
 type op uint8
@@ -280,8 +285,11 @@ const (
 	opPut
 	opDelete
 	opExpire
-	opResync // the barrier a dirty actor waited for has returned (err in resyncErr)
-	opWake   // nothing to do but recover if dirty (see resourceActor.wake)
+	opResync   // the barrier a dirty actor waited for has returned (err in resyncErr)
+	opWake     // nothing to do but recover if dirty (see resourceActor.wake)
+	opClaimed  // a limit actor answered one of the actor's claims (claims.go)
+	opPutLimit // to a limit actor: create or update the limit
+	opDeleteLimit
 )
 
 // idemUser is the user whose Idempotency-Key scope the request belongs to:
@@ -407,6 +415,43 @@ func (e *Engine) PutResource(ctx context.Context, id string, spec domain.Spec) (
 	}
 	rep := e.call(ctx, id, &request{op: opPut, spec: spec})
 	return rep.resource, rep.created, rep.err
+}
+
+// PutLimit creates (created=true) or updates limit group id and returns it
+// as committed.
+func (e *Engine) PutLimit(ctx context.Context, id string, spec domain.LimitSpec) (*domain.Limit, bool, error) {
+	if !domain.ValidID(id) {
+		return nil, false, fmt.Errorf("bad limit id %q: %w", id, domain.ErrInvalidArgument)
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, false, err
+	}
+	rep := e.callLimit(ctx, id, &request{op: opPutLimit, limitSpec: spec})
+	return rep.limit, rep.created, rep.err
+}
+
+// DeleteLimit removes limit group id, which no resource may name.
+func (e *Engine) DeleteLimit(ctx context.Context, id string) error {
+	return e.callLimit(ctx, id, &request{op: opDeleteLimit}).err
+}
+
+// callLimit routes a change of a limit to the limit's actor and waits for
+// the answer or ctx (then "unknown": it may have been proposed).
+func (e *Engine) callLimit(ctx context.Context, id string, r *request) reply {
+	t := e.current()
+	if t == nil {
+		return reply{err: fmt.Errorf("this node does not lead: %w", domain.ErrNotLeader)}
+	}
+	r.done = make(chan reply, 1)
+	if !t.sendLimit(id, &limitChange{req: r}) {
+		return reply{err: fmt.Errorf("leadership is changing: %w", domain.ErrUnavailable)}
+	}
+	select {
+	case rep := <-r.done:
+		return rep
+	case <-ctx.Done():
+		return reply{err: fmt.Errorf("%v: %w", ctx.Err(), domain.ErrOutcomeUnknown)}
+	}
 }
 
 // DeleteResource implements httpapi.Engine.

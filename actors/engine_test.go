@@ -31,7 +31,7 @@ type memLog struct {
 func newMemLog() *memLog { return &memLog{st: domain.NewState()} }
 
 func (m *memLog) Propose(b *domain.Batch, done func([]error, error)) {
-	data := domain.EncodeBatch(nil, b)
+	data := domain.EncodeBatch(nil, &domain.Batch{Term: 1, Events: b.Events}) // stamped, as a ready leader's are
 	late := m.lateOnce.CompareAndSwap(true, false)
 	m.applying.Add(1)
 	go func() {

@@ -19,6 +19,7 @@ type proposal struct {
 	actor     *resourceActor
 	ordinal   uint64 // the event's number among its actor's (answerGate)
 	decidedAt time.Time
+	limits    []string // limit groups whose claims the reservation holds (claims.go)
 }
 
 // proposer batches the events of all actors into Raft entries (group
@@ -181,6 +182,11 @@ func (p *proposer) finish(batch []proposal, proposed time.Time, results []error,
 			}
 		} else if ev := &pr.event; ev.Type == domain.EvReserve && ev.Reservation.Status == domain.StatusHeld {
 			p.term.expiry.add(ev.Reservation.ID, ev.ResourceID, ev.Reservation.ExpiresAt)
+		}
+		for _, id := range pr.limits {
+			// Committed (now in committed state) or refused: the grant goes.
+			// Unknown: it goes once a barrier shows what committed.
+			p.term.sendLimit(id, &limitSettle{rid: pr.event.Reservation.ID, unknown: err != nil || i >= len(results)})
 		}
 		e.answer(pr.req, rep)
 		if pr.actor.resolve(pr.ordinal, committed) {

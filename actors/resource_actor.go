@@ -38,6 +38,9 @@ type resourceActor struct {
 	pending  atomic.Int64 // events handed to the proposer, not yet applied or failed
 	dirty    atomic.Bool  // an event failed: the working copy must be reloaded
 	gate     answerGate   // answers waiting for the events they depend on
+
+	claims   map[uint64]*openClaim // reservations waiting for their limits (claims.go)
+	claimSeq uint64
 }
 
 func newResourceActor(t *term, id string) *resourceActor {
@@ -63,6 +66,13 @@ func (a *resourceActor) Receive(ctx actor.Context) {
 	case *request:
 		a.received.Add(1)
 		a.handle(msg)
+	case *actor.Stopping:
+		// The term is over: a reservation still waiting for its limits
+		// is answered here, as queued requests are (nothing was proposed).
+		for seq, c := range a.claims {
+			a.endClaim(seq, c)
+			a.term.engine.answer(c.req, reply{err: fmt.Errorf("leadership is changing: %w", domain.ErrUnavailable)})
+		}
 	}
 }
 
@@ -80,6 +90,12 @@ func (a *resourceActor) handle(r *request) {
 		} else {
 			a.wakeAfter(e.cfg.ExpiryRetry) // try again, even if no request comes
 		}
+		return
+	}
+	if r.op == opClaimed {
+		// Before ensureLoaded: an answer to a claim must never be dropped,
+		// or the claim would stay open (and the actor busy) for good.
+		a.claimed(r.claim, a.term.clock.now())
 		return
 	}
 	if !a.ensureLoaded() {
@@ -185,15 +201,26 @@ func (a *resourceActor) reserve(r *request, now int64) {
 		a.reply(r, reply{err: err})
 		return
 	}
+	if len(a.resource.Spec.Limits) > 0 {
+		a.startClaims(r, now) // claims.go: the limits first, then accept
+		return
+	}
 	res.ID = e.ids.next(now)
+	a.accept(r, res, now, nil)
+}
+
+// accept takes the units of a decided reservation in the working copy and
+// proposes it; limits are the limit groups whose claims it holds, settled
+// once its outcome is known.
+func (a *resourceActor) accept(r *request, res domain.Reservation, now int64, limits []string) {
 	a.resource.ApplyReserve(&res)
 	stored := res
 	a.reservations[res.ID] = &stored
-	a.decided(kind, nil, res.Status)
+	a.decided(a.resource.Spec.Kind, nil, res.Status)
 	ev := domain.Event{Type: domain.EvReserve, At: now, ResourceID: a.id, Reservation: res}
 	out := domain.Outcome{Code: http.StatusCreated, Reservation: res}
 	ev.Idem = idemRecord(r, out, now)
-	a.propose(r, ev, reply{outcome: out})
+	a.proposeSettling(r, ev, reply{outcome: out}, limits)
 }
 
 func (a *resourceActor) transition(r *request, now int64) {
@@ -271,7 +298,17 @@ func (a *resourceActor) put(r *request, now int64) {
 	} else {
 		next = next.Clone()
 	}
-	if err := next.CheckUpdate(&r.spec); err != nil {
+	err := next.CheckUpdate(&r.spec)
+	if err == nil && (len(r.spec.Limits) > 0 || len(next.Spec.Limits) > 0) {
+		a.term.engine.log.View(func(st *domain.State) {
+			if st.LogFormat() < domain.BatchV4 {
+				err = fmt.Errorf("the cluster's log format is %d; limits need 4 (an upgrade is under way): %w", st.LogFormat(), domain.ErrUnavailable)
+				return
+			}
+			err = st.CheckResourceLimits(next, &r.spec) // the working copy's taken units, committed limits
+		})
+	}
+	if err != nil {
 		a.reply(r, reply{err: err})
 		return
 	}
@@ -297,12 +334,18 @@ func (a *resourceActor) delete(r *request, now int64) {
 // propose hands an accepted event to the proposer; the answer goes out when
 // it commits. Blocks only while the proposer's queue is full (back-pressure).
 func (a *resourceActor) propose(r *request, ev domain.Event, ok reply) {
+	a.proposeSettling(r, ev, ok, nil)
+}
+
+// proposeSettling is propose for a reservation that holds claims of limits.
+func (a *resourceActor) proposeSettling(r *request, ev domain.Event, ok reply, limits []string) {
 	a.pending.Add(1)
-	p := proposal{event: ev, req: r, ok: ok, actor: a, ordinal: a.nextOrdinal(), decidedAt: time.Now()}
+	p := proposal{event: ev, req: r, ok: ok, actor: a, ordinal: a.nextOrdinal(), decidedAt: time.Now(), limits: limits}
 	if !a.term.proposer.enqueue(p) {
 		a.dirty.Store(true)
 		a.term.engine.answer(r, reply{err: fmt.Errorf("leadership is changing: %w", domain.ErrUnavailable)})
 		a.abandon(p.ordinal)
+		a.release(ev.Reservation.ID, limits)
 	}
 }
 

@@ -16,6 +16,11 @@ type Engine interface {
 	PutResource(ctx context.Context, id string, spec domain.Spec) (r *domain.Resource, created bool, err error)
 	// DeleteResource removes a resource without held or confirmed units.
 	DeleteResource(ctx context.Context, id string) error
+	// PutLimit creates (created=true) or updates a limit group and returns
+	// it as committed: a copy the caller owns.
+	PutLimit(ctx context.Context, id string, spec domain.LimitSpec) (l *domain.Limit, created bool, err error)
+	// DeleteLimit removes a limit group that no resource names.
+	DeleteLimit(ctx context.Context, id string) error
 	// Reserve decides a reservation: rejections return at once, acceptances
 	// when committed. Replays of a stored Idempotency-Key answer come back
 	// with Outcome.Replayed set.

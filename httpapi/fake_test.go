@@ -93,6 +93,29 @@ func (f *fakeEngine) DeleteResource(ctx context.Context, id string) error {
 	return f.st.Apply(&domain.Event{Type: domain.EvDeleteResource, At: f.now, ResourceID: id})
 }
 
+func (f *fakeEngine) PutLimit(ctx context.Context, id string, spec domain.LimitSpec) (*domain.Limit, bool, error) {
+	if err := f.runHook(ctx, "put-limit"); err != nil {
+		return nil, false, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, existed := f.st.Limit(id)
+	if err := f.st.Apply(&domain.Event{Type: domain.EvPutLimit, At: f.now, Limit: &domain.LimitOp{ID: id, Spec: spec}}); err != nil {
+		return nil, false, err
+	}
+	l, _ := f.st.Limit(id)
+	return l.Clone(), !existed, nil
+}
+
+func (f *fakeEngine) DeleteLimit(ctx context.Context, id string) error {
+	if err := f.runHook(ctx, "delete-limit"); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st.Apply(&domain.Event{Type: domain.EvDeleteLimit, At: f.now, Limit: &domain.LimitOp{ID: id}})
+}
+
 // replay answers from a stored idempotency record, or says the key was
 // used for another request.
 func (f *fakeEngine) replay(user string, k *domain.IdemKey) (domain.Outcome, bool, error) {
@@ -423,11 +446,12 @@ func (r response) want(t testing.TB, status int, out any) {
 }
 
 type problemJSON struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
+	Type   string  `json:"type"`
+	Title  string  `json:"title"`
+	Status int     `json:"status"`
+	Detail string  `json:"detail"`
+	Code   string  `json:"code"`
+	Limit  *string `json:"limit"` // limit_exceeded only
 }
 
 // wantProblem fails the test unless the answer is a problem details body

@@ -77,7 +77,7 @@ func problemStatus(code string) (int, string) {
 	case "sold_out":
 		return 409, "Sold out"
 	case "limit_exceeded":
-		return 409, "Per-user limit exceeded"
+		return 409, "Limit exceeded"
 	case "not_open":
 		return 409, "Not open yet"
 	case "closed":
@@ -139,7 +139,21 @@ func (s *Server) fail(c *gin.Context, err error) {
 	if !errors.As(err, &more) {
 		more = nil
 	}
+	if pk.code == "limit_exceeded" {
+		if id, ok := domain.LimitExceededID(err); ok {
+			more = limitMember(id)
+		}
+	}
 	writeProblem(c, pk, detail, more)
+}
+
+// limitMember is the "limit" member of a limit_exceeded problem: the id of
+// the limit group that refused, "" for the resource's own per_user_limit.
+type limitMember string
+
+func (l limitMember) appendProblemMembers(b []byte) []byte {
+	b = append(b, `,"limit":`...)
+	return jsonview.AppendString(b, string(l))
 }
 
 // writeProblem writes an RFC 9457 body by hand: rejections (sold out, over

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 
 	"github.com/gin-gonic/gin"
 
@@ -29,6 +30,7 @@ type resourceBody struct {
 	HoldSeconds    *int64             `json:"hold_seconds"` // nil: defaultHoldSeconds
 	CancelDeadline string             `json:"cancel_deadline"`
 	Attributes     map[string]string  `json:"attributes"`
+	Limits         []string           `json:"limits"` // limit groups, in any order
 }
 
 type inventoryRowJSON struct {
@@ -48,6 +50,12 @@ func (b *resourceBody) spec() (domain.Spec, error) {
 		Capacity:    b.Capacity,
 		HoldSeconds: defaultHoldSeconds,
 		Attributes:  b.Attributes,
+	}
+	if len(b.Limits) > 0 {
+		sp.Limits = slices.Sorted(slices.Values(b.Limits))
+		if len(slices.Compact(slices.Clone(sp.Limits))) != len(sp.Limits) {
+			return domain.Spec{}, fmt.Errorf("limits names a limit twice: %w", domain.ErrInvalidArgument)
+		}
 	}
 	if b.PerUserLimit != nil {
 		sp.PerUserLimit = *b.PerUserLimit
@@ -246,6 +254,7 @@ type resourceJSON struct {
 	HoldSeconds    int64              `json:"hold_seconds"`
 	CancelDeadline string             `json:"cancel_deadline,omitempty"`
 	Attributes     map[string]string  `json:"attributes"`
+	Limits         []string           `json:"limits"`
 	CreatedAt      string             `json:"created_at"`
 	UpdatedAt      string             `json:"updated_at"`
 
@@ -277,6 +286,7 @@ func renderResource(r *domain.Resource, rng nightRange, withNights bool) resourc
 		PerUserLimit: sp.PerUserLimit,
 		HoldSeconds:  sp.HoldSeconds,
 		Attributes:   maps.Clone(sp.Attributes),
+		Limits:       append([]string{}, sp.Limits...),
 		CreatedAt:    domain.FormatTime(r.CreatedAt),
 		UpdatedAt:    domain.FormatTime(r.UpdatedAt),
 	}

@@ -23,6 +23,7 @@ type resourceOut struct {
 	HoldSeconds    int64                `json:"hold_seconds"`
 	CancelDeadline *string              `json:"cancel_deadline"`
 	Attributes     map[string]string    `json:"attributes"`
+	Limits         []string             `json:"limits"`
 	CreatedAt      string               `json:"created_at"`
 	UpdatedAt      string               `json:"updated_at"`
 	Available      *int64               `json:"available"`

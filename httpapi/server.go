@@ -187,6 +187,11 @@ func (s *Server) routes() {
 	s.handle(http.MethodGet, "/v1/resources", read(s.listResources))
 	s.handle(http.MethodPost, "/v1/resources/:id/reservations", write(s.reserve, false))
 
+	s.handle(http.MethodPut, "/v1/limits/:id", write(s.putLimit, true))
+	s.handle(http.MethodGet, "/v1/limits/:id", read(s.getLimit))
+	s.handle(http.MethodDelete, "/v1/limits/:id", write(s.deleteLimit, true))
+	s.handle(http.MethodGet, "/v1/limits", read(s.listLimits))
+
 	s.handle(http.MethodGet, "/v1/reservations/:rid", read(s.getReservation))
 	s.handle(http.MethodGet, "/v1/reservations", read(s.listReservations))
 	// Ownership of confirm and cancel is the engine's check (it sees the

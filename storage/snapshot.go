@@ -35,6 +35,10 @@ import (
 //	                                 head; not counted
 //	         type 11: webhook       (domain.AppendWebhook: spec, secret and committed
 //	                                 cursor), in id order, each id once; not counted
+//	         type 12: limit group   (domain.AppendLimit: spec and times), before every
+//	                                 resource record, each id once; not counted (its
+//	                                 counts and members are rebuilt from the resources
+//	                                 and reservations that follow)
 //	end      type 0xFF, resource, reservation, idem record and member
 //	         counts (uvarints), CRC-32C (Castagnoli, 4 bytes little endian)
 //	         of every byte before it, then nothing
@@ -91,6 +95,7 @@ const (
 	recEventHead   = 9
 	recEvent       = 10
 	recWebhook     = 11
+	recLimit       = 12
 	recEnd         = 0xFF
 
 	// maxRecordSize bounds one record. A resource carries its per-user
@@ -120,7 +125,7 @@ func WriteSnapshotWith(w io.Writer, st *domain.State, events EachEvent) error {
 	sw.write([]byte(snapshotMagic))
 	version := byte(SnapshotVersion)
 	switch {
-	case st.WebhookCount() > 0:
+	case st.WebhookCount() > 0 || st.LimitCount() > 0:
 	case st.EventHead() == 0 && st.RetiredResources() == 0:
 		version = snapshotVersionNoRetired
 	case st.EventHead() == 0:
@@ -128,7 +133,14 @@ func WriteSnapshotWith(w io.Writer, st *domain.State, events EachEvent) error {
 	}
 	sw.write([]byte{version})
 	var nRes, nResv, nIdem, nMember uint64
-	err := st.EachResource(func(r *domain.Resource) error {
+	err := st.EachLimit(func(l *domain.Limit) error {
+		sw.buf = domain.AppendLimit(sw.buf[:0], l)
+		return sw.record(recLimit)
+	})
+	if err != nil {
+		return err
+	}
+	err = st.EachResource(func(r *domain.Resource) error {
 		nRes++
 		sw.buf = domain.AppendResource(sw.buf[:0], r)
 		return sw.record(recResource)
@@ -365,6 +377,20 @@ func ReadSnapshotWith(r io.Reader, events func(head uint64) EventSink) (*domain.
 				err = fmt.Errorf("unexpected retired-units record in a version %d snapshot: %w", version, domain.ErrCorrupt)
 			} else if rt, err = domain.DecodeRetired(payload); err == nil {
 				st.LoadRetired(rt)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read snapshot: record %d: %w", rec, err)
+			}
+			continue
+		case recLimit:
+			var l *domain.Limit
+			switch {
+			case version <= snapshotVersionNoEvents || counts[0] > 0:
+				err = fmt.Errorf("unexpected limit record in a version %d snapshot (or after a resource): %w", version, domain.ErrCorrupt)
+			default:
+				if l, err = domain.DecodeLimit(payload); err == nil && !st.LoadLimit(l) {
+					err = fmt.Errorf("limit %s twice: %w", l.ID, domain.ErrCorrupt)
+				}
 			}
 			if err != nil {
 				return nil, fmt.Errorf("read snapshot: record %d: %w", rec, err)

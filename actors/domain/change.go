@@ -84,6 +84,9 @@ type Change struct {
 	// times; its live counts are not part of the change).
 	Resource *Resource
 
+	// Limit updated: the limit as stored (spec and times).
+	Limit *Limit
+
 	// IdemKey is the client's Idempotency-Key, when the request had one.
 	IdemKey string
 }
@@ -137,6 +140,13 @@ func (s *State) ApplyChange(ev *Event, out *Change) (bool, error) {
 		out.Resource = &Resource{ID: r.ID, Spec: r.Spec, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 	case EvDeleteResource:
 		out.Type, out.Kind = ChangeResourceDeleted, kind
+	case EvPutLimit:
+		l := s.limits[ev.Limit.ID]
+		out.Type, out.ResourceID = ChangeLimitUpdated, ""
+		out.Limit = &Limit{ID: l.ID, Spec: l.Spec, CreatedAt: l.CreatedAt, UpdatedAt: l.UpdatedAt}
+	case EvDeleteLimit:
+		out.Type, out.ResourceID = ChangeLimitDeleted, ""
+		out.Limit = &Limit{ID: ev.Limit.ID}
 	case EvReserve:
 		out.Reservation = s.reservations[ev.Reservation.ID]
 	case EvTransition:

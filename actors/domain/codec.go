@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // The binary encoding of events (Raft entries) and of state records
@@ -48,7 +49,7 @@ const maxPrealloc = 1024
 func EncodeBatch(dst []byte, b *Batch) []byte {
 	if b.Term != 0 {
 		v := byte(BatchV2)
-		if slices.ContainsFunc(b.Events, func(ev Event) bool { return ev.Type.IsWebhookEvent() }) {
+		if slices.ContainsFunc(b.Events, func(ev Event) bool { return ev.needsV4() }) {
 			v = BatchV4
 		} else if slices.ContainsFunc(b.Events, func(ev Event) bool { return ev.Type == EvPrune }) {
 			v = BatchV3
@@ -63,6 +64,12 @@ func EncodeBatch(dst []byte, b *Batch) []byte {
 		dst = appendEvent(dst, &b.Events[i])
 	}
 	return dst
+}
+
+// needsV4 reports whether an event exists only from log format 4 on:
+// webhook and limit events, and a resource that names limits.
+func (ev *Event) needsV4() bool {
+	return ev.Type.IsWebhookEvent() || ev.Type.IsLimitEvent() || ev.Type == EvPutResource && len(ev.Spec.Limits) > 0
 }
 
 // DecodeBatch decodes an entry made by EncodeBatch, of any version up to
@@ -90,6 +97,9 @@ func DecodeBatch(data []byte) (Batch, error) {
 		d.event(&ev)
 		if ev.Type.IsWebhookEvent() && v < BatchV4 {
 			d.fail("webhook event in a version %d batch", v)
+		}
+		if ev.needsV4() && !ev.Type.IsWebhookEvent() && v < BatchV4 {
+			d.fail("limit event or resource limits in a version %d batch", v)
 		}
 		b.Events = append(b.Events, ev)
 	}
@@ -119,6 +129,8 @@ func appendEvent(b []byte, ev *Event) []byte {
 		b = binary.AppendUvarint(b, uint64(ev.PruneMax))
 	case EvPutWebhook, EvDeleteWebhook, EvAdvanceWebhook, EvPauseWebhook, EvReplayWebhook:
 		b = appendWebhookOp(b, ev.Type, ev.Hook)
+	case EvPutLimit, EvDeleteLimit:
+		b = appendLimitOp(b, ev.Type, ev.Limit)
 	}
 	if ev.Idem == nil {
 		return append(b, 0)
@@ -153,6 +165,8 @@ func (d *decoder) event(ev *Event) {
 		}
 	case EvPutWebhook, EvDeleteWebhook, EvAdvanceWebhook, EvPauseWebhook, EvReplayWebhook:
 		ev.Hook = d.webhookOp(ev.Type)
+	case EvPutLimit, EvDeleteLimit:
+		ev.Limit = d.limitOp(ev.Type)
 	case EvDeleteResource:
 	default:
 		d.fail("event type %d", ev.Type)
@@ -181,17 +195,31 @@ func appendSpec(b []byte, s *Spec) []byte {
 	b = binary.AppendVarint(b, s.ClosesAt)
 	b = binary.AppendVarint(b, s.HoldSeconds)
 	b = binary.AppendVarint(b, s.CancelDeadline)
-	keys := make([]string, 0, len(s.Attributes))
+	keys := make([]string, 0, len(s.Attributes)+1)
 	for k := range s.Attributes {
 		keys = append(keys, k)
+	}
+	if len(s.Limits) > 0 {
+		keys = append(keys, limitsAttribute)
 	}
 	sort.Strings(keys) // canonical: hashes compare equal states
 	b = binary.AppendUvarint(b, uint64(len(keys)))
 	for _, k := range keys {
+		if k == limitsAttribute {
+			b = appendString(appendString(b, k), strings.Join(s.Limits, ","))
+			continue
+		}
 		b = appendString(appendString(b, k), s.Attributes[k])
 	}
 	return b
 }
+
+// limitsAttribute is the key under which a spec's limits travel among its
+// attributes: every encoding of a spec (entries, snapshots, hashes) then
+// stays what it was for a resource without limits, and no version needs to
+// say whether the field is there. No attribute of an admin's may start with
+// a NUL byte (Spec.Validate).
+const limitsAttribute = "\x00limits"
 
 func (d *decoder) spec(s *Spec) {
 	s.Kind = Kind(d.byte())
@@ -210,8 +238,15 @@ func (d *decoder) spec(s *Spec) {
 	if n := d.count(2); n > 0 {
 		s.Attributes = make(map[string]string, n)
 		for i := 0; i < n; i++ {
-			k := d.string()
-			s.Attributes[k] = d.string()
+			k, v := d.string(), d.string()
+			if k == limitsAttribute {
+				s.Limits = strings.Split(v, ",")
+				continue
+			}
+			s.Attributes[k] = v
+		}
+		if len(s.Attributes) == 0 {
+			s.Attributes = nil
 		}
 	}
 }

@@ -19,7 +19,7 @@ var (
 	ErrPermissionDenied     = errors.New("permission denied")
 	ErrNotFound             = errors.New("not found")
 	ErrSoldOut              = errors.New("sold out")
-	ErrLimitExceeded        = errors.New("per-user limit exceeded")
+	ErrLimitExceeded        = errors.New("limit exceeded")
 	ErrNotOpen              = errors.New("not open yet")
 	ErrClosed               = errors.New("closed")
 	ErrInvalidState         = errors.New("invalid state")

@@ -20,6 +20,8 @@ const (
 	EvAdvanceWebhook                      // move a webhook's cursor forward after its receiver acknowledged; BatchV4
 	EvPauseWebhook                        // pause or resume a webhook; BatchV4
 	EvReplayWebhook                       // set a webhook's cursor, backwards too; BatchV4
+	EvPutLimit                            // create or update a limit group (limits.go); BatchV4
+	EvDeleteLimit                         // remove a limit group no resource names; BatchV4
 )
 
 // Event is one decision of the leader. All times and ids in it were stamped
@@ -38,6 +40,7 @@ type Event struct {
 	PruneBefore   int64       // EvPrune: leader time before which finished reservations go
 	PruneMax      int         // EvPrune: at most this many (1..MaxPrunePerEvent)
 	Hook          *WebhookOp  // the webhook events
+	Limit         *LimitOp    // EvPutLimit, EvDeleteLimit
 
 	// Idem, when set, stores the answer under the client's Idempotency-Key
 	// in the same step as the change it answers for.

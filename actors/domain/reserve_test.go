@@ -307,7 +307,7 @@ func TestRefusalMessages(t *testing.T) {
 	}{
 		{st, "v", domain.ReserveRequest{User: "b", Quantity: 1}, t0, "v opens at 2026-11-21T11:00:00Z: not open yet"},
 		{st, "v", domain.ReserveRequest{User: "b", Quantity: 1}, at(3 * time.Hour), "v closed at 2026-11-21T12:00:00Z: closed"},
-		{st, "v", domain.ReserveRequest{User: "a", Quantity: 1}, at(time.Hour), "at most 2 per user, 2 already taken: per-user limit exceeded"},
+		{st, "v", domain.ReserveRequest{User: "a", Quantity: 1}, at(time.Hour), "at most 2 per user, 2 already taken: limit exceeded"},
 		{st, "v", domain.ReserveRequest{User: "b", Quantity: 2}, at(time.Hour), "1 left: sold out"},
 		{hr, "h", domain.ReserveRequest{User: "b", Quantity: 1, CheckIn: dec1 + 1, CheckOut: dec1 + 3}, t0, "night 2026-12-03 has 0 rooms left: sold out"},
 	} {

@@ -88,6 +88,9 @@ func (s *State) applyPrune(ev *Event) error {
 		resources[res.ResourceID] = struct{}{}
 		if res.Status == StatusCompleted {
 			s.retire(&res)
+			if r := s.resources[res.ResourceID]; r != nil {
+				s.addShares(r, &res, -1) // the units stay the resource's; the limits count what the state holds
+			}
 		}
 		delete(s.reservations, k.id)
 		s.finished.Delete(k)

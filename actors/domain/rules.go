@@ -1,6 +1,9 @@
 package domain
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // ReserveRequest is what a user asks for; the leader adds id and time.
 type ReserveRequest struct {
@@ -102,8 +105,13 @@ type refusal struct {
 	err   error // the sentinel
 	id    string
 	night bool // sold out on night n (a Day), not in total
+	limit bool // limit exceeded of limit group id, not the resource's own
+	total bool // limit: its capacity, not its per-user bound
 	n, m  int64
 }
+
+// asRefusal is errors.As for *refusal.
+func asRefusal(err error, out **refusal) bool { return errors.As(err, out) }
 
 func (e *refusal) Unwrap() error { return e.err }
 
@@ -114,6 +122,10 @@ func (e *refusal) Error() string {
 		detail = fmt.Sprintf("%s opens at %s", e.id, FormatTime(e.n))
 	case e.err == ErrClosed:
 		detail = fmt.Sprintf("%s closed at %s", e.id, FormatTime(e.n))
+	case e.err == ErrLimitExceeded && e.limit && e.total:
+		detail = fmt.Sprintf("limit %s: at most %d in total, %d already taken", e.id, e.n, e.m)
+	case e.err == ErrLimitExceeded && e.limit:
+		detail = fmt.Sprintf("limit %s: at most %d per user, %d already taken", e.id, e.n, e.m)
 	case e.err == ErrLimitExceeded:
 		detail = fmt.Sprintf("at most %d per user, %d already taken", e.n, e.m)
 	case e.night:

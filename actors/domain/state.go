@@ -32,6 +32,7 @@ type State struct {
 	members map[string]Member // cluster nodes by id
 
 	webhooks map[string]*Webhook // by id (webhooks.go)
+	limits   map[string]*Limit   // limit groups by id (limits.go)
 
 	// lastAt is the latest leader time of an applied event: a new leader
 	// starts its clock at or after it, so leader time never goes back.
@@ -89,6 +90,7 @@ func NewState() *State {
 		idem:         make(map[string]IdemRecord),
 		members:      make(map[string]Member),
 		webhooks:     make(map[string]*Webhook),
+		limits:       make(map[string]*Limit),
 	}
 }
 
@@ -124,6 +126,10 @@ func (s *State) Apply(ev *Event) error {
 		err = s.applyPrune(ev)
 	case EvPutWebhook, EvDeleteWebhook, EvAdvanceWebhook, EvPauseWebhook, EvReplayWebhook:
 		err = s.applyWebhook(ev)
+	case EvPutLimit:
+		err = s.applyPutLimit(ev)
+	case EvDeleteLimit:
+		err = s.applyDeleteLimit(ev)
 	default:
 		err = invalidf("unknown event type %d", ev.Type)
 	}
@@ -167,6 +173,10 @@ func (s *State) applyPut(ev *Event) error {
 	if err := r.CheckUpdate(&ev.Spec); err != nil {
 		return err
 	}
+	if err := s.CheckResourceLimits(r, &ev.Spec); err != nil {
+		return err
+	}
+	s.setMembership(r.ID, r.Spec.Limits, ev.Spec.Limits)
 	r.ApplyUpdate(ev.Spec, ev.At)
 	if _, ok := s.resources[r.ID]; !ok {
 		s.resources[r.ID] = r
@@ -183,6 +193,7 @@ func (s *State) applyDelete(ev *Event) error {
 	if r.HasTaken() {
 		return wrapf(ErrInvalidState, "resource %s has held or confirmed reservations", r.ID)
 	}
+	s.setMembership(r.ID, r.Spec.Limits, nil)
 	delete(s.resources, r.ID)
 	s.resourceIDs.Delete(r.ID)
 	return nil
@@ -203,7 +214,11 @@ func (s *State) applyReserve(ev *Event) error {
 	if err := r.CheckReserve(&res); err != nil {
 		return err
 	}
+	if err := s.CheckShares(r, &res); err != nil {
+		return err
+	}
 	r.ApplyReserve(&res)
+	s.addShares(r, &res, 1)
 	s.reservations[res.ID] = res
 	s.byUser[res.User] = insertSorted(s.byUser[res.User], res.ID)
 	s.byResource[res.ResourceID] = insertSorted(s.byResource[res.ResourceID], res.ID)
@@ -229,6 +244,9 @@ func (s *State) applyTransition(ev *Event) error {
 	}
 	if noop {
 		return wrapf(ErrInvalidState, "reservation %s already %s", res.ID, ev.To)
+	}
+	if res.Status.Taken() && !ev.To.Taken() {
+		s.addShares(r, &res, -1)
 	}
 	r.ApplyTransition(&res, ev.To, ev.At)
 	s.reservations[res.ID] = res
@@ -403,6 +421,7 @@ func (s *State) LoadResource(r *Resource) {
 	if r.UserUnits == nil {
 		r.UserUnits = make(map[string]int64)
 	}
+	s.setMembership(r.ID, nil, r.Spec.Limits)
 	s.resources[r.ID] = r
 	s.resourceIDs.ReplaceOrInsert(r.ID)
 }
@@ -416,6 +435,9 @@ func (s *State) LoadReservation(res Reservation) {
 		s.held[res.ID] = struct{}{}
 	}
 	s.indexFinished(&res)
+	if r := s.resources[res.ResourceID]; r != nil && res.Status.Taken() {
+		s.addShares(r, &res, 1)
+	}
 }
 
 // LoadIdem adds an idempotency record while restoring a snapshot.
@@ -461,6 +483,9 @@ func (s *State) Clone() *State {
 		c.members[id] = m
 	}
 	s.cloneWebhooks(c)
+	for id, l := range s.limits {
+		c.limits[id] = l.Clone()
+	}
 	c.lastAt = s.lastAt
 	c.digest = s.digest
 	c.logFormat = s.logFormat
@@ -580,7 +605,7 @@ func (s *State) CheckInvariants() error {
 			}
 		}
 	}
-	return nil
+	return s.checkLimitInvariants()
 }
 
 // Hash is a digest of the whole state in a canonical order: equal states give
@@ -617,6 +642,11 @@ func (s *State) Hash() [32]byte {
 		h.Write(binary.AppendUvarint(buf[:0], s.eventHead))
 	}
 	s.hashWebhooks(buf, func(b []byte) { h.Write(b) })
+	_ = s.EachLimit(func(l *Limit) error { // none before limits existed: older states hash as they did
+		buf = appendLimitState(buf[:0], l)
+		h.Write(buf)
+		return nil
+	})
 	var out [32]byte
 	h.Sum(out[:0])
 	return out

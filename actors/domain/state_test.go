@@ -62,7 +62,7 @@ func checkStream(t testing.TB, g *domaintest.Gen, steps int) streamResult {
 			cur = st.Hash()
 			again := ev
 			err := st.Apply(&again)
-			if (err == nil) != (ev.Type == domain.EvPutResource || ev.Type == domain.EvPrune) {
+			if (err == nil) != (ev.Type == domain.EvPutResource || ev.Type == domain.EvPrune || ev.Type == domain.EvPutLimit) {
 				t.Fatalf("step %d: %+v applied twice: %v", i, ev, err)
 			}
 			if st.Hash() != cur {
@@ -93,13 +93,17 @@ func checkStream(t testing.TB, g *domaintest.Gen, steps int) streamResult {
 // TestStateInvariants drives seeded streams through the State, and a
 // replica through the codec: the replica must end in the same state.
 func TestStateInvariants(t *testing.T) {
-	for seed := uint64(1); seed <= 4; seed++ {
-		res := checkStream(t, domaintest.NewSeeded(seed), 1200)
+	for seed := uint64(1); seed <= 8; seed++ {
+		g := domaintest.NewSeeded(seed)
+		if seed > 4 {
+			g.WithLimits() // CheckInvariants recounts every limit after every step
+		}
+		res := checkStream(t, g, 1200)
 		replica := domain.NewState()
 		var buf []byte
 		for i := 0; i < len(res.accepted); {
 			n := min(len(res.accepted)-i, 1+int(seed*uint64(i))%17)
-			buf = domain.EncodeBatch(buf[:0], &domain.Batch{Events: res.accepted[i : i+n]})
+			buf = domain.EncodeBatch(buf[:0], &domain.Batch{Term: 1, Events: res.accepted[i : i+n]})
 			b, err := domain.DecodeBatch(buf)
 			if err != nil {
 				t.Fatal(err)
@@ -115,8 +119,11 @@ func TestStateInvariants(t *testing.T) {
 			t.Fatalf("seed %d: the replica differs", seed)
 		}
 		resources, reservations, idem, held := res.st.Counts()
-		t.Logf("seed %d: %d accepted, %d refused; %d resources, %d reservations, %d idem, %d held",
-			seed, len(res.accepted), res.refused, resources, reservations, idem, held)
+		t.Logf("seed %d: %d accepted, %d refused; %d resources, %d reservations, %d idem, %d held, %d limits",
+			seed, len(res.accepted), res.refused, resources, reservations, idem, held, res.st.LimitCount())
+		if seed > 4 && res.st.LimitCount() == 0 {
+			t.Fatalf("seed %d: a history with limits ends without any", seed)
+		}
 	}
 }
 
@@ -138,7 +145,11 @@ func FuzzStateInvariants(f *testing.F) {
 			// fuzzer down (minimizing them takes minutes).
 			t.Skip()
 		}
-		checkStream(t, domaintest.NewFromBytes(data), 300)
+		g := domaintest.NewFromBytes(data)
+		if len(data) > 0 && data[0]&1 == 1 {
+			g.WithLimits()
+		}
+		checkStream(t, g, 300)
 	})
 }
 

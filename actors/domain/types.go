@@ -137,6 +137,7 @@ type Spec struct {
 	HoldSeconds    int64 // 0 = reservations are confirmed at once
 	CancelDeadline int64
 	Attributes     map[string]string
+	Limits         []string // limit groups (limits.go) the resource's reservations count against, sorted
 }
 
 // Validate checks a spec on its own (not against current bookings).
@@ -183,12 +184,31 @@ func (s *Spec) Validate() error {
 	if s.OpensAt != 0 && s.ClosesAt != 0 && s.ClosesAt <= s.OpensAt {
 		return invalidf("closes_at must be after opens_at")
 	}
-	if len(s.Attributes) > MaxAttributes {
+	if len(s.Limits) > MaxLimitsPerResource {
+		return invalidf("at most %d limits per resource", MaxLimitsPerResource)
+	}
+	for i, id := range s.Limits {
+		if !ValidID(id) {
+			return invalidf("bad limit id %q", id)
+		}
+		if i > 0 && s.Limits[i-1] >= id {
+			return invalidf("limits must be distinct and sorted")
+		}
+	}
+	return validAttributes(s.Attributes)
+}
+
+// validAttributes checks free-form attributes of a resource or limit.
+func validAttributes(attrs map[string]string) error {
+	if len(attrs) > MaxAttributes {
 		return invalidf("at most %d attributes", MaxAttributes)
 	}
-	for k, v := range s.Attributes {
+	for k, v := range attrs {
 		if k == "" || len(k) > MaxAttributeLen || len(v) > MaxAttributeLen {
 			return invalidf("attribute keys must be 1-%d bytes and values at most %d", MaxAttributeLen, MaxAttributeLen)
+		}
+		if k[0] == 0 {
+			return invalidf("attribute keys must not start with a NUL byte")
 		}
 	}
 	return nil

@@ -17,7 +17,17 @@ func AppendChange(b []byte, ch *domain.Change) []byte {
 	b = append(b, ch.Type.String()...)
 	b = append(b, `","at":"`...)
 	b = AppendTime(b, ch.At)
-	b = append(b, `","resource_id":`...)
+	b = append(b, '"')
+	if ch.Type == domain.ChangeLimitUpdated || ch.Type == domain.ChangeLimitDeleted {
+		b = append(b, `,"limit_id":`...)
+		b = AppendString(b, ch.Limit.ID)
+		if ch.Type == domain.ChangeLimitUpdated {
+			b = append(b, `,"limit":`...)
+			b = AppendStoredLimit(b, ch.Limit)
+		}
+		return append(b, '}')
+	}
+	b = append(b, `,"resource_id":`...)
 	b = AppendString(b, ch.ResourceID)
 	b = append(b, `,"kind":`...)
 	b = AppendString(b, ch.Kind.String())
@@ -70,25 +80,58 @@ func AppendStoredResource(b []byte, r *domain.Resource) []byte {
 	b = append(b, `,"hold_seconds":`...)
 	b = strconv.AppendInt(b, sp.HoldSeconds, 10)
 	b = appendOptionalTime(b, `,"cancel_deadline":"`, sp.CancelDeadline)
-	b = append(b, `,"attributes":{`...)
-	keys := make([]string, 0, len(sp.Attributes))
-	for k := range sp.Attributes {
+	b = append(b, `,"attributes":`...)
+	b = appendAttributes(b, sp.Attributes)
+	b = append(b, `,"limits":[`...)
+	for i, id := range sp.Limits {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendString(b, id)
+	}
+	b = append(b, `],"created_at":"`...)
+	b = AppendTime(b, r.CreatedAt)
+	b = append(b, `","updated_at":"`...)
+	b = AppendTime(b, r.UpdatedAt)
+	return append(b, `"}`...)
+}
+
+// AppendStoredLimit renders a limit as stored: its spec and times, without
+// counts (fields as GET /v1/limits/{id} names them).
+func AppendStoredLimit(b []byte, l *domain.Limit) []byte {
+	b = append(b, `{"id":`...)
+	b = AppendString(b, l.ID)
+	b = append(b, `,"per_user":`...)
+	b = strconv.AppendInt(b, l.Spec.PerUser, 10)
+	b = append(b, `,"capacity":`...)
+	b = strconv.AppendInt(b, l.Spec.Capacity, 10)
+	b = append(b, `,"attributes":`...)
+	b = appendAttributes(b, l.Spec.Attributes)
+	b = append(b, `,"created_at":"`...)
+	b = AppendTime(b, l.CreatedAt)
+	b = append(b, `","updated_at":"`...)
+	b = AppendTime(b, l.UpdatedAt)
+	return append(b, `"}`...)
+}
+
+// appendAttributes renders attributes as an object in key order: map order
+// is random, and the stream's bytes must not be.
+func appendAttributes(b []byte, attrs map[string]string) []byte {
+	keys := make([]string, 0, len(attrs))
+	for k := range attrs {
 		keys = append(keys, k)
 	}
-	slices.Sort(keys) // map order is random; the stream's bytes must not be
+	slices.Sort(keys)
+	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = AppendString(b, k)
 		b = append(b, ':')
-		b = AppendString(b, sp.Attributes[k])
+		b = AppendString(b, attrs[k])
 	}
-	b = append(b, `},"created_at":"`...)
-	b = AppendTime(b, r.CreatedAt)
-	b = append(b, `","updated_at":"`...)
-	b = AppendTime(b, r.UpdatedAt)
-	return append(b, `"}`...)
+	return append(b, '}')
 }
 
 func appendOptionalTime(b []byte, key string, ns int64) []byte {

@@ -35,6 +35,7 @@ func TestAppendChangeResource(t *testing.T) {
 			"opens_at": "2001-09-09T01:46:40Z", "created_at": "2001-09-09T01:46:40Z", "updated_at": "2001-09-09T01:46:40.000000005Z",
 			"inventory":  []any{map[string]any{"from": "2024-10-04", "to": "2024-10-06", "rooms": 3.0}},
 			"attributes": map[string]any{"z": "last", "a\"q": "first\n", "m": "ü"},
+			"limits":     []any{},
 		},
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -40,6 +40,7 @@ type Gen struct {
 	data []byte
 	done bool
 
+	limits  bool       // also limit groups (WithLimits)
 	now     int64      // simulated leader clock, Unix nanoseconds, never goes back
 	baseDay domain.Day // the day the clock starts on; room inventory starts here
 	seq     uint64     // last reservation number handed out
@@ -62,6 +63,14 @@ func NewFromBytes(data []byte) *Gen { return newGen(nil, data) }
 func newGen(rnd *rand.Rand, data []byte) *Gen {
 	start := time.Date(2026, time.December, 1, 8, 0, 0, 0, time.UTC)
 	return &Gen{rnd: rnd, data: data, now: start.UnixNano(), baseDay: domain.Day(start.Unix() / 86400)}
+}
+
+// WithLimits makes the generator use limit groups too: limit events, and
+// resources that name limits (a few ids, some missing). Their events need
+// log format 4 (stamped batches).
+func (g *Gen) WithLimits() *Gen {
+	g.limits = true
+	return g
 }
 
 // Done reports whether a generator made by NewFromBytes has used up its
@@ -105,6 +114,9 @@ func (g *Gen) Next(st *domain.State) (ev domain.Event, decideErr error) {
 	g.tick(st)
 	if n, _, _, _ := st.Counts(); n == 0 || n < 3 && g.chance(40) {
 		return g.put(st)
+	}
+	if g.limits && g.chance(5) {
+		return g.limitOp(st)
 	}
 	switch n := g.intn(100); {
 	case n < 7:

@@ -18,11 +18,17 @@ func (g *Gen) put(st *domain.State) (domain.Event, error) {
 	id := g.poolResource()
 	ev := domain.Event{Type: domain.EvPutResource, At: g.now, ResourceID: id}
 	c := &domain.Resource{ID: id}
+	decide := func() error {
+		if err := c.CheckUpdate(&ev.Spec); err != nil {
+			return err
+		}
+		return st.CheckResourceLimits(c, &ev.Spec)
+	}
 	if r, ok := st.Resource(id); ok {
 		c = r.Clone()
 		if g.chance(85) {
 			ev.Spec = g.changeSpec(c.Spec)
-			return ev, c.CheckUpdate(&ev.Spec)
+			return ev, decide()
 		}
 	}
 	kind := c.Spec.Kind
@@ -30,7 +36,46 @@ func (g *Gen) put(st *domain.State) (domain.Event, error) {
 		kind = domain.Kind(1 + g.intn(3))
 	}
 	ev.Spec = g.newSpec(kind)
-	return ev, c.CheckUpdate(&ev.Spec)
+	return ev, decide()
+}
+
+// limitPool are the ids of limit groups; limit-z is never created.
+var limitPool = [...]string{"limit-a", "limit-b", "limit-c", "limit-z"}
+
+// someLimits returns the limits a generated spec names: mostly none, else
+// one or two of the pool, sorted, now and then one that does not exist.
+func (g *Gen) someLimits() []string {
+	if !g.limits || !g.chance(50) {
+		return nil
+	}
+	first := g.intn(3)
+	if g.chance(5) {
+		first = 3
+	}
+	ids := []string{limitPool[first]}
+	if g.chance(30) && first < 2 {
+		ids = append(ids, limitPool[first+1+g.intn(2-first)])
+	}
+	return ids
+}
+
+// limitOp creates, changes or deletes a limit group: mostly small bounds
+// that reservations will run into, sometimes a bad spec.
+func (g *Gen) limitOp(st *domain.State) (domain.Event, error) {
+	id := limitPool[g.intn(3)]
+	if g.chance(15) {
+		ev := domain.Event{Type: domain.EvDeleteLimit, At: g.now, Limit: &domain.LimitOp{ID: id}}
+		return ev, st.CheckDeleteLimit(id)
+	}
+	op := &domain.LimitOp{ID: id, Spec: domain.LimitSpec{PerUser: g.pick(0, 1, 1, 2, 3), Capacity: g.pick(0, 0, 2, 4, 8, 20)}}
+	if g.chance(10) {
+		op.Spec.Attributes = map[string]string{"hospital": "north"}
+	}
+	if g.chance(3) {
+		op.Spec.PerUser = -1
+	}
+	ev := domain.Event{Type: domain.EvPutLimit, At: g.now, Limit: op}
+	return ev, st.CheckPutLimit(op)
 }
 
 func (g *Gen) newSpec(kind domain.Kind) domain.Spec {
@@ -49,6 +94,7 @@ func (g *Gen) newSpec(kind domain.Kind) domain.Spec {
 	if g.chance(10) {
 		s.Attributes = map[string]string{"doctor": "Dr. Li", "floor": strconv.Itoa(g.intn(9))}
 	}
+	s.Limits = g.someLimits()
 	if g.chance(3) {
 		g.spoil(&s)
 	}
@@ -77,9 +123,12 @@ func (g *Gen) changeSpec(s domain.Spec) domain.Spec {
 			s.CancelDeadline = g.now + g.pick(sec, 10*minute, 3*hour)
 		}
 	default:
-		if g.chance(50) {
+		switch {
+		case g.limits && g.chance(50):
+			s.Limits = g.someLimits() // refused while units are taken
+		case g.chance(50):
 			s.Kind = s.Kind%3 + 1 // refused: the kind never changes
-		} else {
+		default:
 			g.spoil(&s)
 		}
 	}
@@ -194,6 +243,9 @@ func (g *Gen) reserve(st *domain.State) (domain.Event, error) {
 	res, err := c.DecideReserve(req, rid, g.now)
 	if res.ID == "" { // refused before a reservation was made
 		res = g.draft(id, kind, req, rid, r.Spec.HoldSeconds)
+	}
+	if err == nil {
+		err = st.CheckShares(r, &res)
 	}
 	ev.Reservation = res
 	if err == nil && g.chance(idemPercent) {
