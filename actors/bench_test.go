@@ -37,6 +37,42 @@ func BenchmarkReserveCommitRaft3(b *testing.B) {
 	benchReserve(b, e)
 }
 
+// The same on a resource that names a limit group (claims on the leader's
+// limit actor before the commit), in one run with the unlimited ones:
+// ReserveCommitRaftLimited accepts every request (a limit that never binds),
+// ReserveSoldOutLimited is refused by the stock before any limit is asked,
+// ReserveLimitRefused is refused by the limit's quota after a claim.
+func BenchmarkReserveCommitRaftLimited(b *testing.B) {
+	e := startLocal(b, 1<<40)
+	limitVoucher(b, e, 1<<40, domain.LimitSpec{PerUser: 1 << 30})
+	benchReserveOn(b, e, "lv")
+}
+
+func BenchmarkReserveSoldOutLimited(b *testing.B) {
+	e := startLocal(b, 0)
+	limitVoucher(b, e, 0, domain.LimitSpec{PerUser: 1})
+	benchReserveOn(b, e, "lv")
+}
+
+func BenchmarkReserveLimitRefused(b *testing.B) {
+	e := startLocal(b, 1<<40)
+	limitVoucher(b, e, 1<<40, domain.LimitSpec{Capacity: 1})
+	benchReserveOn(b, e, "lv")
+}
+
+// limitVoucher creates limit group "l" and voucher "lv" of the given
+// stock naming it.
+func limitVoucher(b *testing.B, e *actors.Engine, capacity int64, spec domain.LimitSpec) {
+	b.Helper()
+	ctx := context.Background()
+	if _, _, err := e.PutLimit(ctx, "l", spec); err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := e.PutResource(ctx, "lv", domain.Spec{Kind: domain.KindVoucher, Capacity: capacity, Limits: []string{"l"}}); err != nil {
+		b.Fatal(err)
+	}
+}
+
 func startLocal(b *testing.B, capacity int64) *actors.Engine { return startCluster(b, 1, capacity) }
 
 // startCluster runs an engine on each of n Raft nodes over loopback (bbolt
@@ -95,7 +131,9 @@ func startCluster(b *testing.B, n int, capacity int64) *actors.Engine {
 	return leader
 }
 
-func benchReserve(b *testing.B, e *actors.Engine) {
+func benchReserve(b *testing.B, e *actors.Engine) { benchReserveOn(b, e, "v") }
+
+func benchReserveOn(b *testing.B, e *actors.Engine, resource string) {
 	var user atomic.Int64
 	b.SetParallelism(32) // many clients, like a crowd: lets group commit batch
 	b.ReportAllocs()
@@ -105,9 +143,9 @@ func benchReserve(b *testing.B, e *actors.Engine) {
 		ctx := context.Background()
 		for pb.Next() {
 			u := fmt.Sprintf("u%d", user.Add(1))
-			_, err := e.Reserve(ctx, domain.ReserveCommand{ResourceID: "v", Caller: domain.Principal{User: u},
+			_, err := e.Reserve(ctx, domain.ReserveCommand{ResourceID: resource, Caller: domain.Principal{User: u},
 				Request: domain.ReserveRequest{User: u, Quantity: 1}})
-			if err != nil && domain.ErrorCode(err) != "sold_out" {
+			if code := domain.ErrorCode(err); err != nil && code != "sold_out" && code != "limit_exceeded" {
 				b.Error(err)
 				return
 			}

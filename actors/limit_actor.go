@@ -127,28 +127,23 @@ func (a *limitActor) claim(c *limitClaim) {
 
 // decide answers c and reports true, or reports false when c must wait.
 func (a *limitActor) decide(c *limitClaim) bool {
-	var l *domain.Limit
-	var definite error
+	found := false
+	var definite, tentative error
 	a.term.engine.log.View(func(st *domain.State) {
-		if got, ok := st.Limit(a.id); ok {
-			l = got
-			definite = got.CheckShare(c.user, c.q, 0, 0)
+		if l, ok := st.Limit(a.id); ok {
+			found = true
+			definite = l.CheckShare(c.user, c.q, 0, 0)
+			tentative = l.CheckShare(c.user, c.q, a.pendingTotal, a.pendingUser[c.user])
 		}
 	})
 	switch {
-	case l == nil:
+	case !found:
 		a.answer(c, fmt.Errorf("limit %s of resource %s: %w", a.id, c.resource, domain.ErrNotFound))
 		return true
 	case definite != nil:
 		a.answer(c, definite)
 		return true
-	}
-	var tentative error
-	a.term.engine.log.View(func(st *domain.State) {
-		got, _ := st.Limit(a.id)
-		tentative = got.CheckShare(c.user, c.q, a.pendingTotal, a.pendingUser[c.user])
-	})
-	if tentative != nil {
+	case tentative != nil:
 		return false
 	}
 	a.grants[c.rid] = limitGrant{user: c.user, q: c.q}
