@@ -88,3 +88,24 @@ func TestChangeTypeNames(t *testing.T) {
 		t.Errorf("%d change types", n)
 	}
 }
+
+// Limit changes name the limit and carry it as stored; a deleted one only
+// its id. They have no resource.
+func TestAppendChangeLimit(t *testing.T) {
+	l := &domain.Limit{ID: "day", Spec: domain.LimitSpec{PerUser: 1, Capacity: 9, Attributes: map[string]string{"h": "n"}}, CreatedAt: 1e18, UpdatedAt: 1e18}
+	var got map[string]any
+	if err := json.Unmarshal(AppendChange(nil, &domain.Change{Offset: 3, Type: domain.ChangeLimitUpdated, At: 1e18, Limit: l}), &got); err != nil {
+		t.Fatal(err)
+	}
+	lim, _ := got["limit"].(map[string]any)
+	if got["type"] != "limit.updated" || got["limit_id"] != "day" || got["resource_id"] != nil || lim["per_user"] != 1.0 || lim["capacity"] != 9.0 || lim["attributes"].(map[string]any)["h"] != "n" {
+		t.Fatalf("%v", got)
+	}
+	got = nil
+	if err := json.Unmarshal(AppendChange(nil, &domain.Change{Offset: 4, Type: domain.ChangeLimitDeleted, At: 1e18, Limit: &domain.Limit{ID: "day"}}), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["type"] != "limit.deleted" || got["limit_id"] != "day" || got["limit"] != nil {
+		t.Fatalf("%v", got)
+	}
+}
