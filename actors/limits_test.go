@@ -36,11 +36,11 @@ func mustPutLimit(t *testing.T, e *Engine, id string, perUser, capacity int64) {
 func TestLimitCrowdOneBookingPerDay(t *testing.T) {
 	e, log := newLimitEngine(t)
 	mustPutLimit(t, e, "hospital-day", 1, 0)
-	slots := []string{"s-0800", "s-0830", "s-0900", "s-0930"}
-	for _, id := range slots {
-		putSpec(t, e, id, domain.Spec{Kind: domain.KindSlot, Capacity: 1000, HoldSeconds: 600, Limits: []string{"hospital-day"}})
-	}
 	const users = 2000
+	slots := []string{"s-0800", "s-0830", "s-0900", "s-0930"}
+	for _, id := range slots { // room for everybody on each: no answer is sold out
+		putSpec(t, e, id, domain.Spec{Kind: domain.KindSlot, Capacity: users, HoldSeconds: 600, Limits: []string{"hospital-day"}})
+	}
 	var got [users]atomic.Int32
 	var wg sync.WaitGroup
 	for u := range users {
