@@ -251,3 +251,43 @@ func TestStreamSurvivesSnapshotInstallAndRestart(t *testing.T) {
 		}
 	}
 }
+
+// Holds that expire appear once each as reservation.expired, from held, on
+// every node.
+func TestStreamCarriesExpiries(t *testing.T) {
+	c := servertest.MakeCluster(t, 3, servertest.Options{Seed: 9})
+	l := c.Leader()
+	c.Client(l.Index()).Must("PUT", "/v1/resources/short", map[string]any{"kind": "voucher", "capacity": 10, "hold_seconds": 1}, http.StatusCreated)
+	ids := map[string]bool{}
+	for i := range 3 {
+		r := c.Client(l.Index()).As(fmt.Sprintf("e%d", i), "user").Must("POST", "/v1/resources/short/reservations", map[string]int{"quantity": 1}, http.StatusCreated)
+		var res struct{ ID string }
+		if err := r.Decode(&res); err != nil {
+			t.Fatal(err)
+		}
+		ids[res.ID] = true
+	}
+	c.WaitFor("three expiries on every node", func() error {
+		for _, nd := range c.Nodes() {
+			_, evs := streamOf(t, nd)
+			expired := map[string]int{}
+			for _, ev := range evs {
+				if ev.Type == "reservation.expired" {
+					if ev.From != "held" || !ids[ev.Reservation.ID] {
+						t.Fatalf("%s offset %d: expired %s from %q", nd.ID(), ev.Offset, ev.Reservation.ID, ev.From)
+					}
+					expired[ev.Reservation.ID]++
+				}
+			}
+			if len(expired) != 3 {
+				return fmt.Errorf("%s streamed %d expiries", nd.ID(), len(expired))
+			}
+			for id, n := range expired {
+				if n != 1 {
+					t.Fatalf("%s: %s expired %d times", nd.ID(), id, n)
+				}
+			}
+		}
+		return nil
+	})
+}
