@@ -175,6 +175,10 @@ func (r *Report) WriteText(w io.Writer) {
 				s.Events, s.After+1, s.Head, s.Reservations, s.Created, s.Transitions)
 		}
 		for _, c := range v.Checks {
+			if c.Skipped != "" {
+				fmt.Fprintf(w, "  skip %-34s SKIPPED, not checked: %s\n", c.Name, c.Skipped)
+				continue
+			}
 			mark := "ok  "
 			if c.Failures > 0 {
 				mark = "FAIL"

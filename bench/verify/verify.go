@@ -61,6 +61,8 @@ type Resource struct {
 	Held         int64 // voucher, slot
 	Confirmed    int64 // voucher, slot: confirmed, checked in or completed
 	Nights       map[string]Night
+	// Limits are the ids of the limit groups the resource names.
+	Limits       []string
 	Reservations []Reservation
 	// ReadAt is the server's clock (its Date header) when the state was
 	// read, before the reservations were listed. A hold whose expires_at is
@@ -106,6 +108,12 @@ type Input struct {
 	// Stream is the change stream read after the run; nil skips the
 	// stream checks (the target has none).
 	Stream *Stream
+	// Limits are the run's limit groups as read back; nil with no
+	// LimitsSkipped means the run has none (no limit checks at all).
+	Limits []Limit
+	// LimitsSkipped, when set, says why the limit checks could not run
+	// (the target has no /v1/limits): they are reported as skipped.
+	LimitsSkipped string
 }
 
 // Check is the outcome of one rule.
@@ -114,6 +122,9 @@ type Check struct {
 	Checked  int64    `json:"checked"`
 	Failures int64    `json:"failures"`
 	Examples []string `json:"examples,omitempty"`
+	// Skipped says why the check did not run; a skipped check neither
+	// passes nor fails.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // Result is the outcome of Verify: Pass is true when no check failed.
@@ -139,7 +150,10 @@ func (c *Check) fail(format string, args ...any) {
 // Stream it also checks the change stream: offsets without gaps, every 201
 // created by exactly one event and its acknowledged transitions there, each
 // reservation's events in lifecycle order, and the stream's last word on
-// each reservation equal to the state read back.
+// each reservation equal to the state read back. With Limits it checks
+// every limit group: its count equal to its members' taken units, within
+// its capacity, no user above per_user in the final state or in the run's
+// acknowledgements (see limits.go).
 func Verify(in Input) Result {
 	v := verifier{in: in, byID: make(map[string]*Reservation)}
 	v.index()
@@ -153,6 +167,7 @@ func Verify(in Input) Result {
 		v.expiry(),
 		v.unexpected(),
 	}
+	checks = append(checks, v.limitChecks()...)
 	var sum *StreamSummary
 	if in.Stream != nil {
 		var sc []Check
