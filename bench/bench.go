@@ -43,6 +43,10 @@ type bench struct {
 	rep    *report.Report
 	secret []byte
 	ttl    time.Duration
+	// noLimits says why the run's limit groups could not be created (the
+	// target has none): resources are then made without them and the limit
+	// checks are skipped.
+	noLimits string
 }
 
 func newBench(opts options, args []string, stdout, stderr io.Writer) *bench {
@@ -171,13 +175,36 @@ func (b *bench) newScenario(prefix string) (*scenario.Scenario, error) {
 	})
 }
 
+// setup creates the scenario's limit groups, then its resources. On a
+// target without limit groups the resources are made without them: the
+// load runs, the limit checks are skipped.
 func (b *bench) setup(ctx context.Context, client *api.Client, scn *scenario.Scenario) error {
 	defs := scn.Resources()
-	b.rep.Resources = len(defs)
-	b.say("creating %d resources", len(defs))
+	limits := scn.Limits()
+	b.rep.Resources, b.rep.Limits = len(defs), len(limits)
 	start := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
+	if len(limits) > 0 {
+		b.say("creating %d limit groups", len(limits))
+		err := client.PutLimits(sctx, limits, setupParallel)
+		switch {
+		case errors.Is(err, api.ErrNoLimits):
+			b.noLimits = err.Error()
+			b.rep.Limits = 0
+			b.say("limit groups skipped: %v", err)
+			for i := range defs {
+				if defs[i].Plain != nil {
+					defs[i].Body = defs[i].Plain
+				}
+			}
+		case errors.Is(err, domain.ErrUnauthenticated):
+			return fmt.Errorf("creating limit groups: %w (is the secret the cluster's?)", err)
+		case err != nil:
+			return fmt.Errorf("creating limit groups: %w", err)
+		}
+	}
+	b.say("creating %d resources", len(defs))
 	err := client.PutResources(sctx, defs, setupParallel)
 	b.rep.SetupS = time.Since(start).Seconds()
 	if errors.Is(err, domain.ErrUnauthenticated) {
@@ -245,7 +272,22 @@ func (b *bench) check(ctx context.Context, client *api.Client, scn *scenario.Sce
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
+	var lids []string
+	if b.noLimits == "" {
+		lids = scn.LimitIDs()
+	}
+	var before []verify.Limit
+	if len(lids) > 0 {
+		b.say("reading back %d limit groups", len(lids))
+		if before, err = reader.ReadLimits(vctx, lids, setupParallel); err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+	}
 	resources, err := reader.ReadAll(vctx, ids, setupParallel)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	limits, err := b.settleLimits(vctx, reader, lids, before, resources)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
@@ -265,8 +307,9 @@ func (b *bench) check(ctx context.Context, client *api.Client, scn *scenario.Sce
 	in := verify.Input{
 		Resources: resources, Acks: obs.Acks, SoldOut: obs.SoldOut,
 		Responses: obs.Responses, Unexpected: obs.Unexpected, UnexpectedExamples: obs.UnexpectedExamples,
-		ExpiryGrace: expiryGrace,
+		ExpiryGrace: expiryGrace, LimitsSkipped: b.noLimits,
 	}
+	in.Limits = limits
 	if skipped == nil {
 		in.Stream = &stream
 	}
@@ -284,6 +327,83 @@ func (b *bench) check(ctx context.Context, client *api.Client, scn *scenario.Sce
 		DurationS: time.Since(start).Seconds(), Checks: result.Checks, Stream: result.Stream,
 	}
 	return nil
+}
+
+// limitReadTries bounds the re-reads of limit groups whose count changed
+// while their members were read; limitQuiet is how long their counts must
+// hold still before the members are read again.
+const (
+	limitReadTries = 10
+	limitQuiet     = 500 * time.Millisecond
+)
+
+// settleLimits reads the limits lids again after their members were read
+// (before is what they were before) and returns them once their counts
+// held still across a read of their members: only expiry moves them after
+// the load, and a hold expiring between the reads would make a count and
+// its members' reservations disagree. Members of a limit that moved are
+// read again, into resources, once the counts have been quiet for
+// limitQuiet (the expiries are over, or paused).
+func (b *bench) settleLimits(ctx context.Context, reader *api.Reader, lids []string, before []verify.Limit, resources []verify.Resource) ([]verify.Limit, error) {
+	if len(lids) == 0 {
+		return nil, nil
+	}
+	moved := func(a, b []verify.Limit) map[string]bool {
+		m := make(map[string]bool)
+		for i := range a {
+			if a[i].Taken != b[i].Taken {
+				m[a[i].ID] = true
+			}
+		}
+		return m
+	}
+	for range limitReadTries {
+		after, err := reader.ReadLimits(ctx, lids, setupParallel)
+		if err != nil {
+			return nil, err
+		}
+		changed := moved(before, after)
+		if len(changed) == 0 {
+			return after, nil
+		}
+		// Wait for the expiries to pass before reading the members again.
+		for quiet := after; ; quiet = after {
+			select {
+			case <-ctx.Done():
+				return nil, context.Cause(ctx)
+			case <-time.After(limitQuiet):
+			}
+			if after, err = reader.ReadLimits(ctx, lids, setupParallel); err != nil {
+				return nil, err
+			}
+			if len(moved(quiet, after)) == 0 {
+				break
+			}
+			for id := range moved(quiet, after) {
+				changed[id] = true
+			}
+		}
+		var again []int
+		var ids []string
+		for i, r := range resources {
+			for _, l := range r.Limits {
+				if changed[l] {
+					again, ids = append(again, i), append(ids, r.ID)
+					break
+				}
+			}
+		}
+		b.say("%d limit groups moved while read (holds expiring): reading their %d members again", len(changed), len(ids))
+		fresh, err := reader.ReadAll(ctx, ids, setupParallel)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range again {
+			resources[i] = fresh[j]
+		}
+		before = after
+	}
+	return nil, fmt.Errorf("limit groups kept changing while read %d times", limitReadTries)
 }
 
 // maxNodes bounds --nodes: an embedded cluster shares this machine's CPUs

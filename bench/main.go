@@ -4,11 +4,11 @@
 // plays the seckill scenario against it for 20 seconds, prints latency
 // (HdrHistogram, free of coordinated omission in the open loop), throughput
 // and answer counts, then reads the final state back and verifies it: no
-// oversell, counts that add up, no user over its limit, every acknowledged
-// reservation present.
+// oversell, counts that add up, no user over its limit (per resource and
+// per limit group), every acknowledged reservation present.
 // It exits 1 when verification fails, 2 when the run could not be made.
 //
-//	go run ./bench [--nodes N] [--scenario seckill|hospital|hotel|mixed] [--concurrency 64 | --rate 5000]
+//	go run ./bench [--nodes N] [--scenario seckill|hospital|hotel|campaign|mixed] [--concurrency 64 | --rate 5000]
 //	               [--duration 20s] [--warmup 0s] [--requests N] [--baseline] [--json FILE]
 //	go run ./bench --target http://host:8080[,http://...]   (secret in ALLOT_AUTH_SECRET)
 package main
@@ -89,6 +89,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.params.SlotCapacity, "slot-capacity", o.params.SlotCapacity, "hospital: patients per slot")
 	fs.IntVar(&o.params.RoomTypes, "room-types", o.params.RoomTypes, "hotel: room types, each with 60 nights of inventory")
 	fs.Int64Var(&o.params.Rooms, "rooms", o.params.Rooms, "hotel: rooms per night of a room type")
+	fs.IntVar(&o.params.CampaignVouchers, "campaign-vouchers", o.params.CampaignVouchers, "campaign: vouchers sharing the campaign's limit group")
+	fs.Int64Var(&o.params.CampaignStock, "campaign-stock", o.params.CampaignStock, "campaign: units per voucher")
+	fs.Int64Var(&o.params.CampaignQuota, "campaign-quota", o.params.CampaignQuota, "campaign: coupons in all (the limit's capacity), one per user")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -31,6 +31,7 @@ type wireResource struct {
 	Held         int64                `json:"held"`
 	Confirmed    int64                `json:"confirmed"`
 	Nights       map[string]wireNight `json:"nights"`
+	Limits       []string             `json:"limits"`
 }
 
 type wireNight struct {
@@ -155,7 +156,7 @@ func (r *Reader) resource(ctx context.Context, id string) (res verify.Resource, 
 		w.ID = id
 	}
 	res = verify.Resource{ID: w.ID, Kind: w.Kind, Capacity: w.Capacity, PerUserLimit: w.PerUserLimit,
-		Available: w.Available, Held: w.Held, Confirmed: w.Confirmed, ReadAt: rep.date}
+		Available: w.Available, Held: w.Held, Confirmed: w.Confirmed, Limits: w.Limits, ReadAt: rep.date}
 	settled = w.Held == 0
 	if len(w.Nights) > 0 {
 		res.Nights = make(map[string]verify.Night, len(w.Nights))

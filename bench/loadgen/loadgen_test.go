@@ -199,3 +199,33 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestLimitGroupRefusalsCountApart: a limit_exceeded naming a limit group
+// is its own outcome, apart from the resource's own per_user_limit.
+func TestLimitGroupRefusalsCountApart(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusConflict)
+		if n.Add(1)%2 == 0 {
+			w.Write([]byte(`{"status":409,"code":"limit_exceeded","limit":"day-1"}`))
+			return
+		}
+		w.Write([]byte(`{"status":409,"code":"limit_exceeded","limit":""}`))
+	}))
+	defer srv.Close()
+	cfg := config(srv, 1, 0, 10*time.Second)
+	cfg.Requests = 10
+	res, err := Run(context.Background(), cfg, &recSource{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := CodeKey{Status: http.StatusConflict, Code: "limit_exceeded", Group: true}
+	own := CodeKey{Status: http.StatusConflict, Code: "limit_exceeded"}
+	if res.Codes[group] != 5 || res.Codes[own] != 5 {
+		t.Errorf("codes %v, want 5 of each kind of limit_exceeded", res.Codes)
+	}
+	if got := group.String(); got != "409 limit_exceeded (limit group)" {
+		t.Errorf("group key reads %q", got)
+	}
+}

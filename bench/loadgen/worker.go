@@ -39,7 +39,8 @@ type worker struct {
 	resp    Response
 	buf     bytes.Buffer
 	problem struct {
-		Code string `json:"code"`
+		Code  string `json:"code"`
+		Limit string `json:"limit"`
 	}
 
 	hist     []*hdrhistogram.Histogram // per op, created on first use
@@ -156,9 +157,9 @@ func (w *worker) send(ctx context.Context) {
 		}
 	}
 	if res.StatusCode >= 400 {
-		w.problem.Code = ""
+		w.problem.Code, w.problem.Limit = "", ""
 		if json.Unmarshal(w.resp.Body, &w.problem) == nil {
-			w.resp.Code = w.problem.Code
+			w.resp.Code, w.resp.Limit = w.problem.Code, w.problem.Limit
 		}
 	}
 }
@@ -195,6 +196,6 @@ func (w *worker) record(measured bool, done time.Time) {
 	}
 	us := r.Latency.Microseconds()
 	_ = h.RecordValue(min(max(us, histMin), histMax)) // clamped: cannot fail
-	w.codes[CodeKey{Status: r.Status, Code: r.Code}]++
+	w.codes[CodeKey{Status: r.Status, Code: r.Code, Group: r.Limit != ""}]++
 	w.lastDone = done
 }

@@ -75,6 +75,7 @@ type Report struct {
 	CPUs            int           `json:"cpus"`
 	Scenario        string        `json:"scenario"`
 	Resources       int           `json:"resources"`
+	Limits          int           `json:"limit_groups"`
 	SetupS          float64       `json:"setup_s"`
 	Allot           *Run          `json:"allot,omitempty"`
 	Baseline        *Run          `json:"baseline,omitempty"`
@@ -147,7 +148,11 @@ func (r *Report) WriteJSON(path string) error {
 
 // WriteText writes the human summary.
 func (r *Report) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "scenario %s, %d resources (setup %.1fs), %d CPUs\n", r.Scenario, r.Resources, r.SetupS, r.CPUs)
+	groups := ""
+	if r.Limits > 0 {
+		groups = fmt.Sprintf(" in %d limit groups", r.Limits)
+	}
+	fmt.Fprintf(w, "scenario %s, %d resources%s (setup %.1fs), %d CPUs\n", r.Scenario, r.Resources, groups, r.SetupS, r.CPUs)
 	if r.Allot != nil {
 		writeRun(w, "allot", r.Allot)
 	}

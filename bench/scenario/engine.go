@@ -28,6 +28,8 @@ const (
 // Its methods run on worker goroutines concurrently; state they share must
 // be safe for that.
 type planner interface {
+	// limits are the limit groups the resources name (created first).
+	limits() []LimitDef
 	resources() []ResourceDef
 	// start returns a new flow for a fresh user, or nil when the workload
 	// has no users left.
@@ -35,6 +37,9 @@ type planner interface {
 	// retarget points f at another choice after a sold_out answer; false
 	// means the user gives up.
 	retarget(w *worker, f *flow) bool
+	// elsewhere points f at another choice for a step that books again
+	// (step.elsewhere): another doctor the same day, another voucher.
+	elsewhere(w *worker, f *flow)
 }
 
 type weighted struct {
@@ -71,6 +76,9 @@ type step struct {
 	op    int
 	think time.Duration
 	key   string // Idempotency-Key (scoped by user)
+	// elsewhere: a reserve aimed at another choice than the flow's last
+	// one (planner.elsewhere), as a second booking or a rebooking.
+	elsewhere bool
 }
 
 // target is what a reserve asks for.
@@ -102,12 +110,13 @@ type flow struct {
 
 // ledger is what one worker saw.
 type ledger struct {
-	acks       []*verify.Ack
-	soldOut    map[verify.SoldOut]struct{}
-	responses  int64
-	unexpected int64
-	unknown    int64
-	examples   []string
+	acks          []*verify.Ack
+	soldOut       map[verify.SoldOut]struct{}
+	limitExceeded map[string]int64 // by limit group
+	responses     int64
+	unexpected    int64
+	unknown       int64
+	examples      []string
 }
 
 // worker plays flows for one loadgen worker: due follow-ups first, then
@@ -132,7 +141,7 @@ func newWorker(s *Scenario, id int) *worker {
 		s:        s,
 		rng:      rand.New(rand.NewPCG(s.env.Seed, uint64(id))),
 		planners: append([]weighted(nil), s.planners...),
-		ledger:   ledger{soldOut: make(map[verify.SoldOut]struct{})},
+		ledger:   ledger{soldOut: make(map[verify.SoldOut]struct{}), limitExceeded: make(map[string]int64)},
 	}
 	tok, err := s.env.Mint(fmt.Sprintf("%s-admin-%d", s.env.Prefix, id), "admin")
 	if err != nil {
@@ -280,12 +289,23 @@ func (w *worker) reserved(f *flow, r *loadgen.Response) bool {
 			w.schedule(f, time.Time{})
 			return false
 		}
-		return f.ack != nil // a second try of a user who already holds one goes on
+		return holds(f.ack) // a second try of a user who already holds one goes on
 	case r.Status == http.StatusConflict && r.Code == "limit_exceeded":
-		return f.ack != nil
+		if r.Limit != "" {
+			w.ledger.limitExceeded[r.Limit]++
+		}
+		// A user who still holds the earlier booking goes on with it; one
+		// whose earlier booking is gone (a quota refusing a rebooking) stops.
+		return holds(f.ack)
 	}
 	w.unexpected("reserve %s: %s", f.tgt.resource, describe(r))
 	return false
+}
+
+// holds reports whether a flow's latest booking is one it can go on with
+// (held or confirmed), not one it cancelled before booking again.
+func holds(a *verify.Ack) bool {
+	return a != nil && (a.Status == verify.StatusHeld || a.Status == verify.StatusConfirmed)
 }
 
 // transitioned handles the final answer to a transition and says whether
@@ -314,6 +334,10 @@ func (w *worker) advance(f *flow, now time.Time) {
 			continue // nothing to move on
 		}
 		f.key = st.key
+		if st.elsewhere {
+			f.p.elsewhere(w, f)
+			f.tries = 0
+		}
 		if st.op == OpCheckIn || st.op == OpComplete {
 			// Sent as the worker's admin: the key must be unique per admin.
 			f.key = f.user + "-" + st.key

@@ -80,6 +80,8 @@ func newHotel(p Params, env Env) *hotel {
 	return h
 }
 
+func (h *hotel) limits() []LimitDef { return nil }
+
 func (h *hotel) resources() []ResourceDef { return h.defs }
 
 func (h *hotel) start(w *worker) *flow {
@@ -113,3 +115,6 @@ func (h *hotel) aim(f *flow) {
 	f.tgt = h.types[f.choice]
 	f.tgt.body, f.tgt.checkIn, f.tgt.checkOut, f.tgt.qty = st.body, st.checkIn, st.checkOut, st.qty
 }
+
+// elsewhere: no hotel plan books twice.
+func (h *hotel) elsewhere(*worker, *flow) {}

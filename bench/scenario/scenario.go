@@ -1,6 +1,7 @@
 // Package scenario holds the workloads of allot's load generator: seckill
-// (a flash sale of vouchers), hospital (a week of appointment slots) and
-// hotel (room types with per-night stock), alone or mixed. A workload is a
+// (a flash sale of vouchers), hospital (a week of appointment slots, one
+// booking per patient a day), hotel (room types with per-night stock) and
+// campaign (vouchers sharing one coupon quota), alone or mixed. A workload is a
 // stream of user flows (reserve, then confirm, cancel, check in, complete or
 // let the hold expire) played by loadgen workers, and it records what the
 // server acknowledged so that package verify can check the final state.
@@ -33,7 +34,7 @@ func OpNames() []string {
 }
 
 // Names lists the scenarios New accepts.
-func Names() []string { return []string{"seckill", "hospital", "hotel", "mixed"} }
+func Names() []string { return []string{"seckill", "hospital", "hotel", "campaign", "mixed"} }
 
 // Params sizes the workloads.
 type Params struct {
@@ -50,6 +51,11 @@ type Params struct {
 	// week of them).
 	RoomTypes int
 	Rooms     int64
+	// CampaignVouchers vouchers of CampaignStock units each share one
+	// limit group: one coupon per user, CampaignQuota coupons in all.
+	CampaignVouchers int
+	CampaignStock    int64
+	CampaignQuota    int64
 }
 
 // DefaultParams returns the sizes `go run ./bench` uses without flags.
@@ -58,6 +64,7 @@ func DefaultParams() Params {
 		Vouchers: 10, Stock: 1000, Users: 1_000_000,
 		Doctors: 20, SlotCapacity: 3,
 		RoomTypes: 20, Rooms: 20,
+		CampaignVouchers: 4, CampaignStock: 400, CampaignQuota: 1000,
 	}
 }
 
@@ -70,6 +77,8 @@ func (p Params) Validate() error {
 		return errors.New("scenario: doctors and slot capacity must be at least 1")
 	case p.RoomTypes < 1 || p.Rooms < 1:
 		return errors.New("scenario: room types and rooms must be at least 1")
+	case p.CampaignVouchers < 1 || p.CampaignVouchers > 1000 || p.CampaignStock < 1 || p.CampaignQuota < 1:
+		return errors.New("scenario: campaign vouchers (at most 1000), stock and quota must be at least 1")
 	}
 	return nil
 }
@@ -91,6 +100,16 @@ type Env struct {
 type ResourceDef struct {
 	ID   string
 	Body []byte // JSON body of PUT /v1/resources/{id}
+	// Plain is Body without its "limits", for a target that has no limit
+	// groups; nil when Body names none.
+	Plain []byte
+}
+
+// LimitDef is a limit group to create (PUT /v1/limits/{id}) before the
+// resources that name it.
+type LimitDef struct {
+	ID   string
+	Body []byte
 }
 
 // Observed is what the workers saw, as package verify takes it.
@@ -103,6 +122,8 @@ type Observed struct {
 	// Unknown counts reservations whose outcome stayed unknown after every
 	// retry: they may or may not exist.
 	Unknown int64
+	// LimitExceeded counts the reserves a limit group refused, by limit.
+	LimitExceeded map[string]int64
 }
 
 // Scenario is a workload: the resources it needs and the flows it plays.
@@ -131,8 +152,10 @@ func New(name string, p Params, env Env) (*Scenario, error) {
 		s.planners = []weighted{{newHospital(p, env), 1}}
 	case "hotel":
 		s.planners = []weighted{{newHotel(p, env), 1}}
+	case "campaign":
+		s.planners = []weighted{{newCampaign(p, env), 1}}
 	case "mixed":
-		s.planners = []weighted{{newSeckill(p, env), 4}, {newHospital(p, env), 3}, {newHotel(p, env), 3}}
+		s.planners = []weighted{{newSeckill(p, env), 4}, {newHospital(p, env), 3}, {newHotel(p, env), 3}, {newCampaign(p, env), 2}}
 	default:
 		return nil, fmt.Errorf("scenario: unknown scenario %q (want one of %v)", name, Names())
 	}
@@ -141,6 +164,26 @@ func New(name string, p Params, env Env) (*Scenario, error) {
 
 // Name is the scenario's name.
 func (s *Scenario) Name() string { return s.name }
+
+// Limits lists the limit groups to create before the resources, in a
+// stable order.
+func (s *Scenario) Limits() []LimitDef {
+	var out []LimitDef
+	for _, p := range s.planners {
+		out = append(out, p.p.limits()...)
+	}
+	return out
+}
+
+// LimitIDs lists the ids of Limits.
+func (s *Scenario) LimitIDs() []string {
+	defs := s.Limits()
+	ids := make([]string, len(defs))
+	for i, d := range defs {
+		ids[i] = d.ID
+	}
+	return ids
+}
 
 // Resources lists what to create before the run, in a stable order.
 func (s *Scenario) Resources() []ResourceDef {
@@ -174,7 +217,7 @@ func (s *Scenario) Worker(id int) loadgen.WorkerSource {
 func (s *Scenario) Observed() Observed {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var o Observed
+	o := Observed{LimitExceeded: make(map[string]int64)}
 	seen := make(map[verify.SoldOut]bool)
 	for _, w := range s.workers {
 		l := &w.ledger
@@ -190,6 +233,9 @@ func (s *Scenario) Observed() Observed {
 		o.Responses += l.responses
 		o.Unexpected += l.unexpected
 		o.Unknown += l.unknown
+		for id, n := range l.limitExceeded {
+			o.LimitExceeded[id] += n
+		}
 		for _, e := range l.examples {
 			if len(o.UnexpectedExamples) < maxExamples {
 				o.UnexpectedExamples = append(o.UnexpectedExamples, e)
@@ -207,6 +253,24 @@ type resourceSpec struct {
 	PerUserLimit int64             `json:"per_user_limit"`
 	HoldSeconds  int64             `json:"hold_seconds"`
 	Attributes   map[string]string `json:"attributes,omitempty"`
+	Limits       []string          `json:"limits,omitempty"`
+}
+
+// limitSpec is the body of PUT /v1/limits/{id}.
+type limitSpec struct {
+	PerUser    int64             `json:"per_user"`
+	Capacity   int64             `json:"capacity"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// resourceDef encodes spec, and, when it names limits, also without them.
+func resourceDef(id string, spec resourceSpec) ResourceDef {
+	d := ResourceDef{ID: id, Body: mustJSON(spec)}
+	if len(spec.Limits) > 0 {
+		spec.Limits = nil
+		d.Plain = mustJSON(spec)
+	}
+	return d
 }
 
 type inventoryRow struct {

@@ -39,6 +39,8 @@ func newSeckill(p Params, env Env) *seckill {
 	return s
 }
 
+func (s *seckill) limits() []LimitDef { return nil }
+
 func (s *seckill) resources() []ResourceDef { return s.defs }
 
 func (s *seckill) start(w *worker) *flow {
@@ -54,3 +56,6 @@ func (s *seckill) start(w *worker) *flow {
 
 // retarget: a seckill user does not try another voucher.
 func (s *seckill) retarget(*worker, *flow) bool { return false }
+
+// elsewhere: a seckill user clicks again on the same voucher.
+func (s *seckill) elsewhere(*worker, *flow) {}
