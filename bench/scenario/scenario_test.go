@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -93,7 +94,11 @@ func TestScenariosPlayTheirFlows(t *testing.T) {
 		"seckill":  {OpReserve, OpConfirm},
 		"hospital": {OpReserve, OpConfirm, OpCancel},
 		"hotel":    {OpReserve, OpConfirm, OpCancel, OpCheckIn, OpComplete},
+		"campaign": {OpReserve, OpConfirm, OpCancel},
 		"mixed":    {OpReserve, OpConfirm, OpCancel, OpCheckIn, OpComplete},
+	}
+	if len(want) != len(Names()) {
+		t.Fatalf("scenarios %v, want flows for %d", Names(), len(want))
 	}
 	for _, name := range Names() {
 		t.Run(name, func(t *testing.T) {
@@ -288,8 +293,8 @@ func TestResourceBodies(t *testing.T) {
 		t.Fatal(err)
 	}
 	defs := s.Resources()
-	// 10 vouchers, 2 doctors x 7 days x 16 slots, 3 room types.
-	if want := 10 + 2*hospitalDays*slotsPerDay + 3; len(defs) != want {
+	// 10 vouchers, 2 doctors x 7 days x 16 slots, 3 room types, 4 campaign vouchers.
+	if want := 10 + 2*hospitalDays*slotsPerDay + 3 + 4; len(defs) != want {
 		t.Fatalf("%d resources, want %d", len(defs), want)
 	}
 	ids := map[string]bool{}
@@ -302,6 +307,8 @@ func TestResourceBodies(t *testing.T) {
 	for _, want := range []string{
 		`{"kind":"voucher","capacity":1000,"per_user_limit":1,"hold_seconds":900,"attributes":{"sale":"flash"}}`,
 		`{"kind":"room","inventory":[{"from":"2026-12-21","to":"2027-02-19","rooms":20},{"from":"2027-01-04","to":"2027-01-11","rooms":8}],"per_user_limit":0,"hold_seconds":8}`,
+		`{"kind":"slot","capacity":3,"per_user_limit":1,"hold_seconds":5,"attributes":{"doctor":"Dr. 001","starts_at":"2026-11-24T15:30:00Z"},"limits":["t1-hos-day-20261124"]}`,
+		`{"kind":"voucher","capacity":400,"per_user_limit":1,"hold_seconds":10,"attributes":{"campaign":"bench"},"limits":["t1-cmp-quota"]}`,
 	} {
 		found := false
 		for _, d := range defs {
@@ -310,5 +317,127 @@ func TestResourceBodies(t *testing.T) {
 		if !found {
 			t.Errorf("no resource with body %s", want)
 		}
+	}
+}
+
+// TestLimitGroups: one limit per hospital day, created before the slots,
+// each slot naming its own day's; one campaign limit with a quota below
+// the vouchers' summed stock; and bodies without limits for a target that
+// has none.
+func TestLimitGroups(t *testing.T) {
+	s, err := New("mixed", smallParams(), testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	limits := map[string]string{}
+	for _, l := range s.Limits() {
+		limits[l.ID] = string(l.Body)
+	}
+	if len(limits) != hospitalDays+1 {
+		t.Fatalf("limits %v, want one per hospital day and the campaign's", limits)
+	}
+	if got := limits["t1-hos-day-20261122"]; got != `{"per_user":1,"capacity":0,"attributes":{"date":"2026-11-22","hospital":"bench"}}` {
+		t.Errorf("first day limit %s", got)
+	}
+	if got := limits["t1-cmp-quota"]; got != `{"per_user":1,"capacity":1000,"attributes":{"campaign":"bench"}}` {
+		t.Errorf("campaign limit %s", got)
+	}
+	p := smallParams()
+	if p.CampaignQuota >= int64(p.CampaignVouchers)*p.CampaignStock {
+		t.Errorf("the campaign's quota %d is not what sells out (%d vouchers of %d)", p.CampaignQuota, p.CampaignVouchers, p.CampaignStock)
+	}
+	named := 0
+	for _, d := range s.Resources() {
+		var spec resourceSpec
+		if err := json.Unmarshal(d.Body, &spec); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case strings.HasPrefix(d.ID, "t1-hos-"):
+			// t1-hos-dNNN-YYYYMMDD-HHMM names t1-hos-day-YYYYMMDD.
+			day := strings.Split(d.ID, "-")[3]
+			if len(spec.Limits) != 1 || spec.Limits[0] != "t1-hos-day-"+day {
+				t.Fatalf("%s names %v", d.ID, spec.Limits)
+			}
+		case strings.HasPrefix(d.ID, "t1-cmp-"):
+			if len(spec.Limits) != 1 || spec.Limits[0] != "t1-cmp-quota" {
+				t.Fatalf("%s names %v", d.ID, spec.Limits)
+			}
+		default:
+			if spec.Limits != nil || d.Plain != nil {
+				t.Fatalf("%s names limits %v", d.ID, spec.Limits)
+			}
+			continue
+		}
+		named++
+		for _, l := range spec.Limits {
+			if _, ok := limits[l]; !ok {
+				t.Fatalf("%s names %s, which is not created", d.ID, l)
+			}
+		}
+		if d.Plain == nil || strings.Contains(string(d.Plain), "limits") {
+			t.Fatalf("%s: plain body %s", d.ID, d.Plain)
+		}
+	}
+	if named != 2*hospitalDays*slotsPerDay+4 {
+		t.Errorf("%d resources name a limit", named)
+	}
+}
+
+// TestHospitalDayLimit: a patient's second booking of the day, at another
+// doctor, goes to the same day; refused by the day limit, it is counted as
+// limit_exceeded of that limit and is no error.
+func TestHospitalDayLimit(t *testing.T) {
+	s, err := New("hospital", smallParams(), testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeServer{base: baseline.Handler(), counts: map[string]int{}, override: func(w http.ResponseWriter, r *http.Request, _ int) bool {
+		if r.Header.Get("Idempotency-Key") != "b" {
+			return false
+		}
+		// .../t1-hos-dNNN-YYYYMMDD-HHMM/reservations
+		day := strings.Split(strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1/resources/"), "/reservations"), "-")[3]
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusConflict)
+		w.Write([]byte(`{"status":409,"code":"limit_exceeded","limit":"t1-hos-day-` + day + `"}`))
+		return true
+	}}
+	res := run(t, s, f, 1500*time.Millisecond)
+	o := s.Observed()
+	if o.Unexpected != 0 {
+		t.Fatalf("unexpected answers: %v", o.UnexpectedExamples)
+	}
+	var refused int64
+	for id, n := range o.LimitExceeded {
+		if !strings.HasPrefix(id, "t1-hos-day-") {
+			t.Errorf("refusal counted for %s", id)
+		}
+		refused += n
+	}
+	if refused == 0 || refused != res.Codes[loadgen.CodeKey{Status: http.StatusConflict, Code: "limit_exceeded", Group: true}] {
+		t.Errorf("%d refusals observed, codes %v", refused, res.Codes)
+	}
+	byUser := map[string][]seen{}
+	for _, r := range f.requests() {
+		if strings.HasSuffix(r.path, "/reservations") {
+			byUser[r.auth] = append(byUser[r.auth], r)
+		}
+	}
+	again := 0
+	for u, rs := range byUser {
+		for _, r := range rs[1:] {
+			if r.key != "b" {
+				continue
+			}
+			again++
+			first, second := strings.Split(rs[0].path, "-"), strings.Split(r.path, "-")
+			if first[3] != second[3] || first[2] == second[2] {
+				t.Fatalf("%s booked %s, then %s: want another doctor the same day", u, rs[0].path, r.path)
+			}
+		}
+	}
+	if again == 0 {
+		t.Fatal("no patient tried a second booking")
 	}
 }
