@@ -39,6 +39,7 @@ func TestOptions(t *testing.T) {
 		{"--duration", "0s"},
 		{"--rate", "-1"},
 		{"--stock", "0"},
+		{"--scenario", "campaign", "--campaign-quota", "0"},
 		{"--auth-secret-file", "x"},
 		{"extra"},
 	} {
@@ -126,6 +127,62 @@ func TestEmbeddedRun(t *testing.T) {
 		t.Logf("stream checks skipped: %s", s.Skipped)
 	case s.Created != 80:
 		t.Errorf("the stream creates %d reservations, want the 80 acknowledged", s.Created)
+	}
+}
+
+// TestEmbeddedCampaign: the campaign's quota, not the vouchers' stock,
+// sells out; its refusals are limit_exceeded of the limit group, and the
+// limit checks run and pass on the state read back.
+func TestEmbeddedCampaign(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded node")
+	}
+	path := filepath.Join(t.TempDir(), "report.json")
+	var out, errs bytes.Buffer
+	code := run([]string{"--scenario", "campaign", "--duration", "2s", "--concurrency", "8",
+		"--campaign-vouchers", "3", "--campaign-stock", "60", "--campaign-quota", "100", "--json", path}, &out, &errs)
+	if code != exitPass {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errs.String())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Limits int `json:"limit_groups"`
+		Allot  struct {
+			Responses map[string]int64 `json:"responses"`
+		} `json:"allot"`
+		Verify struct {
+			Pass   bool `json:"pass"`
+			Checks []struct {
+				Name     string `json:"name"`
+				Checked  int64  `json:"checked"`
+				Failures int64  `json:"failures"`
+				Skipped  string `json:"skipped"`
+			} `json:"checks"`
+		} `json:"verify"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Verify.Pass || rep.Limits != 1 {
+		t.Fatalf("report: %+v", rep)
+	}
+	if rep.Allot.Responses["409 limit_exceeded (limit group)"] == 0 || rep.Allot.Responses["409 sold_out"] != 0 {
+		t.Errorf("responses %v: want the quota refusing, no voucher sold out", rep.Allot.Responses)
+	}
+	checked := map[string]int64{}
+	for _, c := range rep.Verify.Checks {
+		if c.Skipped != "" {
+			t.Errorf("%s skipped: %s", c.Name, c.Skipped)
+		}
+		checked[c.Name] = c.Checked
+	}
+	for _, name := range []string{"limit_taken_matches_members", "limit_capacity", "limit_per_user", "limit_acknowledged_per_user"} {
+		if checked[name] == 0 {
+			t.Errorf("%s checked nothing (checks %v)", name, checked)
+		}
 	}
 }
 
