@@ -143,3 +143,22 @@ func TestTextSummaryStream(t *testing.T) {
 		t.Errorf("JSON %s, %v", b, err)
 	}
 }
+
+// TestTextSummarySkippedCheck: a skipped check says so, and is neither
+// "ok" nor "FAIL"; limit groups show in the header.
+func TestTextSummarySkippedCheck(t *testing.T) {
+	r := sample()
+	r.Limits = 7
+	r.Verify.Checks = append(r.Verify.Checks, verify.Check{Name: "limit_per_user", Skipped: "the target answers 404 on /v1/limits"})
+	var buf bytes.Buffer
+	r.WriteText(&buf)
+	out := buf.String()
+	for _, want := range []string{"in 7 limit groups", "skip limit_per_user", "SKIPPED, not checked: the target answers 404 on /v1/limits"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "ok   limit_per_user") || strings.Contains(out, "FAIL limit_per_user") {
+		t.Errorf("a skipped check reads as run:\n%s", out)
+	}
+}
