@@ -106,6 +106,11 @@ type flow struct {
 	key     string
 	ack     *verify.Ack // the latest reservation this flow got
 	due     time.Time
+	// perUserOnly: the limit groups of the flow's choices bound users only
+	// (no capacity) and the user has no other flow, so a limit group
+	// refusing the booking after this flow's own acknowledged cancel is
+	// wrong: a correct server gave the share back when it said so.
+	perUserOnly bool
 }
 
 // ledger is what one worker saw.
@@ -293,6 +298,10 @@ func (w *worker) reserved(f *flow, r *loadgen.Response) bool {
 	case r.Status == http.StatusConflict && r.Code == "limit_exceeded":
 		if r.Limit != "" {
 			w.ledger.limitExceeded[r.Limit]++
+			if f.perUserOnly && f.ack != nil && f.ack.Status == verify.StatusCancelled && len(f.ack.Maybe) == 0 {
+				w.unexpected("reserve %s: %s refused %s although the user's only booking, %s, was cancelled", f.tgt.resource, r.Limit, f.user, f.ack.ID)
+				return false
+			}
 		}
 		// A user who still holds the earlier booking goes on with it; one
 		// whose earlier booking is gone (a quota refusing a rebooking) stops.

@@ -89,7 +89,7 @@ func (h *hospital) start(w *worker) *flow {
 	u := w.rng.Float64()
 	doctor := int(u * u * float64(doctors)) // skewed: low numbers are the popular doctors
 	i := (doctor*hospitalDays+w.rng.IntN(hospitalDays))*slotsPerDay + w.rng.IntN(slotsPerDay)
-	return &flow{user: user, auth: auth, tgt: h.slots[i], choice: i, plan: pickPlan(w.rng, h.plans)}
+	return &flow{user: user, auth: auth, tgt: h.slots[i], choice: i, plan: pickPlan(w.rng, h.plans), perUserOnly: true}
 }
 
 // retarget tries another slot of the same doctor and day.

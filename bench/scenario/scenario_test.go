@@ -392,8 +392,15 @@ func TestHospitalDayLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var mu sync.Mutex
+	cancelled := map[string]bool{} // users who cancelled: their rebooking is let through
 	f := &fakeServer{base: baseline.Handler(), counts: map[string]int{}, override: func(w http.ResponseWriter, r *http.Request, _ int) bool {
-		if r.Header.Get("Idempotency-Key") != "b" {
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.HasSuffix(r.URL.Path, "/cancel") {
+			cancelled[r.Header.Get("Authorization")] = true
+		}
+		if r.Header.Get("Idempotency-Key") != "b" || cancelled[r.Header.Get("Authorization")] {
 			return false
 		}
 		// .../t1-hos-dNNN-YYYYMMDD-HHMM/reservations
@@ -439,5 +446,29 @@ func TestHospitalDayLimit(t *testing.T) {
 	}
 	if again == 0 {
 		t.Fatal("no patient tried a second booking")
+	}
+}
+
+// TestHospitalRebookRefusedIsUnexpected: the day limit has no capacity, so
+// refusing a patient's rebooking after its acknowledged cancel is an
+// answer a correct server never gives.
+func TestHospitalRebookRefusedIsUnexpected(t *testing.T) {
+	s, err := New("hospital", smallParams(), testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeServer{base: baseline.Handler(), counts: map[string]int{}, override: func(w http.ResponseWriter, r *http.Request, _ int) bool {
+		if r.Header.Get("Idempotency-Key") != "b" {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusConflict)
+		w.Write([]byte(`{"status":409,"code":"limit_exceeded","limit":"t1-hos-day-x"}`))
+		return true
+	}}
+	run(t, s, f, 1500*time.Millisecond)
+	o := s.Observed()
+	if o.Unexpected == 0 || !strings.Contains(o.UnexpectedExamples[0], "was cancelled") {
+		t.Fatalf("%d unexpected: %v, want the refused rebookings", o.Unexpected, o.UnexpectedExamples)
 	}
 }
