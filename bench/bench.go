@@ -127,6 +127,9 @@ func (b *bench) execute(ctx context.Context) error {
 	if err := b.setup(ctx, client, scn); err != nil {
 		return err
 	}
+	if err := b.presell(ctx, targets, scn); err != nil {
+		return err
+	}
 	res, err := b.load(ctx, targets, scn)
 	if res != nil {
 		b.rep.Allot = report.NewRun(res, b.shape(label))
@@ -212,6 +215,33 @@ func (b *bench) setup(ctx context.Context, client *api.Client, scn *scenario.Sce
 	}
 	if err != nil {
 		return fmt.Errorf("creating resources: %w", err)
+	}
+	return nil
+}
+
+// presell plays the scenario's presale, if it has one, to its end: the
+// measured phase starts from the state it leaves (soldout: every unit
+// sold). It fails unless every reservation it needs was acknowledged.
+func (b *bench) presell(ctx context.Context, targets []string, scn *scenario.Scenario) error {
+	src, units := scn.Presale()
+	if src == nil {
+		return nil
+	}
+	b.say("presale: selling %d units", units)
+	start := time.Now()
+	cfg := loadgen.Config{
+		Targets: targets, Concurrency: b.opts.concurrency, Duration: setupTimeout,
+		Ops: scenario.OpNames(), Client: loadgen.NewClient(b.opts.concurrency, b.opts.timeout),
+	}
+	defer cfg.Client.CloseIdleConnections()
+	_, err := loadgen.Run(ctx, cfg, src)
+	b.rep.SetupS += time.Since(start).Seconds()
+	if err != nil {
+		return fmt.Errorf("presale: %w", err)
+	}
+	if o := scn.Observed(); int64(len(o.Acks)) < units || o.Unexpected > 0 || o.Unknown > 0 {
+		return fmt.Errorf("presale: %d of %d units sold, %d outcomes unknown, %d unexpected answers %q",
+			len(o.Acks), units, o.Unknown, o.Unexpected, o.UnexpectedExamples)
 	}
 	return nil
 }

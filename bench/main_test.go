@@ -245,3 +245,65 @@ func reserveRequests(t *testing.T, base string) float64 {
 	}
 	return sum
 }
+
+// reportOf runs the bench with args and a JSON report, wants exit code
+// want, and returns the report decoded into v.
+func reportOf(t *testing.T, args []string, want int, v any) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "report.json")
+	var out, errs bytes.Buffer
+	if code := run(append(args, "--json", path), &out, &errs); code != want {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, want, out.String(), errs.String())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
+}
+
+// pathReport is the part of the JSON report the path scenarios check.
+type pathReport struct {
+	Allot struct {
+		Requests  int64            `json:"requests"`
+		Responses map[string]int64 `json:"responses"`
+	} `json:"allot"`
+	Verify struct {
+		Pass         bool `json:"pass"`
+		Acknowledged int  `json:"acknowledged"`
+		Reservations int  `json:"reservations"`
+	} `json:"verify"`
+}
+
+// TestEmbeddedSoldOut: the stock is sold in setup, so every measured
+// reserve is a sold_out, and the state read back holds exactly the
+// presale's reservations.
+func TestEmbeddedSoldOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded node")
+	}
+	var rep pathReport
+	reportOf(t, []string{"--scenario", "soldout", "--duration", "1s", "--concurrency", "8", "--vouchers", "2", "--stock", "20"}, exitPass, &rep)
+	if rep.Allot.Requests == 0 || rep.Allot.Responses["409 sold_out"] != rep.Allot.Requests {
+		t.Errorf("responses %v of %d requests: want every one sold_out", rep.Allot.Responses, rep.Allot.Requests)
+	}
+	if !rep.Verify.Pass || rep.Verify.Acknowledged != 40 || rep.Verify.Reservations != 40 {
+		t.Errorf("verify %+v: want the 40 units sold in setup, and nothing else", rep.Verify)
+	}
+}
+
+// TestEmbeddedAccept: every measured reserve is a new reservation.
+func TestEmbeddedAccept(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded node")
+	}
+	var rep pathReport
+	reportOf(t, []string{"--scenario", "accept", "--duration", "1s", "--concurrency", "8", "--vouchers", "2"}, exitPass, &rep)
+	n := rep.Allot.Responses["201"]
+	if n == 0 || n != rep.Allot.Requests || !rep.Verify.Pass || int64(rep.Verify.Acknowledged) != n || int64(rep.Verify.Reservations) != n {
+		t.Errorf("responses %v of %d requests, verify %+v: want every request a reservation", rep.Allot.Responses, rep.Allot.Requests, rep.Verify)
+	}
+}
