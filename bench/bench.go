@@ -282,7 +282,7 @@ func (b *bench) runBaseline(ctx context.Context, prefix string) (*report.Run, er
 	if err != nil {
 		return nil, err
 	}
-	b.say("baseline: trivial HTTP+JSON handler on %s", srv.URL())
+	b.say("baseline: bare gin JSON handler on %s", srv.URL())
 	res, err := b.load(ctx, []string{srv.URL()}, scn)
 	if err != nil {
 		return nil, err

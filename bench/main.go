@@ -78,7 +78,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.requests, "requests", 0, "end the measured phase after this many requests (0: --duration only)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the report as JSON to this file")
-	fs.BoolVar(&o.baseline, "baseline", false, "first run the same load against a trivial in-process HTTP+JSON handler and state allot's throughput as a ratio of it")
+	fs.BoolVar(&o.baseline, "baseline", false, "first run the same load against a bare in-process gin JSON handler and state allot's throughput as a ratio of it")
 	fs.BoolVar(&o.verify, "verify", true, "read the final state back and verify it")
 	fs.StringVar(&o.authSecretFile, "auth-secret-file", "", "with --target: file holding the cluster's JWT secret")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the workers' random choices (0: from the clock)")

@@ -157,7 +157,7 @@ func (r *Report) WriteText(w io.Writer) {
 		writeRun(w, "allot", r.Allot)
 	}
 	if r.Baseline != nil {
-		writeRun(w, "baseline (trivial HTTP+JSON handler)", r.Baseline)
+		writeRun(w, "baseline (bare gin JSON handler)", r.Baseline)
 		fmt.Fprintf(w, "\nallot throughput = %.3f x baseline\n", r.ThroughputRatio)
 	}
 	if v := r.Verify; v != nil {
