@@ -213,7 +213,7 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "allot throughput = %.3f x redis-lua\n", m.RedisRatio)
 	}
 	writeAudit(w, m.RedisCheck)
-	writeVerify(w, m.Verify)
+	writeVerify(w, m.Verify, false)
 }
 
 // writeSweep writes the sweep's table, then each step's verdicts.
@@ -253,7 +253,7 @@ func writeSweep(w io.Writer, steps []Step) {
 		}
 		fmt.Fprintln(w)
 		writeAudit(w, s.RedisCheck)
-		writeVerify(w, s.Verify)
+		writeVerify(w, s.Verify, true)
 	}
 }
 
@@ -272,8 +272,9 @@ func writeAudit(w io.Writer, a *redislua.Audit) {
 	}
 }
 
-// writeVerify writes the verification's verdict and checks.
-func writeVerify(w io.Writer, v *Verification) {
+// writeVerify writes the verification's verdict and checks; brief leaves
+// out the checks that passed (a sweep's steps).
+func writeVerify(w io.Writer, v *Verification, brief bool) {
 	if v == nil {
 		return
 	}
@@ -303,6 +304,8 @@ func writeVerify(w io.Writer, v *Verification) {
 		mark := "ok  "
 		if c.Failures > 0 {
 			mark = "FAIL"
+		} else if brief {
+			continue
 		}
 		fmt.Fprintf(w, "  %s %-34s %10d checked %6d failed\n", mark, c.Name, c.Checked, c.Failures)
 		for _, e := range c.Examples {

@@ -187,7 +187,7 @@ func TestSweep(t *testing.T) {
 		s.Baseline = NewRun(result(4000), Shape{Concurrency: c})
 		s.RedisLua = NewRun(result(1000), Shape{Concurrency: c})
 		s.SetRatios()
-		s.Verify = &Verification{Pass: true}
+		s.Verify = &Verification{Pass: true, Checks: []verify.Check{{Name: "no_oversell", Checked: 10}}}
 		r.Sweep = append(r.Sweep, s)
 	}
 	if r.Failed() {
@@ -223,6 +223,9 @@ func TestSweep(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "ok   ") {
+		t.Errorf("a sweep lists the checks that passed:\n%s", out)
 	}
 	r.Sweep[1].RedisCheck = &redislua.Audit{Pass: false}
 	if !r.Failed() {
