@@ -151,7 +151,7 @@ func (o *options) validate() error {
 		return errors.New("--sweep varies the closed loop's concurrency; it does not go with --rate")
 	case len(o.sweep) > maxSweep:
 		return fmt.Errorf("--sweep: at most %d steps, each a full run", maxSweep)
-	case o.redis && !redisScenarios[o.scenario]:
+	case o.redis && !redisScenario(o.scenario):
 		return fmt.Errorf("--redis: the Lua script models vouchers of one unit per user: use --scenario seckill, soldout or accept, not %q", o.scenario)
 	}
 	known := false
@@ -168,10 +168,16 @@ func (o *options) validate() error {
 // the baseline and Redis when asked).
 const maxSweep = 8
 
-// redisScenarios are the scenarios the redis-lua comparison can play:
-// vouchers of one unit per user, no limit groups, nothing but reserve and
-// confirm.
-var redisScenarios = map[string]bool{"seckill": true, "soldout": true, "accept": true}
+// redisScenario reports whether the redis-lua comparison can play a
+// scenario: vouchers of one unit per user, no limit groups, nothing but
+// reserve and confirm.
+func redisScenario(name string) bool {
+	switch name {
+	case "seckill", "soldout", "accept":
+		return true
+	}
+	return false
+}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	opts, err := parseOptions(args, stderr)
