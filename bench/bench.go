@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"allot/bench/api"
 	"allot/bench/baseline"
 	"allot/bench/loadgen"
+	"allot/bench/redislua"
 	"allot/bench/report"
 	"allot/bench/scenario"
 	"allot/bench/verify"
@@ -73,15 +75,48 @@ func (b *bench) execute(ctx context.Context) error {
 	if err := b.loadSecret(); err != nil {
 		return err
 	}
-	prefix := runPrefix()
-	var base *report.Run
-	if b.opts.baseline {
-		var err error
-		if base, err = b.runBaseline(ctx, prefix); err != nil {
-			return fmt.Errorf("baseline: %w", err)
+	if b.opts.redis {
+		if _, err := exec.LookPath("redis-server"); err != nil {
+			return fmt.Errorf("--redis: %w", redislua.ErrNoRedis)
 		}
 	}
-	defer func() { b.rep.SetBaseline(base) }()
+	if len(b.opts.sweep) == 0 {
+		return b.measure(ctx, b.opts.concurrency, &b.rep.Measured)
+	}
+	for _, c := range b.opts.sweep {
+		b.say("sweep: concurrency %d", c)
+		st := report.Step{Concurrency: c}
+		err := b.measure(ctx, c, &st.Measured)
+		if err != nil {
+			st.Error = err.Error()
+		}
+		b.rep.Sweep = append(b.rep.Sweep, st)
+		if err != nil {
+			return fmt.Errorf("concurrency %d: %w", c, err)
+		}
+	}
+	return nil
+}
+
+// measure runs the comparisons asked for, then allot, with conc workers,
+// each on fresh resources (a new run prefix, and a new embedded cluster
+// and Redis), and records them in m.
+func (b *bench) measure(ctx context.Context, conc int, m *report.Measured) error {
+	prefix := runPrefix()
+	b.noLimits = ""
+	defer m.SetRatios()
+	if b.opts.baseline {
+		run, err := b.runBaseline(ctx, prefix, conc)
+		if err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+		m.Baseline = run
+	}
+	if b.opts.redis {
+		if err := b.runRedis(ctx, prefix, conc, m); err != nil {
+			return fmt.Errorf("redis-lua: %w", err)
+		}
+	}
 
 	targets, label := b.opts.targets, strings.Join(b.opts.targets, ",")
 	if len(targets) == 0 {
@@ -102,34 +137,22 @@ func (b *bench) execute(ctx context.Context) error {
 		}
 		b.say("%s", label)
 	}
-
-	// One admin identity per parallel setup call: the server rate-limits
-	// each user.
-	admins := make([]string, setupParallel)
-	var err error
-	for i := range admins {
-		if admins[i], err = b.mint(fmt.Sprintf("%s-setup-%d", prefix, i), httpapi.RoleAdmin); err != nil {
-			return fmt.Errorf("minting an admin token: %w", err)
-		}
-	}
-	client := api.New(targets, loadgen.NewClient(setupParallel, 30*time.Second), admins)
-	rctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	err = client.WaitReady(rctx)
-	cancel()
+	client, err := b.adminClient(ctx, prefix, targets)
 	if err != nil {
 		return err
 	}
-
 	scn, err := b.newScenario(prefix)
 	if err != nil {
 		return err
 	}
-	if err := b.setup(ctx, client, scn); err != nil {
+	took, err := b.setup(ctx, client, scn, conc, targets)
+	b.rep.SetupS = took.Seconds()
+	if err != nil {
 		return err
 	}
-	res, err := b.load(ctx, targets, scn)
+	res, err := b.load(ctx, targets, scn, conc)
 	if res != nil {
-		b.rep.Allot = report.NewRun(res, b.shape(label))
+		m.Allot = report.NewRun(res, b.shape(label, conc))
 	}
 	if err != nil {
 		return err
@@ -137,7 +160,24 @@ func (b *bench) execute(ctx context.Context) error {
 	if !b.opts.verify {
 		return nil
 	}
-	return b.check(ctx, client, scn)
+	return b.check(ctx, client, scn, m)
+}
+
+// adminClient is the admin client of targets, once they are ready: one
+// admin identity per parallel setup call, as the server rate-limits each
+// user.
+func (b *bench) adminClient(ctx context.Context, prefix string, targets []string) (*api.Client, error) {
+	admins := make([]string, setupParallel)
+	var err error
+	for i := range admins {
+		if admins[i], err = b.mint(fmt.Sprintf("%s-setup-%d", prefix, i), httpapi.RoleAdmin); err != nil {
+			return nil, fmt.Errorf("minting an admin token: %w", err)
+		}
+	}
+	client := api.New(targets, loadgen.NewClient(setupParallel, 30*time.Second), admins)
+	rctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	return client, client.WaitReady(rctx)
 }
 
 // loadSecret is a fresh random secret for the embedded node, else the
@@ -175,14 +215,24 @@ func (b *bench) newScenario(prefix string) (*scenario.Scenario, error) {
 	})
 }
 
-// setup creates the scenario's limit groups, then its resources. On a
+// setup creates the scenario's limit groups, then its resources, then
+// plays its presale against targets, and says how long it took. On a
 // target without limit groups the resources are made without them: the
 // load runs, the limit checks are skipped.
-func (b *bench) setup(ctx context.Context, client *api.Client, scn *scenario.Scenario) error {
+func (b *bench) setup(ctx context.Context, client *api.Client, scn *scenario.Scenario, conc int, targets []string) (time.Duration, error) {
+	start := time.Now()
+	err := b.create(ctx, client, scn)
+	if err == nil {
+		err = b.presell(ctx, targets, scn, conc)
+	}
+	return time.Since(start), err
+}
+
+// create makes the scenario's limit groups and resources.
+func (b *bench) create(ctx context.Context, client *api.Client, scn *scenario.Scenario) error {
 	defs := scn.Resources()
 	limits := scn.Limits()
 	b.rep.Resources, b.rep.Limits = len(defs), len(limits)
-	start := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
 	if len(limits) > 0 {
@@ -206,7 +256,6 @@ func (b *bench) setup(ctx context.Context, client *api.Client, scn *scenario.Sce
 	}
 	b.say("creating %d resources", len(defs))
 	err := client.PutResources(sctx, defs, setupParallel)
-	b.rep.SetupS = time.Since(start).Seconds()
 	if errors.Is(err, domain.ErrUnauthenticated) {
 		return fmt.Errorf("creating resources: %w (is the secret the cluster's?)", err)
 	}
@@ -216,16 +265,42 @@ func (b *bench) setup(ctx context.Context, client *api.Client, scn *scenario.Sce
 	return nil
 }
 
-func (b *bench) shape(target string) report.Shape {
-	return report.Shape{Target: target, Concurrency: b.opts.concurrency, Rate: b.opts.rate, Warmup: b.opts.warmup}
+// presell plays the scenario's presale, if it has one, to its end: the
+// measured phase starts from the state it leaves (soldout: every unit
+// sold). It fails unless every reservation it needs was acknowledged.
+func (b *bench) presell(ctx context.Context, targets []string, scn *scenario.Scenario, conc int) error {
+	src, units := scn.Presale()
+	if src == nil {
+		return nil
+	}
+	b.say("presale: selling %d units", units)
+	cfg := loadgen.Config{
+		Targets: targets, Concurrency: conc, Duration: setupTimeout,
+		Ops: scenario.OpNames(), Client: loadgen.NewClient(conc, b.opts.timeout),
+	}
+	defer cfg.Client.CloseIdleConnections()
+	_, err := loadgen.Run(ctx, cfg, src)
+	if err != nil {
+		return fmt.Errorf("presale: %w", err)
+	}
+	if o := scn.Observed(); int64(len(o.Acks)) < units || o.Unexpected > 0 || o.Unknown > 0 {
+		return fmt.Errorf("presale: %d of %d units sold, %d outcomes unknown, %d unexpected answers %q",
+			len(o.Acks), units, o.Unknown, o.Unexpected, o.UnexpectedExamples)
+	}
+	return nil
 }
 
-// load drives scn against targets with the configured loop.
-func (b *bench) load(ctx context.Context, targets []string, scn *scenario.Scenario) (*loadgen.Result, error) {
+func (b *bench) shape(target string, conc int) report.Shape {
+	return report.Shape{Target: target, Concurrency: conc, Rate: b.opts.rate, Warmup: b.opts.warmup}
+}
+
+// load drives scn against targets with the configured loop and conc
+// workers.
+func (b *bench) load(ctx context.Context, targets []string, scn *scenario.Scenario, conc int) (*loadgen.Result, error) {
 	cfg := loadgen.Config{
-		Targets: targets, Concurrency: b.opts.concurrency, Rate: b.opts.rate,
+		Targets: targets, Concurrency: conc, Rate: b.opts.rate,
 		Warmup: b.opts.warmup, Duration: b.opts.duration, Requests: b.opts.requests,
-		Ops: scenario.OpNames(), Client: loadgen.NewClient(b.opts.concurrency, b.opts.timeout),
+		Ops: scenario.OpNames(), Client: loadgen.NewClient(conc, b.opts.timeout),
 	}
 	defer cfg.Client.CloseIdleConnections()
 	live := newLiveLine(b.out)
@@ -236,9 +311,9 @@ func (b *bench) load(ctx context.Context, targets []string, scn *scenario.Scenar
 	return res, err
 }
 
-// runBaseline drives the same scenario against a trivial in-process
+// runBaseline drives the same scenario against a bare in-process gin
 // handler, before allot runs, so that both see the same idle machine.
-func (b *bench) runBaseline(ctx context.Context, prefix string) (*report.Run, error) {
+func (b *bench) runBaseline(ctx context.Context, prefix string, conc int) (*report.Run, error) {
 	srv, err := baseline.Start()
 	if err != nil {
 		return nil, err
@@ -252,17 +327,78 @@ func (b *bench) runBaseline(ctx context.Context, prefix string) (*report.Run, er
 	if err != nil {
 		return nil, err
 	}
-	b.say("baseline: trivial HTTP+JSON handler on %s", srv.URL())
-	res, err := b.load(ctx, []string{srv.URL()}, scn)
+	b.say("baseline: bare gin JSON handler on %s", srv.URL())
+	res, err := b.load(ctx, []string{srv.URL()}, scn, conc)
 	if err != nil {
 		return nil, err
 	}
-	return report.NewRun(res, b.shape("baseline "+srv.URL())), nil
+	return report.NewRun(res, b.shape("baseline "+srv.URL(), conc)), nil
+}
+
+// runRedis drives the same scenario, setup and presale included, against
+// gin + go-redis + the seckill Lua script on a redis-server of its own
+// (persistence off), then audits what Redis holds, into m.
+func (b *bench) runRedis(ctx context.Context, prefix string, conc int, m *report.Measured) error {
+	proc, err := redislua.StartRedis(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := proc.Stop(); err != nil {
+			b.say("stopping redis-server: %v", err)
+		}
+	}()
+	srv, err := redislua.Start(redislua.Config{RedisAddr: proc.Addr(), Secret: b.secret, PoolSize: conc})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	b.say("redis-lua: gin + go-redis on %s, redis-server on %s (persistence off)", srv.URL(), proc.Addr())
+	urls := []string{srv.URL()}
+	client, err := b.adminClient(ctx, prefix+"-rl", urls)
+	if err != nil {
+		return err
+	}
+	scn, err := b.newScenario(prefix + "-rl")
+	if err != nil {
+		return err
+	}
+	if _, err := b.setup(ctx, client, scn, conc, urls); err != nil {
+		return err
+	}
+	res, err := b.load(ctx, urls, scn, conc)
+	if res != nil {
+		m.RedisLua = report.NewRun(res, b.shape("redis-lua "+srv.URL(), conc))
+	}
+	if err != nil {
+		return err
+	}
+	obs := scn.Observed()
+	acked := make(map[string]int64)
+	for _, a := range obs.Acks {
+		acked[a.ResourceID] += a.Quantity
+	}
+	actx, cancel := context.WithTimeout(ctx, verifyTimeout)
+	defer cancel()
+	audit, err := srv.Audit(actx, acked, obs.Unknown)
+	if err != nil {
+		return err
+	}
+	if obs.Unexpected > 0 {
+		audit.Pass = false
+		audit.Failures = append(audit.Failures, fmt.Sprintf("%d unexpected answers: %q", obs.Unexpected, obs.UnexpectedExamples))
+	}
+	m.RedisCheck = &audit
+	return nil
 }
 
 // check reads the final state back and verifies it against what the run
 // saw.
-func (b *bench) check(ctx context.Context, client *api.Client, scn *scenario.Scenario) error {
+func (b *bench) check(ctx context.Context, client *api.Client, scn *scenario.Scenario, m *report.Measured) error {
 	vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
 	defer cancel()
 	start := time.Now()
@@ -321,7 +457,7 @@ func (b *bench) check(ctx context.Context, client *api.Client, scn *scenario.Sce
 	for _, r := range resources {
 		reservations += len(r.Reservations)
 	}
-	b.rep.Verify = &report.Verification{
+	m.Verify = &report.Verification{
 		Pass: result.Pass, LinearizableReads: reader.Linearizable(), Resources: len(resources),
 		Reservations: reservations, Acknowledged: len(obs.Acks), UnknownOutcomes: obs.Unknown,
 		DurationS: time.Since(start).Seconds(), Checks: result.Checks, Stream: result.Stream,

@@ -8,8 +8,9 @@
 // per limit group), every acknowledged reservation present.
 // It exits 1 when verification fails, 2 when the run could not be made.
 //
-//	go run ./bench [--nodes N] [--scenario seckill|hospital|hotel|campaign|mixed] [--concurrency 64 | --rate 5000]
-//	               [--duration 20s] [--warmup 0s] [--requests N] [--baseline] [--json FILE]
+//	go run ./bench [--nodes N] [--scenario seckill|hospital|hotel|campaign|mixed|soldout|accept]
+//	               [--concurrency 64 | --rate 5000 | --sweep 64,256,1024]
+//	               [--duration 20s] [--warmup 0s] [--requests N] [--baseline] [--redis] [--json FILE]
 //	go run ./bench --target http://host:8080[,http://...]   (secret in ALLOT_AUTH_SECRET)
 package main
 
@@ -22,6 +23,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +55,8 @@ type options struct {
 	timeout        time.Duration
 	jsonPath       string
 	baseline       bool
+	redis          bool
+	sweep          []int // concurrencies, one run each; empty: --concurrency alone
 	verify         bool
 	authSecretFile string
 	seed           uint64
@@ -78,7 +82,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.requests, "requests", 0, "end the measured phase after this many requests (0: --duration only)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the report as JSON to this file")
-	fs.BoolVar(&o.baseline, "baseline", false, "first run the same load against a trivial in-process HTTP+JSON handler and state allot's throughput as a ratio of it")
+	fs.BoolVar(&o.baseline, "baseline", false, "first run the same load against a bare in-process gin JSON handler and state allot's throughput as a ratio of it")
+	fs.BoolVar(&o.redis, "redis", false, "also run the same load against gin + go-redis + the classic seckill Lua script on a redis-server of the bench's own (persistence off; needs redis-server on PATH) and state allot's throughput as a ratio of it; seckill, soldout and accept only")
+	var sweep string
+	fs.StringVar(&sweep, "sweep", "", "comma-separated concurrencies, e.g. 64,256,1024: run everything once per concurrency, each on fresh resources, and report a table (closed loop only; replaces --concurrency)")
 	fs.BoolVar(&o.verify, "verify", true, "read the final state back and verify it")
 	fs.StringVar(&o.authSecretFile, "auth-secret-file", "", "with --target: file holding the cluster's JWT secret")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the workers' random choices (0: from the clock)")
@@ -97,6 +104,15 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if sweep != "" {
+		for _, f := range strings.Split(sweep, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return o, fmt.Errorf("--sweep: %q is not a concurrency of at least 1", f)
+			}
+			o.sweep = append(o.sweep, n)
+		}
 	}
 	if target != "" {
 		for _, t := range strings.Split(target, ",") {
@@ -131,6 +147,12 @@ func (o *options) validate() error {
 		return errors.New("--warmup and --requests must not be negative")
 	case o.timeout <= 0:
 		return errors.New("--timeout must be positive")
+	case len(o.sweep) > 0 && o.rate > 0:
+		return errors.New("--sweep varies the closed loop's concurrency; it does not go with --rate")
+	case len(o.sweep) > maxSweep:
+		return fmt.Errorf("--sweep: at most %d steps, each a full run", maxSweep)
+	case o.redis && !redisScenario(o.scenario):
+		return fmt.Errorf("--redis: the Lua script models vouchers of one unit per user: use --scenario seckill, soldout or accept, not %q", o.scenario)
 	}
 	known := false
 	for _, n := range scenario.Names() {
@@ -140,6 +162,21 @@ func (o *options) validate() error {
 		return fmt.Errorf("--scenario %q: want one of %s", o.scenario, strings.Join(scenario.Names(), ", "))
 	}
 	return o.params.Validate()
+}
+
+// maxSweep bounds --sweep: every step is a full run of --duration (and of
+// the baseline and Redis when asked).
+const maxSweep = 8
+
+// redisScenario reports whether the redis-lua comparison can play a
+// scenario: vouchers of one unit per user, no limit groups, nothing but
+// reserve and confirm.
+func redisScenario(name string) bool {
+	switch name {
+	case "seckill", "soldout", "accept":
+		return true
+	}
+	return false
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -169,7 +206,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case err != nil:
 		fmt.Fprintln(stderr, "bench:", err)
 		return exitError
-	case b.rep.Verify != nil && !b.rep.Verify.Pass:
+	case b.rep.Failed():
 		return exitFail
 	}
 	return exitPass

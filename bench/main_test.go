@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,9 +43,25 @@ func TestOptions(t *testing.T) {
 		{"--scenario", "campaign", "--campaign-quota", "0"},
 		{"--auth-secret-file", "x"},
 		{"extra"},
+		{"--sweep", "64,x"},
+		{"--sweep", "64,0"},
+		{"--sweep", "64,256", "--rate", "100"},
+		{"--sweep", "1,2,3,4,5,6,7,8,9"},
+		{"--redis", "--scenario", "hospital"},
+		{"--redis", "--scenario", "campaign"},
+		{"--redis", "--scenario", "mixed"},
 	} {
 		if _, err := parseOptions(args, io.Discard); err == nil {
 			t.Errorf("%q accepted", args)
+		}
+	}
+	if o, err := parseOptions([]string{"--sweep", "64, 256,1024", "--redis", "--scenario", "accept"}, io.Discard); err != nil ||
+		fmt.Sprint(o.sweep) != "[64 256 1024]" || !o.redis {
+		t.Errorf("--sweep 64,256,1024 --redis: %v, sweep %v redis %v", err, o.sweep, o.redis)
+	}
+	for _, sc := range []string{"seckill", "soldout", "accept"} {
+		if _, err := parseOptions([]string{"--redis", "--scenario", sc}, io.Discard); err != nil {
+			t.Errorf("--redis --scenario %s: %v", sc, err)
 		}
 	}
 	if o, err := parseOptions([]string{"--nodes", "3"}, io.Discard); err != nil || o.nodes != 3 {
@@ -52,6 +69,19 @@ func TestOptions(t *testing.T) {
 	}
 	if _, err := parseOptions([]string{"--nodes", "8"}, io.Discard); err == nil || !strings.Contains(err.Error(), "at most 7") {
 		t.Errorf("--nodes 8: %v, want a clear refusal", err)
+	}
+}
+
+// TestRedisNeedsTheServer: without redis-server on PATH, --redis stops
+// before any load, naming the package to install.
+func TestRedisNeedsTheServer(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	var out, errs bytes.Buffer
+	if code := run([]string{"--redis", "--scenario", "accept", "--duration", "1s"}, &out, &errs); code != exitError {
+		t.Fatalf("exit %d, want %d", code, exitError)
+	}
+	if !strings.Contains(errs.String(), "apt-get install redis-server") {
+		t.Errorf("stderr %q does not say how to install redis-server", errs.String())
 	}
 }
 
@@ -244,4 +274,116 @@ func reserveRequests(t *testing.T, base string) float64 {
 		}
 	}
 	return sum
+}
+
+// reportOf runs the bench with args and a JSON report, wants exit code
+// want, and returns the report decoded into v.
+func reportOf(t *testing.T, args []string, want int, v any) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "report.json")
+	var out, errs bytes.Buffer
+	if code := run(append(args, "--json", path), &out, &errs); code != want {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, want, out.String(), errs.String())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
+}
+
+// pathReport is the part of the JSON report the path scenarios check.
+type pathReport struct {
+	Allot struct {
+		Requests  int64            `json:"requests"`
+		Responses map[string]int64 `json:"responses"`
+	} `json:"allot"`
+	Verify struct {
+		Pass         bool `json:"pass"`
+		Acknowledged int  `json:"acknowledged"`
+		Reservations int  `json:"reservations"`
+	} `json:"verify"`
+}
+
+// TestEmbeddedSoldOut: the stock is sold in setup, so every measured
+// reserve is a sold_out, and the state read back holds exactly the
+// presale's reservations.
+func TestEmbeddedSoldOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded node")
+	}
+	var rep pathReport
+	reportOf(t, []string{"--scenario", "soldout", "--duration", "1s", "--concurrency", "8", "--vouchers", "2", "--stock", "20"}, exitPass, &rep)
+	if rep.Allot.Requests == 0 || rep.Allot.Responses["409 sold_out"] != rep.Allot.Requests {
+		t.Errorf("responses %v of %d requests: want every one sold_out", rep.Allot.Responses, rep.Allot.Requests)
+	}
+	if !rep.Verify.Pass || rep.Verify.Acknowledged != 40 || rep.Verify.Reservations != 40 {
+		t.Errorf("verify %+v: want the 40 units sold in setup, and nothing else", rep.Verify)
+	}
+}
+
+// TestEmbeddedAccept: every measured reserve is a new reservation.
+func TestEmbeddedAccept(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded node")
+	}
+	var rep pathReport
+	reportOf(t, []string{"--scenario", "accept", "--duration", "1s", "--concurrency", "8", "--vouchers", "2"}, exitPass, &rep)
+	n := rep.Allot.Responses["201"]
+	if n == 0 || n != rep.Allot.Requests || !rep.Verify.Pass || int64(rep.Verify.Acknowledged) != n || int64(rep.Verify.Reservations) != n {
+		t.Errorf("responses %v of %d requests, verify %+v: want every request a reservation", rep.Allot.Responses, rep.Allot.Requests, rep.Verify)
+	}
+}
+
+// TestSweep: one step per concurrency, each with its own fresh resources,
+// verified on its own, with the baseline (and Redis, when installed) beside
+// it and the ratios stated.
+func TestSweep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts embedded nodes")
+	}
+	args := []string{"--scenario", "soldout", "--sweep", "2,4", "--duration", "500ms", "--vouchers", "2", "--stock", "5", "--baseline"}
+	_, err := exec.LookPath("redis-server")
+	redis := err == nil
+	if redis {
+		args = append(args, "--redis")
+	} else {
+		t.Log("redis-server not on PATH: the sweep runs without --redis")
+	}
+	var rep struct {
+		Allot *struct{} `json:"allot"`
+		Sweep []struct {
+			Concurrency     int     `json:"concurrency"`
+			ThroughputRatio float64 `json:"throughput_ratio"`
+			RedisRatio      float64 `json:"redis_ratio"`
+			pathReport
+			Baseline   *struct{ Concurrency int } `json:"baseline"`
+			RedisCheck *struct {
+				Pass bool  `json:"pass"`
+				Sold int64 `json:"sold"`
+			} `json:"redis_check"`
+		} `json:"sweep"`
+	}
+	out := reportOf(t, args, exitPass, &rep)
+	if rep.Allot != nil || len(rep.Sweep) != 2 {
+		t.Fatalf("report has %d steps (top-level allot %v):\n%s", len(rep.Sweep), rep.Allot, out)
+	}
+	for i, st := range rep.Sweep {
+		if want := []int{2, 4}[i]; st.Concurrency != want || st.Baseline == nil || st.Baseline.Concurrency != want {
+			t.Errorf("step %d: concurrency %d, baseline %+v; want %d", i, st.Concurrency, st.Baseline, want)
+		}
+		// Fresh resources each step: only that step's 10 presold units.
+		if !st.Verify.Pass || st.Verify.Reservations != 10 || st.Allot.Responses["409 sold_out"] != st.Allot.Requests || st.ThroughputRatio <= 0 {
+			t.Errorf("step %d: %+v", i, st)
+		}
+		if redis && (st.RedisRatio <= 0 || st.RedisCheck == nil || !st.RedisCheck.Pass || st.RedisCheck.Sold != 10) {
+			t.Errorf("step %d: redis ratio %v, check %+v", i, st.RedisRatio, st.RedisCheck)
+		}
+	}
+	if !strings.Contains(out, "sweep, closed loop") {
+		t.Errorf("no sweep table:\n%s", out)
+	}
 }

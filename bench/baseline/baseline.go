@@ -1,4 +1,4 @@
-// Package baseline is a trivial HTTP server that answers allot's booking
+// Package baseline is a trivial gin server that answers allot's booking
 // calls without booking anything: it decodes the request body and encodes
 // a reservation-shaped answer, as allot's handlers do, and nothing else.
 // Driving it with the same load as allot measures what HTTP and JSON alone
@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/gin-gonic/gin"
 )
 
 // Server is a running baseline server.
@@ -74,49 +76,50 @@ type reservation struct {
 
 // Handler answers PUT /v1/resources/{id} with 201, reserve with 201 and a
 // held reservation, transitions with 200 and the new status, /readyz and
-// /healthz with 200. It keeps no state beyond a counter for ids.
+// /healthz with 200. It keeps no state beyond a counter for ids. It is a
+// bare gin engine, as allot's HTTP layer is, without middleware: the
+// ceiling allot is measured against is gin's routing, not a faster mux's.
 func Handler() http.Handler {
 	var seq atomic.Int64
-	mux := http.NewServeMux()
-	ok := func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	}
-	mux.HandleFunc("GET /healthz", ok)
-	mux.HandleFunc("GET /readyz", ok)
-	mux.HandleFunc("PUT /v1/resources/{id}", func(w http.ResponseWriter, r *http.Request) {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	ok := func(c *gin.Context) { writeJSON(c, http.StatusOK, map[string]string{"status": "ok"}) }
+	r.GET("/healthz", ok)
+	r.GET("/readyz", ok)
+	r.PUT("/v1/resources/:id", func(c *gin.Context) {
 		var spec map[string]any
-		if json.NewDecoder(r.Body).Decode(&spec) != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"code": "invalid_argument"})
+		if json.NewDecoder(c.Request.Body).Decode(&spec) != nil {
+			writeJSON(c, http.StatusBadRequest, map[string]string{"code": "invalid_argument"})
 			return
 		}
-		spec["id"] = r.PathValue("id")
-		writeJSON(w, http.StatusCreated, spec)
+		spec["id"] = c.Param("id")
+		writeJSON(c, http.StatusCreated, spec)
 	})
-	mux.HandleFunc("POST /v1/resources/{id}/reservations", func(w http.ResponseWriter, r *http.Request) {
+	r.POST("/v1/resources/:id/reservations", func(c *gin.Context) {
 		var req reserveRequest
-		if json.NewDecoder(r.Body).Decode(&req) != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"code": "invalid_argument"})
+		if json.NewDecoder(c.Request.Body).Decode(&req) != nil {
+			writeJSON(c, http.StatusBadRequest, map[string]string{"code": "invalid_argument"})
 			return
 		}
 		now := time.Now().UTC()
-		writeJSON(w, http.StatusCreated, reservation{
-			ID: "bl" + strconv.FormatInt(seq.Add(1), 36), ResourceID: r.PathValue("id"), Kind: "voucher",
+		writeJSON(c, http.StatusCreated, reservation{
+			ID: "bl" + strconv.FormatInt(seq.Add(1), 36), ResourceID: c.Param("id"), Kind: "voucher",
 			User: "baseline", Quantity: req.Quantity, Status: "held", CheckIn: req.CheckIn, CheckOut: req.CheckOut,
 			CreatedAt: now.Format(time.RFC3339Nano), ExpiresAt: now.Add(15 * time.Minute).Format(time.RFC3339Nano),
 			UpdatedAt: now.Format(time.RFC3339Nano),
 		})
 	})
-	mux.HandleFunc("POST /v1/reservations/{rid}/{action}", func(w http.ResponseWriter, r *http.Request) {
-		status := transitionStatus(r.PathValue("action"))
+	r.POST("/v1/reservations/:rid/:action", func(c *gin.Context) {
+		status := transitionStatus(c.Param("action"))
 		if status == "" {
-			writeJSON(w, http.StatusNotFound, map[string]string{"code": "not_found"})
+			writeJSON(c, http.StatusNotFound, map[string]string{"code": "not_found"})
 			return
 		}
 		now := time.Now().UTC().Format(time.RFC3339Nano)
-		writeJSON(w, http.StatusOK, reservation{ID: r.PathValue("rid"), Kind: "voucher", User: "baseline",
+		writeJSON(c, http.StatusOK, reservation{ID: c.Param("rid"), Kind: "voucher", User: "baseline",
 			Quantity: 1, Status: status, CreatedAt: now, UpdatedAt: now})
 	})
-	return mux
+	return r
 }
 
 // transitionStatus is the status a transition endpoint leads to.
@@ -134,18 +137,15 @@ func transitionStatus(action string) string {
 	return ""
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
+func writeJSON(c *gin.Context, code int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		c.String(http.StatusInternalServerError, err.Error())
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	ct := "application/json"
 	if code >= 400 {
-		h.Set("Content-Type", "application/problem+json")
+		ct = "application/problem+json"
 	}
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(code)
-	w.Write(b)
+	c.Data(code, ct, b)
 }

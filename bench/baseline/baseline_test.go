@@ -7,9 +7,14 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/gin-gonic/gin"
 )
 
 func TestBaselineAnswersLikeAllot(t *testing.T) {
+	if _, ok := Handler().(*gin.Engine); !ok {
+		t.Fatalf("Handler is a %T, want a gin engine like allot's", Handler())
+	}
 	srv, err := Start()
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
 	"allot/bench/loadgen"
+	"allot/bench/redislua"
 	"allot/bench/verify"
 )
 
@@ -68,20 +69,41 @@ type Verification struct {
 	Stream *verify.StreamSummary `json:"stream,omitempty"`
 }
 
+// Measured is what one load shape measured: allot, and what it is
+// compared with in the same run.
+type Measured struct {
+	Allot           *Run    `json:"allot,omitempty"`
+	Baseline        *Run    `json:"baseline,omitempty"`
+	ThroughputRatio float64 `json:"throughput_ratio,omitempty"` // allot / baseline
+	// RedisLua is the same load against gin + go-redis + the seckill Lua
+	// script; RedisRatio is allot / it.
+	RedisLua   *Run            `json:"redis_lua,omitempty"`
+	RedisRatio float64         `json:"redis_ratio,omitempty"`
+	RedisCheck *redislua.Audit `json:"redis_check,omitempty"`
+	Verify     *Verification   `json:"verify,omitempty"`
+}
+
+// Step is one concurrency of a sweep.
+type Step struct {
+	Concurrency int `json:"concurrency"`
+	Measured
+	Error string `json:"error,omitempty"`
+}
+
 // Report is everything one invocation of the load generator measured.
 type Report struct {
-	StartedAt       time.Time     `json:"started_at"`
-	Command         string        `json:"command"`
-	CPUs            int           `json:"cpus"`
-	Scenario        string        `json:"scenario"`
-	Resources       int           `json:"resources"`
-	Limits          int           `json:"limit_groups"`
-	SetupS          float64       `json:"setup_s"`
-	Allot           *Run          `json:"allot,omitempty"`
-	Baseline        *Run          `json:"baseline,omitempty"`
-	ThroughputRatio float64       `json:"throughput_ratio,omitempty"` // allot / baseline
-	Verify          *Verification `json:"verify,omitempty"`
-	Error           string        `json:"error,omitempty"` // why the run stopped short; also printed on stderr
+	StartedAt time.Time `json:"started_at"`
+	Command   string    `json:"command"`
+	CPUs      int       `json:"cpus"`
+	Scenario  string    `json:"scenario"`
+	Resources int       `json:"resources"`
+	Limits    int       `json:"limit_groups"`
+	SetupS    float64   `json:"setup_s"`
+	Measured
+	// Sweep holds one step per concurrency of --sweep; the fields of
+	// Measured are then empty.
+	Sweep []Step `json:"sweep,omitempty"`
+	Error string `json:"error,omitempty"` // why the run stopped short; also printed on stderr
 }
 
 // Shape says how a run was driven.
@@ -128,13 +150,30 @@ func latency(h *hdrhistogram.Histogram) Latency {
 	}
 }
 
-// SetBaseline records the baseline run and allot's throughput as a ratio
-// of it.
-func (r *Report) SetBaseline(b *Run) {
-	r.Baseline = b
-	if r.Allot != nil && b != nil && b.ThroughputRPS > 0 {
-		r.ThroughputRatio = r.Allot.ThroughputRPS / b.ThroughputRPS
+// SetRatios states allot's throughput as a ratio of the baseline's and
+// of redis-lua's, where they ran.
+func (m *Measured) SetRatios() {
+	ratio := func(o *Run) float64 {
+		if m.Allot == nil || o == nil || o.ThroughputRPS <= 0 {
+			return 0
+		}
+		return m.Allot.ThroughputRPS / o.ThroughputRPS
 	}
+	m.ThroughputRatio, m.RedisRatio = ratio(m.Baseline), ratio(m.RedisLua)
+}
+
+// Failed reports whether a verification or the Redis audit failed, in
+// the run or in any step of the sweep.
+func (r *Report) Failed() bool {
+	failed := func(m *Measured) bool {
+		return m.Verify != nil && !m.Verify.Pass || m.RedisCheck != nil && !m.RedisCheck.Pass
+	}
+	for i := range r.Sweep {
+		if failed(&r.Sweep[i].Measured) {
+			return true
+		}
+	}
+	return failed(&r.Measured)
 }
 
 // WriteJSON writes the report to path (indented, 0644).
@@ -153,45 +192,124 @@ func (r *Report) WriteText(w io.Writer) {
 		groups = fmt.Sprintf(" in %d limit groups", r.Limits)
 	}
 	fmt.Fprintf(w, "scenario %s, %d resources%s (setup %.1fs), %d CPUs\n", r.Scenario, r.Resources, groups, r.SetupS, r.CPUs)
-	if r.Allot != nil {
-		writeRun(w, "allot", r.Allot)
+	if len(r.Sweep) > 0 {
+		writeSweep(w, r.Sweep)
+		return
 	}
-	if r.Baseline != nil {
-		writeRun(w, "baseline (trivial HTTP+JSON handler)", r.Baseline)
-		fmt.Fprintf(w, "\nallot throughput = %.3f x baseline\n", r.ThroughputRatio)
+	m := &r.Measured
+	if m.Allot != nil {
+		writeRun(w, "allot", m.Allot)
 	}
-	if v := r.Verify; v != nil {
-		verdict := "PASS"
-		if !v.Pass {
-			verdict = "FAIL"
+	if m.Baseline != nil {
+		writeRun(w, "baseline (bare gin JSON handler)", m.Baseline)
+	}
+	if m.RedisLua != nil {
+		writeRun(w, "redis-lua (gin + go-redis + seckill Lua script, Redis persistence off)", m.RedisLua)
+	}
+	if m.Baseline != nil {
+		fmt.Fprintf(w, "\nallot throughput = %.3f x baseline\n", m.ThroughputRatio)
+	}
+	if m.RedisLua != nil {
+		fmt.Fprintf(w, "allot throughput = %.3f x redis-lua\n", m.RedisRatio)
+	}
+	writeAudit(w, m.RedisCheck)
+	writeVerify(w, m.Verify, false)
+}
+
+// writeSweep writes the sweep's table, then each step's verdicts.
+func writeSweep(w io.Writer, steps []Step) {
+	fmt.Fprintf(w, "\nsweep, closed loop (req/s; latency p50 / p99 of all operations):\n")
+	fmt.Fprintf(w, "  %11s %10s %10s %10s %9s %9s %19s %19s %19s\n",
+		"concurrency", "allot", "baseline", "redis-lua", "x base", "x redis", "allot p50/p99", "baseline p50/p99", "redis p50/p99")
+	rps := func(r *Run) string {
+		if r == nil {
+			return "-"
 		}
-		reads := "default"
-		if v.LinearizableReads {
-			reads = "linearizable"
+		return fmt.Sprintf("%.0f", r.ThroughputRPS)
+	}
+	lat := func(r *Run) string {
+		if r == nil {
+			return "-"
 		}
-		fmt.Fprintf(w, "\nverify: %s (%d resources, %d reservations, %d acknowledged, %d unknown outcomes; %s reads, %.1fs)\n",
-			verdict, v.Resources, v.Reservations, v.Acknowledged, v.UnknownOutcomes, reads, v.DurationS)
-		switch s := v.Stream; {
-		case s == nil:
-		case s.Skipped != "":
-			fmt.Fprintf(w, "  stream: SKIPPED, not checked: %s\n", s.Skipped)
-		default:
-			fmt.Fprintf(w, "  stream: %d events (%d..%d), %d reservations of this run: %d created, %d later transitions\n",
-				s.Events, s.After+1, s.Head, s.Reservations, s.Created, s.Transitions)
+		return ms(r.Latency.P50Ms) + " / " + ms(r.Latency.P99Ms)
+	}
+	ratio := func(x float64) string {
+		if x == 0 {
+			return "-"
 		}
-		for _, c := range v.Checks {
-			if c.Skipped != "" {
-				fmt.Fprintf(w, "  skip %-34s SKIPPED, not checked: %s\n", c.Name, c.Skipped)
-				continue
-			}
-			mark := "ok  "
-			if c.Failures > 0 {
-				mark = "FAIL"
-			}
-			fmt.Fprintf(w, "  %s %-34s %10d checked %6d failed\n", mark, c.Name, c.Checked, c.Failures)
-			for _, e := range c.Examples {
-				fmt.Fprintf(w, "         %s\n", e)
-			}
+		return fmt.Sprintf("%.3f", x)
+	}
+	for _, s := range steps {
+		fmt.Fprintf(w, "  %11d %10s %10s %10s %9s %9s %19s %19s %19s\n", s.Concurrency, rps(s.Allot), rps(s.Baseline), rps(s.RedisLua),
+			ratio(s.ThroughputRatio), ratio(s.RedisRatio), lat(s.Allot), lat(s.Baseline), lat(s.RedisLua))
+	}
+	for _, s := range steps {
+		fmt.Fprintf(w, "\nconcurrency %d:", s.Concurrency)
+		if s.Allot != nil {
+			fmt.Fprintf(w, " allot responses %s", responses(s.Allot))
+		}
+		if s.Error != "" {
+			fmt.Fprintf(w, "\n  error: %s", s.Error)
+		}
+		fmt.Fprintln(w)
+		writeAudit(w, s.RedisCheck)
+		writeVerify(w, s.Verify, true)
+	}
+}
+
+// writeAudit writes the Redis audit's verdict.
+func writeAudit(w io.Writer, a *redislua.Audit) {
+	if a == nil {
+		return
+	}
+	verdict := "PASS"
+	if !a.Pass {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(w, "\nredis-lua check: %s (%d vouchers, %d sold in Redis, %d answered 201)\n", verdict, a.Vouchers, a.Sold, a.Acknowledged)
+	for _, f := range a.Failures {
+		fmt.Fprintf(w, "         %s\n", f)
+	}
+}
+
+// writeVerify writes the verification's verdict and checks; brief leaves
+// out the checks that passed (a sweep's steps).
+func writeVerify(w io.Writer, v *Verification, brief bool) {
+	if v == nil {
+		return
+	}
+	verdict := "PASS"
+	if !v.Pass {
+		verdict = "FAIL"
+	}
+	reads := "default"
+	if v.LinearizableReads {
+		reads = "linearizable"
+	}
+	fmt.Fprintf(w, "\nverify: %s (%d resources, %d reservations, %d acknowledged, %d unknown outcomes; %s reads, %.1fs)\n",
+		verdict, v.Resources, v.Reservations, v.Acknowledged, v.UnknownOutcomes, reads, v.DurationS)
+	switch s := v.Stream; {
+	case s == nil:
+	case s.Skipped != "":
+		fmt.Fprintf(w, "  stream: SKIPPED, not checked: %s\n", s.Skipped)
+	default:
+		fmt.Fprintf(w, "  stream: %d events (%d..%d), %d reservations of this run: %d created, %d later transitions\n",
+			s.Events, s.After+1, s.Head, s.Reservations, s.Created, s.Transitions)
+	}
+	for _, c := range v.Checks {
+		if c.Skipped != "" {
+			fmt.Fprintf(w, "  skip %-34s SKIPPED, not checked: %s\n", c.Name, c.Skipped)
+			continue
+		}
+		mark := "ok  "
+		if c.Failures > 0 {
+			mark = "FAIL"
+		} else if brief {
+			continue
+		}
+		fmt.Fprintf(w, "  %s %-34s %10d checked %6d failed\n", mark, c.Name, c.Checked, c.Failures)
+		for _, e := range c.Examples {
+			fmt.Fprintf(w, "         %s\n", e)
 		}
 	}
 }
@@ -215,6 +333,11 @@ func writeRun(w io.Writer, title string, r *Run) {
 		row(o.Name, o.Requests, o.ThroughputRPS, o.Latency)
 	}
 	row("all", r.Requests, r.ThroughputRPS, r.Latency)
+	fmt.Fprintf(w, "  responses: %s\n", responses(r))
+}
+
+// responses lists a run's answer counts by kind.
+func responses(r *Run) string {
 	keys := make([]string, 0, len(r.Responses))
 	for k := range r.Responses {
 		keys = append(keys, k)
@@ -224,7 +347,7 @@ func writeRun(w io.Writer, title string, r *Run) {
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%s: %d", k, r.Responses[k])
 	}
-	fmt.Fprintf(w, "  responses: %s\n", strings.Join(parts, ", "))
+	return strings.Join(parts, ", ")
 }
 
 func ms(v float64) string {

@@ -14,6 +14,7 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
 	"allot/bench/loadgen"
+	"allot/bench/redislua"
 	"allot/bench/verify"
 )
 
@@ -38,7 +39,10 @@ func sample() *Report {
 	r := &Report{StartedAt: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC), Command: "go run ./bench", CPUs: 2,
 		Scenario: "seckill", Resources: 10, SetupS: 0.5}
 	r.Allot = NewRun(result(1000), Shape{Target: "embedded", Concurrency: 64})
-	r.SetBaseline(NewRun(result(4000), Shape{Target: "baseline", Concurrency: 64}))
+	r.Baseline = NewRun(result(4000), Shape{Target: "baseline", Concurrency: 64})
+	r.RedisLua = NewRun(result(2000), Shape{Target: "redis-lua", Concurrency: 64})
+	r.RedisCheck = &redislua.Audit{Pass: true, Vouchers: 10, Sold: 1000, Acknowledged: 1000}
+	r.SetRatios()
 	r.Verify = &Verification{Pass: false, Checks: []verify.Check{
 		{Name: "no_oversell", Checked: 10},
 		{Name: "acknowledged_reservations_present", Checked: 500, Failures: 1, Examples: []string{"reservation r1 is missing"}},
@@ -96,6 +100,15 @@ func TestJSONKeysCarryUnits(t *testing.T) {
 	if v := num("throughput_ratio"); v != 0.25 {
 		t.Errorf("throughput_ratio = %v, want 0.25", v)
 	}
+	if v := num("redis_ratio"); v != 0.5 {
+		t.Errorf("redis_ratio = %v, want 0.5", v)
+	}
+	if v := num("redis_lua", "throughput_rps"); v != 1000 {
+		t.Errorf("redis_lua.throughput_rps = %v, want 1000", v)
+	}
+	if get("redis_check", "pass") != true {
+		t.Error("redis_check.pass should be true")
+	}
 	if v := num("setup_s"); v != 0.5 {
 		t.Errorf("setup_s = %v", v)
 	}
@@ -117,7 +130,8 @@ func TestTextSummary(t *testing.T) {
 	sample().WriteText(&buf)
 	out := buf.String()
 	for _, want := range []string{"verify: FAIL", "FAIL acknowledged_reservations_present", "reservation r1 is missing",
-		"allot throughput = 0.250 x baseline", "409 sold_out: 500", "500.0 req/s"} {
+		"allot throughput = 0.250 x baseline", "allot throughput = 0.500 x redis-lua", "redis-lua check: PASS",
+		"409 sold_out: 500", "500.0 req/s"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
@@ -160,5 +174,66 @@ func TestTextSummarySkippedCheck(t *testing.T) {
 	}
 	if strings.Contains(out, "ok   limit_per_user") || strings.Contains(out, "FAIL limit_per_user") {
 		t.Errorf("a skipped check reads as run:\n%s", out)
+	}
+}
+
+// TestSweep: one step per concurrency, each with its runs and ratios, in
+// the JSON and as a table; a failure in any step fails the report.
+func TestSweep(t *testing.T) {
+	r := &Report{Scenario: "accept"}
+	for i, c := range []int{64, 256} {
+		s := Step{Concurrency: c}
+		s.Allot = NewRun(result(int64(1000*(i+1))), Shape{Concurrency: c})
+		s.Baseline = NewRun(result(4000), Shape{Concurrency: c})
+		s.RedisLua = NewRun(result(1000), Shape{Concurrency: c})
+		s.SetRatios()
+		s.Verify = &Verification{Pass: true, Checks: []verify.Check{{Name: "no_oversell", Checked: 10}}}
+		r.Sweep = append(r.Sweep, s)
+	}
+	if r.Failed() {
+		t.Fatal("a passing sweep failed")
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Allot *Run `json:"allot"`
+		Sweep []struct {
+			Concurrency     int     `json:"concurrency"`
+			ThroughputRatio float64 `json:"throughput_ratio"`
+			RedisRatio      float64 `json:"redis_ratio"`
+			Allot           struct {
+				ThroughputRPS float64 `json:"throughput_rps"`
+				Latency       Latency `json:"latency"`
+			} `json:"allot"`
+		} `json:"sweep"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Allot != nil || len(doc.Sweep) != 2 || doc.Sweep[1].Concurrency != 256 || doc.Sweep[1].RedisRatio != 2 ||
+		doc.Sweep[0].ThroughputRatio != 0.25 || doc.Sweep[1].Allot.Latency.P99Ms == 0 {
+		t.Fatalf("sweep JSON %s", b)
+	}
+	var buf bytes.Buffer
+	r.WriteText(&buf)
+	out := buf.String()
+	for _, want := range []string{"concurrency", "redis-lua", "\n           64        500       2000        500     0.250     1.000", "\n          256       1000"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "ok   ") {
+		t.Errorf("a sweep lists the checks that passed:\n%s", out)
+	}
+	r.Sweep[1].RedisCheck = &redislua.Audit{Pass: false}
+	if !r.Failed() {
+		t.Error("a failed Redis audit in a step does not fail the report")
+	}
+	r.Sweep[1].RedisCheck = nil
+	r.Sweep[0].Verify.Pass = false
+	if !r.Failed() {
+		t.Error("a failed verification in a step does not fail the report")
 	}
 }

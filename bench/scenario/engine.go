@@ -141,11 +141,11 @@ type worker struct {
 	}
 }
 
-func newWorker(s *Scenario, id int) *worker {
+func newWorker(s *Scenario, id int, planners []weighted) *worker {
 	w := &worker{
 		s:        s,
 		rng:      rand.New(rand.NewPCG(s.env.Seed, uint64(id))),
-		planners: append([]weighted(nil), s.planners...),
+		planners: append([]weighted(nil), planners...),
 		ledger:   ledger{soldOut: make(map[verify.SoldOut]struct{}), limitExceeded: make(map[string]int64)},
 	}
 	tok, err := s.env.Mint(fmt.Sprintf("%s-admin-%d", s.env.Prefix, id), "admin")

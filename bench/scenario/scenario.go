@@ -1,7 +1,9 @@
 // Package scenario holds the workloads of allot's load generator: seckill
 // (a flash sale of vouchers), hospital (a week of appointment slots, one
 // booking per patient a day), hotel (room types with per-night stock) and
-// campaign (vouchers sharing one coupon quota), alone or mixed. A workload is a
+// campaign (vouchers sharing one coupon quota), alone or mixed, and two that
+// isolate one path each: soldout (every reserve refused) and accept (every
+// reserve a committed reservation). A workload is a
 // stream of user flows (reserve, then confirm, cancel, check in, complete or
 // let the hold expire) played by loadgen workers, and it records what the
 // server acknowledged so that package verify can check the final state.
@@ -34,7 +36,9 @@ func OpNames() []string {
 }
 
 // Names lists the scenarios New accepts.
-func Names() []string { return []string{"seckill", "hospital", "hotel", "campaign", "mixed"} }
+func Names() []string {
+	return []string{"seckill", "hospital", "hotel", "campaign", "mixed", "soldout", "accept"}
+}
 
 // Params sizes the workloads.
 type Params struct {
@@ -131,6 +135,10 @@ type Scenario struct {
 	name     string
 	env      Env
 	planners []weighted
+	// presale plays before the measured phase (see Presale); units is how
+	// many reservations it must get acknowledged.
+	presale []weighted
+	units   int64
 
 	mu      sync.Mutex
 	workers []*worker
@@ -156,6 +164,11 @@ func New(name string, p Params, env Env) (*Scenario, error) {
 		s.planners = []weighted{{newCampaign(p, env), 1}}
 	case "mixed":
 		s.planners = []weighted{{newSeckill(p, env), 4}, {newHospital(p, env), 3}, {newHotel(p, env), 3}, {newCampaign(p, env), 2}}
+	case "soldout":
+		so := newSoldOut(p, env)
+		s.planners, s.presale, s.units = []weighted{{so, 1}}, []weighted{{so.sellers, 1}}, so.sellers.units
+	case "accept":
+		s.planners = []weighted{{newAccept(p, env), 1}}
 	default:
 		return nil, fmt.Errorf("scenario: unknown scenario %q (want one of %v)", name, Names())
 	}
@@ -205,13 +218,33 @@ func (s *Scenario) ResourceIDs() []string {
 }
 
 // Worker implements loadgen.Source.
-func (s *Scenario) Worker(id int) loadgen.WorkerSource {
-	w := newWorker(s, id)
+func (s *Scenario) Worker(id int) loadgen.WorkerSource { return s.addWorker(id, s.planners) }
+
+func (s *Scenario) addWorker(id int, planners []weighted) *worker {
+	w := newWorker(s, id, planners)
 	s.mu.Lock()
 	s.workers = append(s.workers, w)
 	s.mu.Unlock()
 	return w
 }
+
+// Presale returns the load that brings the resources to the state the
+// measured phase starts from, to be run to its end after they are created
+// and before the measured load, and how many reservations it must get
+// acknowledged (so the caller can tell a setup that fell short); nil and 0
+// when the scenario has none. What it sees is recorded with the rest, so
+// that verification covers it.
+func (s *Scenario) Presale() (loadgen.Source, int64) {
+	if len(s.presale) == 0 {
+		return nil, 0
+	}
+	return presaleSource{s}, s.units
+}
+
+// presaleSource plays a scenario's presale planners.
+type presaleSource struct{ s *Scenario }
+
+func (p presaleSource) Worker(id int) loadgen.WorkerSource { return p.s.addWorker(id, p.s.presale) }
 
 // Observed merges what the workers saw. Call it after the run has ended.
 func (s *Scenario) Observed() Observed {

@@ -66,7 +66,7 @@ func smallParams() Params {
 	return p
 }
 
-func run(t *testing.T, s *Scenario, h http.Handler, d time.Duration) *loadgen.Result {
+func run(t *testing.T, s loadgen.Source, h http.Handler, d time.Duration) *loadgen.Result {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -96,6 +96,8 @@ func TestScenariosPlayTheirFlows(t *testing.T) {
 		"hotel":    {OpReserve, OpConfirm, OpCancel, OpCheckIn, OpComplete},
 		"campaign": {OpReserve, OpConfirm, OpCancel},
 		"mixed":    {OpReserve, OpConfirm, OpCancel, OpCheckIn, OpComplete},
+		"soldout":  {OpReserve},
+		"accept":   {OpReserve},
 	}
 	if len(want) != len(Names()) {
 		t.Fatalf("scenarios %v, want flows for %d", Names(), len(want))
@@ -145,7 +147,7 @@ func TestScenariosPlayTheirFlows(t *testing.T) {
 					moved++
 				}
 			}
-			if moved == 0 {
+			if moved == 0 && len(want[name]) > 1 {
 				t.Error("no acknowledged reservation moved past held")
 			}
 		})
@@ -470,5 +472,98 @@ func TestHospitalRebookRefusedIsUnexpected(t *testing.T) {
 	o := s.Observed()
 	if o.Unexpected == 0 || !strings.Contains(o.UnexpectedExamples[0], "was cancelled") {
 		t.Fatalf("%d unexpected: %v, want the refused rebookings", o.Unexpected, o.UnexpectedExamples)
+	}
+}
+
+// TestSoldOutSellsInPresale: the presale sells every unit, one buyer each,
+// evenly over the vouchers, and pays for it; the measured phase then sends
+// only reserves, each from a user never seen before, and records the
+// sold_out answers for verification.
+func TestSoldOutSellsInPresale(t *testing.T) {
+	p := smallParams()
+	p.Vouchers, p.Stock = 3, 5
+	s, err := New("soldout", p, testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sk, _ := New("seckill", p, testEnv()); sk != nil {
+		if pre, units := sk.Presale(); pre != nil || units != 0 {
+			t.Fatalf("seckill has a presale of %d units", units)
+		}
+	}
+	pre, units := s.Presale()
+	if pre == nil || units != 15 {
+		t.Fatalf("presale %v of %d units, want 15", pre, units)
+	}
+	sales := &fakeServer{base: baseline.Handler(), counts: map[string]int{}}
+	res := run(t, pre, sales, 10*time.Second) // ends when every unit is sold
+	if res.Elapsed > 5*time.Second {
+		t.Errorf("the presale ran %v: it should end once every unit is sold", res.Elapsed)
+	}
+	o := s.Observed()
+	if len(o.Acks) != 15 || o.Unexpected != 0 {
+		t.Fatalf("presale: %d acks, %d unexpected %v", len(o.Acks), o.Unexpected, o.UnexpectedExamples)
+	}
+	perVoucher, buyers := map[string]int{}, map[string]bool{}
+	for _, a := range o.Acks {
+		if a.Status != verify.StatusConfirmed || buyers[a.User] {
+			t.Fatalf("presale ack %+v: want one confirmed unit per buyer", a)
+		}
+		buyers[a.User] = true
+		perVoucher[a.ResourceID]++
+	}
+	for _, id := range s.ResourceIDs() {
+		if perVoucher[id] != 5 {
+			t.Errorf("%s sold %d of 5 units in the presale", id, perVoucher[id])
+		}
+	}
+
+	f := &fakeServer{base: baseline.Handler(), counts: map[string]int{}, override: func(w http.ResponseWriter, r *http.Request, _ int) bool {
+		problem(w, http.StatusConflict, "sold_out")
+		return true
+	}}
+	res = run(t, s, f, 300*time.Millisecond)
+	users := map[string]bool{}
+	for _, r := range f.requests() {
+		if !strings.HasSuffix(r.path, "/reservations") || users[r.auth] || strings.Contains(r.auth, "-so-s") {
+			t.Fatalf("measured request %+v: want a reserve by a fresh user", r)
+		}
+		users[r.auth] = true
+	}
+	if int64(len(users)) != res.Requests || res.Codes[loadgen.CodeKey{Status: http.StatusConflict, Code: "sold_out"}] != res.Requests {
+		t.Fatalf("%d users, %d requests, codes %v", len(users), res.Requests, res.Codes)
+	}
+	o = s.Observed()
+	if len(o.Acks) != 15 || len(o.SoldOut) != 3 || o.Unexpected != 0 {
+		t.Fatalf("after the load: %d acks, %d sold out, %d unexpected %v", len(o.Acks), len(o.SoldOut), o.Unexpected, o.UnexpectedExamples)
+	}
+}
+
+// TestAcceptReservesOncePerUser: every request is a reserve by a user of
+// its own, on vouchers that cannot sell out and have no holds.
+func TestAcceptReservesOncePerUser(t *testing.T) {
+	s, err := New("accept", smallParams(), testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pre, units := s.Presale(); pre != nil || units != 0 {
+		t.Fatalf("accept has a presale of %d units", units)
+	}
+	defs := s.Resources()
+	if len(defs) != 10 || string(defs[0].Body) != `{"kind":"voucher","capacity":1099511627776,"per_user_limit":1,"hold_seconds":0,"attributes":{"sale":"open"}}` {
+		t.Fatalf("%d resources, first %s", len(defs), defs[0].Body)
+	}
+	f := &fakeServer{base: baseline.Handler(), counts: map[string]int{}}
+	res := run(t, s, f, 300*time.Millisecond)
+	users := map[string]bool{}
+	for _, r := range f.requests() {
+		if !strings.HasSuffix(r.path, "/reservations") || users[r.auth] {
+			t.Fatalf("request %+v: want one reserve per user", r)
+		}
+		users[r.auth] = true
+	}
+	o := s.Observed()
+	if res.Requests == 0 || int64(len(o.Acks)) != res.Requests || int64(len(users)) != res.Requests || o.Unexpected != 0 {
+		t.Fatalf("%d requests, %d acks, %d users, %d unexpected", res.Requests, len(o.Acks), len(users), o.Unexpected)
 	}
 }
