@@ -284,23 +284,23 @@ func (a *resourceActor) put(r *request, now int64) {
 	} else {
 		next = next.Clone()
 	}
-	err := next.CheckUpdate(&r.spec)
+	err := next.CheckUpdate(r.spec)
 	if err == nil && (len(r.spec.Limits) > 0 || len(next.Spec.Limits) > 0) {
 		a.term.engine.log.View(func(st *domain.State) {
 			if st.LogFormat() < domain.BatchV4 {
 				err = fmt.Errorf("the cluster's log format is %d; limits need 4 (an upgrade is under way): %w", st.LogFormat(), domain.ErrUnavailable)
 				return
 			}
-			err = st.CheckResourceLimits(next, &r.spec) // the working copy's taken units, committed limits
+			err = st.CheckResourceLimits(next, r.spec) // the working copy's taken units, committed limits
 		})
 	}
 	if err != nil {
 		a.reply(r, reply{err: err})
 		return
 	}
-	next.ApplyUpdate(r.spec, now)
+	next.ApplyUpdate(*r.spec, now)
 	a.resource = next
-	ev := domain.Event{Type: domain.EvPutResource, At: now, ResourceID: a.id, Spec: r.spec}
+	ev := domain.Event{Type: domain.EvPutResource, At: now, ResourceID: a.id, Spec: *r.spec}
 	a.propose(r, ev, reply{resource: next.Clone(), created: created})
 }
 
