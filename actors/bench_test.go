@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,17 +26,30 @@ import (
 
 func BenchmarkReserveSoldOut(b *testing.B) {
 	e := startLocal(b, 0)
-	benchReserve(b, e)
+	benchReserveCrowds(b, e)
 }
 
 func BenchmarkReserveCommitRaft(b *testing.B) {
 	e := startLocal(b, 1<<40)
-	benchReserve(b, e)
+	benchReserveCrowds(b, e)
 }
 
 func BenchmarkReserveCommitRaft3(b *testing.B) {
 	e := startCluster(b, 3, 1<<40)
-	benchReserve(b, e)
+	benchReserveCrowds(b, e)
+}
+
+// crowds are the numbers of concurrent clients the engine benchmarks wait
+// on: a small crowd, a large one, and a flash crowd.
+var crowds = []int{64, 1024, 4096}
+
+// benchReserveCrowds runs benchReserveOn "v" once per crowd size, on the
+// same engine (the voucher's stock is unlimited or zero, so the runs do not
+// change each other's answers).
+func benchReserveCrowds(b *testing.B, e *actors.Engine) {
+	for _, n := range crowds {
+		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) { benchReserveClients(b, e, "v", n) })
+	}
 }
 
 // The same on a resource that names a limit group (claims on the leader's
@@ -131,18 +146,31 @@ func startCluster(b *testing.B, n int, capacity int64) *actors.Engine {
 	return leader
 }
 
-func benchReserve(b *testing.B, e *actors.Engine) { benchReserveOn(b, e, "v") }
+// benchUsers is how many distinct user names the benchmarks cycle through:
+// named up front so that making a name is not part of the measured path.
+const benchUsers = 1 << 16
 
 func benchReserveOn(b *testing.B, e *actors.Engine, resource string) {
+	benchReserveClients(b, e, resource, 64)
+}
+
+// benchReserveClients reserves one unit of resource per operation from
+// clients concurrent callers (rounded to a multiple of GOMAXPROCS), each a
+// user of its own per operation.
+func benchReserveClients(b *testing.B, e *actors.Engine, resource string, clients int) {
+	users := make([]string, benchUsers)
+	for i := range users {
+		users[i] = "u" + strconv.Itoa(i)
+	}
 	var user atomic.Int64
-	b.SetParallelism(32) // many clients, like a crowd: lets group commit batch
+	b.SetParallelism(max(1, clients/runtime.GOMAXPROCS(0))) // many clients, like a crowd: lets group commit batch
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
 		for pb.Next() {
-			u := fmt.Sprintf("u%d", user.Add(1))
+			u := users[user.Add(1)%benchUsers]
 			_, err := e.Reserve(ctx, domain.ReserveCommand{ResourceID: resource, Caller: domain.Principal{User: u},
 				Request: domain.ReserveRequest{User: u, Quantity: 1}})
 			if code := domain.ErrorCode(err); err != nil && code != "sold_out" && code != "limit_exceeded" {

@@ -268,7 +268,7 @@ type request struct {
 	rid       string
 	to        domain.Status
 	caller    domain.Principal
-	spec      domain.Spec
+	spec      *domain.Spec // opPut
 	idem      *domain.IdemKey
 	done      chan reply
 	idemClear string // in-flight key to release with the answer
@@ -413,7 +413,7 @@ func (e *Engine) PutResource(ctx context.Context, id string, spec domain.Spec) (
 	if err := spec.Validate(); err != nil {
 		return nil, false, err
 	}
-	rep := e.call(ctx, id, &request{op: opPut, spec: spec})
+	rep := e.call(ctx, id, &request{op: opPut, spec: &spec})
 	return rep.resource, rep.created, rep.err
 }
 

@@ -146,3 +146,10 @@ func (a *resourceActor) resetGate() {
 		a.term.engine.answer(w.req, reply{err: errDependsOnFailed})
 	}
 }
+
+// resolvedOrdinal is the ordinal of the last event whose outcome is known.
+func (a *resourceActor) resolvedOrdinal() uint64 {
+	a.gate.mu.Lock()
+	defer a.gate.mu.Unlock()
+	return a.gate.resolved
+}

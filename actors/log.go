@@ -9,7 +9,8 @@ import (
 // Log is the replicated log as the engine sees it; cluster.Node implements it.
 type Log interface {
 	// Propose hands one batch to Raft as one entry and returns without
-	// waiting. done is called exactly once, from another goroutine: with one
+	// waiting; it keeps no reference to b or its events (the proposer
+	// reuses them for the next entry). done is called exactly once, from another goroutine: with one
 	// result per event (nil = applied; an error = the FSM refused it, a bug)
 	// once the entry is committed and applied on this node, or with err set
 	// when the outcome is unknown (leadership lost, shutdown) or, for

@@ -12,9 +12,9 @@ import (
 	"allot/actors/domain"
 )
 
-// maxCachedReservations bounds the reservations an actor keeps in its working
-// copy; once all its events are committed it can drop them and reread any
-// from committed state.
+// maxCachedReservations is how many reservations an actor keeps in its
+// working copy before it drops those committed state already has (see
+// dropCommitted).
 const maxCachedReservations = 4096
 
 // resyncTimeout bounds the barrier a dirty actor waits for.
@@ -30,7 +30,8 @@ type resourceActor struct {
 	id   string
 
 	resource     *domain.Resource               // nil: no such resource (yet, or deleted)
-	reservations map[string]*domain.Reservation // those touched; others are read from committed state
+	reservations map[string]*workingReservation // those touched; others are read from committed state
+	cacheLimit   int                            // the size of reservations that makes dropCommitted run
 	loaded       bool
 	resyncing    bool // a barrier is running before the working copy is reloaded
 
@@ -131,8 +132,8 @@ func (a *resourceActor) ensureLoaded() bool {
 		return true
 	}
 	if !a.dirty.Load() {
-		if len(a.reservations) > maxCachedReservations && a.pending.Load() == 0 {
-			a.reservations = make(map[string]*domain.Reservation)
+		if len(a.reservations) > a.cacheLimit {
+			a.dropCommitted()
 		}
 		return true
 	}
@@ -183,7 +184,8 @@ func (a *resourceActor) reload() {
 			a.resource = r.Clone()
 		}
 	})
-	a.reservations = make(map[string]*domain.Reservation)
+	a.reservations = make(map[string]*workingReservation)
+	a.cacheLimit = maxCachedReservations
 	a.loaded = true
 	a.resetGate()
 }
@@ -214,13 +216,13 @@ func (a *resourceActor) reserve(r *request, now int64) {
 // once its outcome is known.
 func (a *resourceActor) accept(r *request, res domain.Reservation, now int64, limits []string) {
 	a.resource.ApplyReserve(&res)
-	stored := res
-	a.reservations[res.ID] = &stored
+	w := &workingReservation{Reservation: res}
+	a.reservations[res.ID] = w
 	a.decided(a.resource.Spec.Kind, nil, res.Status)
 	ev := domain.Event{Type: domain.EvReserve, At: now, ResourceID: a.id, Reservation: res}
 	out := domain.Outcome{Code: http.StatusCreated, Reservation: res}
 	ev.Idem = idemRecord(r, out, now)
-	a.proposeSettling(r, ev, reply{outcome: out}, limits)
+	w.ord = a.proposeSettling(r, ev, reply{outcome: out}, limits)
 }
 
 func (a *resourceActor) transition(r *request, now int64) {
@@ -238,10 +240,10 @@ func (a *resourceActor) transition(r *request, now int64) {
 		return
 	}
 	kind := a.resource.Spec.Kind
-	noop, err := a.resource.CheckTransition(res, r.to, now)
+	noop, err := a.resource.CheckTransition(&res.Reservation, r.to, now)
 	if err != nil || noop {
 		a.decided(kind, err, 0)
-		a.reply(r, reply{outcome: domain.Outcome{Code: http.StatusOK, Reservation: *res}, err: err})
+		a.reply(r, reply{outcome: domain.Outcome{Code: http.StatusOK, Reservation: res.Reservation}, err: err})
 		return
 	}
 	a.applyTransition(r, res, now)
@@ -251,7 +253,7 @@ func (a *resourceActor) transition(r *request, now int64) {
 // leader time yet (the heap's look was early, or the wall clock stepped) is
 // looked at again when it is; one that is no longer held needs nothing (if
 // what moved it does not commit, the resync re-arms its timer).
-func (a *resourceActor) expire(r *request, res *domain.Reservation, now int64) {
+func (a *resourceActor) expire(r *request, res *workingReservation, now int64) {
 	if res == nil || a.resource == nil || res.Status != domain.StatusHeld {
 		return
 	}
@@ -265,29 +267,13 @@ func (a *resourceActor) expire(r *request, res *domain.Reservation, now int64) {
 	a.applyTransition(r, res, now)
 }
 
-func (a *resourceActor) applyTransition(r *request, res *domain.Reservation, now int64) {
-	a.resource.ApplyTransition(res, r.to, now)
+func (a *resourceActor) applyTransition(r *request, res *workingReservation, now int64) {
+	a.resource.ApplyTransition(&res.Reservation, r.to, now)
 	a.decided(a.resource.Spec.Kind, nil, r.to)
 	ev := domain.Event{Type: domain.EvTransition, At: now, ResourceID: a.id, ReservationID: res.ID, To: r.to}
-	out := domain.Outcome{Code: http.StatusOK, Reservation: *res}
+	out := domain.Outcome{Code: http.StatusOK, Reservation: res.Reservation}
 	ev.Idem = idemRecord(r, out, now)
-	a.propose(r, ev, reply{outcome: out})
-}
-
-// reservation returns the working copy of a reservation of this resource,
-// reading it from committed state the first time.
-func (a *resourceActor) reservation(rid string) *domain.Reservation {
-	if res, ok := a.reservations[rid]; ok {
-		return res
-	}
-	var res domain.Reservation
-	var ok bool
-	a.term.engine.log.View(func(st *domain.State) { res, ok = st.Reservation(rid) })
-	if !ok || res.ResourceID != a.id {
-		return nil
-	}
-	a.reservations[rid] = &res
-	return &res
+	res.ord = a.propose(r, ev, reply{outcome: out})
 }
 
 func (a *resourceActor) put(r *request, now int64) {
@@ -298,23 +284,23 @@ func (a *resourceActor) put(r *request, now int64) {
 	} else {
 		next = next.Clone()
 	}
-	err := next.CheckUpdate(&r.spec)
+	err := next.CheckUpdate(r.spec)
 	if err == nil && (len(r.spec.Limits) > 0 || len(next.Spec.Limits) > 0) {
 		a.term.engine.log.View(func(st *domain.State) {
 			if st.LogFormat() < domain.BatchV4 {
 				err = fmt.Errorf("the cluster's log format is %d; limits need 4 (an upgrade is under way): %w", st.LogFormat(), domain.ErrUnavailable)
 				return
 			}
-			err = st.CheckResourceLimits(next, &r.spec) // the working copy's taken units, committed limits
+			err = st.CheckResourceLimits(next, r.spec) // the working copy's taken units, committed limits
 		})
 	}
 	if err != nil {
 		a.reply(r, reply{err: err})
 		return
 	}
-	next.ApplyUpdate(r.spec, now)
+	next.ApplyUpdate(*r.spec, now)
 	a.resource = next
-	ev := domain.Event{Type: domain.EvPutResource, At: now, ResourceID: a.id, Spec: r.spec}
+	ev := domain.Event{Type: domain.EvPutResource, At: now, ResourceID: a.id, Spec: *r.spec}
 	a.propose(r, ev, reply{resource: next.Clone(), created: created})
 }
 
@@ -331,14 +317,15 @@ func (a *resourceActor) delete(r *request, now int64) {
 	a.propose(r, domain.Event{Type: domain.EvDeleteResource, At: now, ResourceID: a.id}, reply{})
 }
 
-// propose hands an accepted event to the proposer; the answer goes out when
-// it commits. Blocks only while the proposer's queue is full (back-pressure).
-func (a *resourceActor) propose(r *request, ev domain.Event, ok reply) {
-	a.proposeSettling(r, ev, ok, nil)
+// propose hands an accepted event to the proposer and returns its ordinal;
+// the answer goes out when it commits. Blocks only while the proposer's
+// queue is full (back-pressure).
+func (a *resourceActor) propose(r *request, ev domain.Event, ok reply) uint64 {
+	return a.proposeSettling(r, ev, ok, nil)
 }
 
 // proposeSettling is propose for a reservation that holds claims of limits.
-func (a *resourceActor) proposeSettling(r *request, ev domain.Event, ok reply, limits []string) {
+func (a *resourceActor) proposeSettling(r *request, ev domain.Event, ok reply, limits []string) uint64 {
 	a.pending.Add(1)
 	p := proposal{event: ev, req: r, ok: ok, actor: a, ordinal: a.nextOrdinal(), decidedAt: time.Now(), limits: limits}
 	if !a.term.proposer.enqueue(p) {
@@ -347,6 +334,7 @@ func (a *resourceActor) proposeSettling(r *request, ev domain.Event, ok reply, l
 		a.abandon(p.ordinal)
 		a.release(ev.Reservation.ID, limits)
 	}
+	return p.ordinal
 }
 
 func (a *resourceActor) decided(kind domain.Kind, err error, status domain.Status) {

@@ -391,6 +391,14 @@ func appendString(b []byte, s string) []byte {
 type decoder struct {
 	buf []byte
 	err error
+
+	// recent are the last strings decoded, handed out again when the same
+	// bytes come next: one reservation event names its resource, user and
+	// id twice or three times (event, reservation, idempotency record), and
+	// a batch's events mostly name the same few resources. Sharing them
+	// saves an allocation each on the apply path and their bytes in state.
+	recent [4]string
+	next   int
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -464,7 +472,15 @@ func (d *decoder) string() string {
 		d.fail("string length %d", n)
 		return ""
 	}
-	s := string(d.buf[:n])
+	raw := d.buf[:n]
 	d.buf = d.buf[n:]
+	for _, r := range d.recent {
+		if r == string(raw) { // compared in place, no copy
+			return r
+		}
+	}
+	s := string(raw)
+	d.recent[d.next] = s
+	d.next = (d.next + 1) % len(d.recent)
 	return s
 }

@@ -91,11 +91,18 @@ func (r *Resource) CheckReserve(res *Reservation) error {
 		}
 		return nil
 	}
-	if r.Available() < res.Quantity {
-		return &refusal{err: ErrSoldOut, m: max(r.Available(), 0)}
+	if avail := r.Available(); avail < res.Quantity {
+		if avail <= 0 {
+			return errSoldOutNone // the flash crowd's answer: no allocation
+		}
+		return &refusal{err: ErrSoldOut, m: avail}
 	}
 	return nil
 }
+
+// errSoldOutNone is the refusal of a resource with nothing left, shared by
+// every such answer: refusals are never changed once made.
+var errSoldOutNone error = &refusal{err: ErrSoldOut}
 
 // refusal is how CheckReserve says not open, closed, limit exceeded or sold
 // out. In a flash crowd nearly every request ends here, and most refusals are
