@@ -731,3 +731,27 @@ func TestEventsConfig(t *testing.T) {
 		t.Fatalf("default keepalive %s", d)
 	}
 }
+
+// TestEventsWaitForCatchUp: a node that has not caught up with its log
+// since it started (its event log may still be at the snapshot's head, or
+// at 0) answers the events routes 503 with Retry-After, as a stale read
+// there is answered, instead of a head and earliest it will not keep.
+func TestEventsWaitForCatchUp(t *testing.T) {
+	e := newEventsEnv(t, nil)
+	e.held(3, "v")
+	e.eng.setReadErr(fmt.Errorf("node n1 has not caught up with the log since it started: %w", domain.ErrUnavailable))
+	for _, path := range []string{"/v1/events", "/v1/events?wait=5s", "/v1/events/stream"} {
+		r := e.do("GET", path, e.consumer, "")
+		r.wantProblem(t, http.StatusServiceUnavailable, "unavailable")
+		if r.header.Get("Retry-After") == "" {
+			t.Fatalf("%s: no Retry-After", path)
+		}
+	}
+	if e.eng.lastRead != domain.ReadStale {
+		t.Fatalf("the events routes asked for consistency %v, not a stale read", e.eng.lastRead)
+	}
+	e.eng.setReadErr(nil)
+	if p := e.page(""); p.Head != 3 {
+		t.Fatalf("after catching up: head %d", p.Head)
+	}
+}
