@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+	"time"
 
 	"go.etcd.io/bbolt"
 )
@@ -90,4 +91,39 @@ func (l *EventLog) buckets(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// Retention is per node: the same appends leave a node that was streaming
+// a snapshot (a pin) with an older earliest than one that was not, at the
+// same head, until a later append prunes on.
+func TestEventLogEarliestIsPerNode(t *testing.T) {
+	at := func(off uint64) int64 { return int64(off) }
+	open := func() *EventLog {
+		l, err := OpenEventLog(t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		l.SetRetention(10 * time.Nanosecond)
+		appendChanges(t, l, 1, 10, at)
+		return l
+	}
+	a, b := open(), open()
+	pin := b.Pin(b.Earliest())
+	appendChanges(t, a, 11, 30, at)
+	appendChanges(t, b, 11, 30, at)
+	pin.Unpin()
+	if a.Head() != b.Head() || a.Earliest() != 20 || b.Earliest() != 1 {
+		t.Fatalf("head %d and %d, earliest %d and %d", a.Head(), b.Head(), a.Earliest(), b.Earliest())
+	}
+	if _, err := b.Read(5, func(EventRecord) bool { return true }); err != nil {
+		t.Fatalf("read after 5 where it is kept: %v", err)
+	}
+	if _, err := a.Read(5, func(EventRecord) bool { return true }); err == nil {
+		t.Fatal("read after 5 where it is pruned: no error")
+	}
+	appendChanges(t, b, 31, 31, at)
+	if a.Earliest() != 20 || b.Earliest() != 21 {
+		t.Fatalf("after the next append: earliest %d and %d", a.Earliest(), b.Earliest())
+	}
 }
