@@ -261,9 +261,11 @@ func TestEventsBadInput(t *testing.T) {
 func TestEventsRolesAndMethods(t *testing.T) {
 	e := newEventsEnv(t, nil)
 	e.held(1, "v")
+	user := e.token("carol", RoleUser) // the role named, not defaulted
 	for _, path := range []string{"/v1/events", "/v1/events/stream"} {
 		e.do("GET", path, "", "").wantProblem(t, http.StatusUnauthorized, "unauthenticated")
 		e.do("GET", path, e.alice, "").wantProblem(t, http.StatusForbidden, "permission_denied")
+		e.do("GET", path, user, "").wantProblem(t, http.StatusForbidden, "permission_denied")
 		e.do("POST", path, e.admin, "{}").wantProblem(t, http.StatusMethodNotAllowed, "method_not_allowed")
 		e.do("POST", path, e.consumer, "{}").wantProblem(t, http.StatusMethodNotAllowed, "method_not_allowed")
 		// HEAD answers at once, without a body, for both.
@@ -277,6 +279,11 @@ func TestEventsRolesAndMethods(t *testing.T) {
 	e.do("GET", "/v1/events", e.consumer, "").want(t, http.StatusOK, nil)
 	if ct := e.do("HEAD", "/v1/events/stream", e.admin, "").header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Fatalf("HEAD stream Content-Type %q", ct)
+	}
+	for _, tok := range []string{e.admin, e.consumer} { // both read the stream itself
+		s := openStreamAt(t, e.url, tok, "", nil)
+		s.wantEvents(t, 5*time.Second, 1)
+		s.close()
 	}
 
 	// A server without a stream answers 503.
