@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -134,8 +135,7 @@ type deliverer struct {
 	lastAttempt int64
 
 	// pending is the batch built but not yet acknowledged: a retry sends
-	// the same events under the same webhook-id, so a receiver that
-	// deduplicates by it loses nothing.
+	// the same events under the same webhook-id.
 	pending *hookBatch
 }
 
@@ -145,8 +145,10 @@ type hookBatch struct {
 	cursor  uint64 // the committed cursor it was read after
 	updated int64  // the webhook's UpdatedAt then: a changed spec builds anew
 	first   uint64 // offset of the first event in the body, 0 for none
+	end     uint64 // offset of the last event in the body
 	last    uint64 // the cursor after it is acknowledged
 	body    []byte
+	msgID   string // the webhook-id, see messageID
 }
 
 func (d *deliverer) nudge() {
@@ -231,12 +233,12 @@ func (d *deliverer) run(ctx context.Context) {
 					return
 				}
 				failures++
-				e.hookCounts.add(d.id, true)
+				e.hookCounts.add(d.id, func(n *hookCount) { n.failures++ })
 				d.setState(domain.DeliveryRetrying, err.Error())
 				d.backoff(ctx, cfg, failures)
 				continue
 			}
-			e.hookCounts.add(d.id, false)
+			e.hookCounts.add(d.id, func(n *hookCount) { n.deliveries++ })
 			failures = 0
 			d.setState(domain.DeliveryActive, "")
 		}
@@ -271,7 +273,8 @@ func backoffDelay(lo, hi time.Duration, failures int) time.Duration {
 // batch returns the batch to send after w's committed cursor: the pending
 // one when it was read after the same cursor and spec, else a new one read
 // from the event log. Events the pruning took before they were delivered
-// are skipped (and said so in the log); nothing else can send them.
+// are skipped (said so in the log, and counted); nothing else can send
+// them.
 func (d *deliverer) batch(w *domain.Webhook) (*hookBatch, error) {
 	if p := d.pending; p != nil && p.cursor == w.Delivered && p.updated == w.UpdatedAt {
 		return p, nil
@@ -298,6 +301,7 @@ func (d *deliverer) batch(w *domain.Webhook) (*hookBatch, error) {
 			b.first = ev.Offset
 		}
 		b.body = append(b.body, ev.JSON...)
+		b.end = ev.Offset
 		n++
 		return true
 	})
@@ -308,10 +312,32 @@ func (d *deliverer) batch(w *domain.Webhook) (*hookBatch, error) {
 		e.cfg.Logger.Error("webhook events pruned before they were delivered; delivery goes on after them",
 			"webhook", d.id, "after", w.Delivered, "earliest", earliest)
 		b.last = earliest - 1
+		e.hookCounts.add(d.id, func(n *hookCount) { n.skipped += b.last - w.Delivered })
 	}
 	b.body = append(b.body, "]}"...)
+	b.msgID = messageID(d.id, b)
 	d.pending = b
 	return b, nil
+}
+
+// messageID is a batch's webhook-id: "<webhook id>-<first>-<last>-<digest>",
+// the offsets of its first and last events and the first 8 bytes of the
+// SHA-256 of its body in hex. Standard Webhooks receivers take the id as
+// the message's idempotency key, so it names the content: a retry, or a
+// new leader that cuts the same batch, sends the same id, and a batch with
+// other events after the same cursor (the filters changed, a replay) gets
+// another one.
+func messageID(webhook string, b *hookBatch) string {
+	sum := sha256.Sum256(b.body)
+	id := make([]byte, 0, len(webhook)+60)
+	id = append(id, webhook...)
+	id = append(id, '-')
+	id = strconv.AppendUint(id, b.first, 10)
+	id = append(id, '-')
+	id = strconv.AppendUint(id, b.end, 10)
+	id = append(id, '-')
+	id = hex.AppendEncode(id, sum[:8])
+	return string(id)
 }
 
 // send POSTs the batch once; nil means a 2xx answer.
@@ -328,7 +354,7 @@ func (d *deliverer) send(ctx context.Context, w *domain.Webhook, b *hookBatch) e
 	if err != nil {
 		return fmt.Errorf("request: %w", err)
 	}
-	msgID := d.id + "-" + strconv.FormatUint(b.first, 10)
+	msgID := b.msgID
 	ts := strconv.FormatInt(now.Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "allot-webhook")

@@ -310,6 +310,7 @@ type WebhookMetric struct {
 	LagEvents            uint64  // events after the cursor up to the head
 	LagSeconds           float64 // age of the oldest of them; 0 when caught up
 	Failures, Deliveries uint64  // on this node, since it started
+	Skipped              uint64  // events pruned before they were delivered, on this node
 }
 
 // WebhookMetrics reports every webhook's delivery while this node leads,
@@ -329,7 +330,8 @@ func (e *Engine) WebhookMetrics() []WebhookMetric {
 	now := t.clock.now()
 	for i := range out {
 		m := &out[i]
-		m.Failures, m.Deliveries = e.hookCounts.get(m.ID)
+		n := e.hookCounts.get(m.ID)
+		m.Failures, m.Deliveries, m.Skipped = n.failures, n.deliveries, n.skipped
 		if e.cfg.Events == nil {
 			continue
 		}
@@ -348,34 +350,37 @@ func (e *Engine) WebhookMetrics() []WebhookMetric {
 // outlive terms, so a counter resets only when the process restarts.
 type hookCounts struct {
 	mu sync.Mutex
-	m  map[string]*[2]uint64 // failures, deliveries
+	m  map[string]*hookCount
 }
 
-func (c *hookCounts) add(id string, failed bool) {
+// hookCount is one webhook's counters.
+type hookCount struct {
+	failures, deliveries uint64 // POSTs
+	skipped              uint64 // events pruned before they were delivered
+}
+
+// add changes webhook id's counters with fn.
+func (c *hookCounts) add(id string, fn func(*hookCount)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = make(map[string]*[2]uint64)
+		c.m = make(map[string]*hookCount)
 	}
 	n := c.m[id]
 	if n == nil {
-		n = new([2]uint64)
+		n = new(hookCount)
 		c.m[id] = n
 	}
-	if failed {
-		n[0]++
-	} else {
-		n[1]++
-	}
+	fn(n)
 }
 
-func (c *hookCounts) get(id string) (failures, deliveries uint64) {
+func (c *hookCounts) get(id string) hookCount {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if n := c.m[id]; n != nil {
-		return n[0], n[1]
+		return *n
 	}
-	return 0, 0
+	return hookCount{}
 }
 
 // forget drops the counters of webhooks that no longer exist.

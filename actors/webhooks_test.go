@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -265,8 +266,9 @@ func TestWebhookDelivery(t *testing.T) {
 		if len(b.offsets) == 0 || len(b.offsets) > 7 {
 			t.Fatalf("batch of %d events", len(b.offsets))
 		}
-		if b.id != fmt.Sprintf("orders-%d", b.offsets[0]) {
-			t.Fatalf("webhook-id %s for a batch from %d", b.id, b.offsets[0])
+		sum := sha256.Sum256([]byte(b.body))
+		if want := fmt.Sprintf("orders-%d-%d-%x", b.offsets[0], b.offsets[len(b.offsets)-1], sum[:8]); b.id != want {
+			t.Fatalf("webhook-id %s, want %s", b.id, want)
 		}
 		for i, rid := range b.rids {
 			if !strings.HasPrefix(rid, "keep-") || !(strings.HasPrefix(b.types[i], "reservation.") || b.types[i] == "resource.created") {
@@ -450,6 +452,9 @@ func TestWebhookPrunedEvents(t *testing.T) {
 	if len(ok) != 1 || fmt.Sprint(ok[0].offsets) != "[4 5]" {
 		t.Fatalf("sent %+v", ok)
 	}
+	if m := e.WebhookMetrics(); len(m) != 1 || m[0].Skipped != 3 {
+		t.Fatalf("metrics %+v, want 3 events skipped", m)
+	}
 }
 
 // TestWebhookRetrySendsTheSameBatch: events committed while a batch fails
@@ -507,4 +512,46 @@ func TestWebhookDeposedLeaderSendsNothing(t *testing.T) {
 	}
 	log.deposed.Store(false)
 	waitUntil(t, "the cursor to reach the head", func() bool { return cursorOf(e, "h") == log.Head() })
+}
+
+// TestWebhookIDNamesTheContent: the webhook-id names what the batch
+// carries, as Standard Webhooks receivers that deduplicate by it expect: a
+// batch after the same cursor with other events (the filters changed, then
+// a replay) gets another id, so such a receiver does not drop it as one it
+// has.
+func TestWebhookIDNamesTheContent(t *testing.T) {
+	e, _ := newHookEngine(t, 100)
+	rc := &receiver{t: t, secret: testHookSecret}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	ctx := context.Background()
+	only := hook("h", srv.URL)
+	only.ResourcePrefix = "a"
+	if _, _, err := e.PutWebhook(ctx, only, domain.WebhookStart{From: domain.StartNow}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.PauseWebhook(ctx, "h", true); err != nil { // so that one batch carries them
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a1", "b1", "a2"} {
+		putVoucher(t, e, id, 1, 0)
+	}
+	if _, err := e.PauseWebhook(ctx, "h", false); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the cursor to reach 3", func() bool { return cursorOf(e, "h") == 3 })
+	if _, _, err := e.PutWebhook(ctx, hook("h", srv.URL), domain.WebhookStart{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ReplayWebhook(ctx, "h", 0); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the replayed batch", func() bool { ok, _ := rc.snapshot(); return len(ok) == 2 })
+	ok, _ := rc.snapshot()
+	if fmt.Sprint(ok[0].offsets) != "[1 3]" || fmt.Sprint(ok[1].offsets) != "[1 2 3]" {
+		t.Fatalf("sent %+v", ok)
+	}
+	if ok[0].id == ok[1].id {
+		t.Fatalf("two batches with other events share the webhook-id %q", ok[0].id)
+	}
 }

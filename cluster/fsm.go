@@ -423,8 +423,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		// Snapshot runs on the apply goroutine: the log holds every record
 		// up to st's head, and the pin keeps retention from taking any of
 		// them before Persist has streamed them.
-		snap.from = f.events.Earliest()
-		f.events.Pin(snap.from)
+		snap.pin = f.events.Pin(f.events.Earliest())
 	}
 	return snap, nil
 }
@@ -520,7 +519,7 @@ func (f *FSM) Member(id string) (domain.Member, bool) {
 type fsmSnapshot struct {
 	st     *domain.State
 	events *storage.EventLog // nil: no stream to carry
-	from   uint64            // the oldest record kept when the snapshot was taken, pinned
+	pin    *storage.EventPin // from the oldest record kept when the snapshot was taken
 }
 
 // Persist streams the frozen state and the stream's records up to its
@@ -529,7 +528,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	var each storage.EachEvent
 	if s.events != nil {
 		head := s.st.EventHead()
-		each = func(fn func(off uint64, raw []byte) error) error { return s.events.EachUpTo(s.from, head, fn) }
+		each = func(fn func(off uint64, raw []byte) error) error { return s.pin.EachUpTo(head, fn) }
 	}
 	if err := storage.WriteSnapshotWith(sink, s.st, each); err != nil {
 		sink.Cancel()
@@ -541,7 +540,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 // Release drops the frozen copy and the pin on the stream.
 func (s *fsmSnapshot) Release() {
 	if s.events != nil {
-		s.events.Unpin(s.from)
+		s.pin.Unpin()
 		s.events = nil
 	}
 	s.st = nil

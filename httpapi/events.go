@@ -273,8 +273,12 @@ func (p *eventPage) read(ev EventStream) (earliest uint64, err error) {
 // bound, not because it caught up.
 func (p *eventPage) full() bool { return p.n >= p.limit || p.seen >= p.scan }
 
-// eventsReady checks what both routes need before they read: a stream and
-// a caller allowed to read it (admins and consumers).
+// eventsReady checks what both routes need before they read: a stream, a
+// caller allowed to read it (admins and consumers), and a node that may
+// answer stale reads. Until a node has caught up with its log since it
+// started, its event log stops at its snapshot's head (0 without one), so
+// it would answer a head and an earliest it had moved past before it
+// stopped; it answers 503 instead, as stale reads there are answered.
 func (s *Server) eventsReady(c *gin.Context, p domain.Principal) bool {
 	switch {
 	case !p.Admin:
@@ -282,6 +286,10 @@ func (s *Server) eventsReady(c *gin.Context, p domain.Principal) bool {
 		return false
 	case s.cfg.Events == nil:
 		s.fail(c, fmt.Errorf("this node serves no change stream: %w", domain.ErrUnavailable))
+		return false
+	}
+	if err := s.cfg.Reader.Read(c.Request.Context(), domain.ReadStale, func(*domain.State) error { return nil }); err != nil {
+		s.fail(c, fmt.Errorf("events: %w", err))
 		return false
 	}
 	return true

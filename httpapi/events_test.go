@@ -261,9 +261,11 @@ func TestEventsBadInput(t *testing.T) {
 func TestEventsRolesAndMethods(t *testing.T) {
 	e := newEventsEnv(t, nil)
 	e.held(1, "v")
+	user := e.token("carol", RoleUser) // the role named, not defaulted
 	for _, path := range []string{"/v1/events", "/v1/events/stream"} {
 		e.do("GET", path, "", "").wantProblem(t, http.StatusUnauthorized, "unauthenticated")
 		e.do("GET", path, e.alice, "").wantProblem(t, http.StatusForbidden, "permission_denied")
+		e.do("GET", path, user, "").wantProblem(t, http.StatusForbidden, "permission_denied")
 		e.do("POST", path, e.admin, "{}").wantProblem(t, http.StatusMethodNotAllowed, "method_not_allowed")
 		e.do("POST", path, e.consumer, "{}").wantProblem(t, http.StatusMethodNotAllowed, "method_not_allowed")
 		// HEAD answers at once, without a body, for both.
@@ -277,6 +279,11 @@ func TestEventsRolesAndMethods(t *testing.T) {
 	e.do("GET", "/v1/events", e.consumer, "").want(t, http.StatusOK, nil)
 	if ct := e.do("HEAD", "/v1/events/stream", e.admin, "").header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Fatalf("HEAD stream Content-Type %q", ct)
+	}
+	for _, tok := range []string{e.admin, e.consumer} { // both read the stream itself
+		s := openStreamAt(t, e.url, tok, "", nil)
+		s.wantEvents(t, 5*time.Second, 1)
+		s.close()
 	}
 
 	// A server without a stream answers 503.
@@ -729,5 +736,29 @@ func TestEventsConfig(t *testing.T) {
 	}
 	if d := DefaultConfig().EventKeepAlive; d != 15*time.Second {
 		t.Fatalf("default keepalive %s", d)
+	}
+}
+
+// TestEventsWaitForCatchUp: a node that has not caught up with its log
+// since it started (its event log may still be at the snapshot's head, or
+// at 0) answers the events routes 503 with Retry-After, as a stale read
+// there is answered, instead of a head and earliest it will not keep.
+func TestEventsWaitForCatchUp(t *testing.T) {
+	e := newEventsEnv(t, nil)
+	e.held(3, "v")
+	e.eng.setReadErr(fmt.Errorf("node n1 has not caught up with the log since it started: %w", domain.ErrUnavailable))
+	for _, path := range []string{"/v1/events", "/v1/events?wait=5s", "/v1/events/stream"} {
+		r := e.do("GET", path, e.consumer, "")
+		r.wantProblem(t, http.StatusServiceUnavailable, "unavailable")
+		if r.header.Get("Retry-After") == "" {
+			t.Fatalf("%s: no Retry-After", path)
+		}
+	}
+	if e.eng.lastRead != domain.ReadStale {
+		t.Fatalf("the events routes asked for consistency %v, not a stale read", e.eng.lastRead)
+	}
+	e.eng.setReadErr(nil)
+	if p := e.page(""); p.Head != 3 {
+		t.Fatalf("after catching up: head %d", p.Head)
 	}
 }

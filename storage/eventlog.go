@@ -1,12 +1,14 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -63,13 +65,16 @@ type EventLog struct {
 	retention int64 // ns; records older than the newest change's time minus this go, 0 = keep
 	logger    *slog.Logger
 
-	live atomic.Pointer[[]byte] // the name of the bucket the stream is in
-	head atomic.Uint64          // the last offset readers may see
+	head atomic.Uint64 // the last offset readers may see
 
 	changed atomic.Pointer[chan struct{}] // closed and replaced when head moves
 
-	pinMu sync.Mutex
-	pins  []uint64 // offsets at and after which nothing is pruned: snapshots being streamed
+	// pinMu orders pins against a restore's switch of buckets, so a bucket
+	// is deleted exactly once: by the switch when unpinned, else by the
+	// last Unpin.
+	pinMu   sync.Mutex
+	pins    []*EventPin     // snapshots being streamed
+	retired map[string]bool // buckets switched away from while pinned
 }
 
 // OpenEventLog opens (creating if needed) the event log under dataDir. It
@@ -96,7 +101,7 @@ func OpenEventLog(dataDir string, logger *slog.Logger) (*EventLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s (in use by another process?): %w", path, err)
 	}
-	l := &EventLog{db: db, logger: logger}
+	l := &EventLog{db: db, logger: logger, retired: make(map[string]bool)}
 	ch := make(chan struct{})
 	l.changed.Store(&ch)
 	err = db.Update(func(tx *bbolt.Tx) error {
@@ -112,9 +117,10 @@ func OpenEventLog(dataDir string, logger *slog.Logger) (*EventLog, error) {
 			}
 		}
 		name = append([]byte(nil), name...)
-		l.live.Store(&name)
-		_, err = tx.CreateBucketIfNotExists(name)
-		return err
+		if _, err = tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+		return dropOtherBuckets(tx, name)
 	})
 	if err != nil {
 		db.Close()
@@ -122,6 +128,30 @@ func OpenEventLog(dataDir string, logger *slog.Logger) (*EventLog, error) {
 	}
 	return l, nil
 }
+
+// dropOtherBuckets deletes the buckets a process that stopped left behind:
+// one a snapshot still streamed when a restore switched away from it, or
+// one a restore was writing.
+func dropOtherBuckets(tx *bbolt.Tx, live []byte) error {
+	var stale [][]byte
+	err := tx.ForEach(func(name []byte, _ *bbolt.Bucket) error {
+		if !bytes.Equal(name, metaBucket) && !bytes.Equal(name, live) {
+			stale = append(stale, append([]byte(nil), name...))
+		}
+		return nil
+	})
+	for _, name := range stale {
+		if err == nil {
+			err = tx.DeleteBucket(name)
+		}
+	}
+	return err
+}
+
+// liveName is the name of the bucket the stream is in, as of tx: read in
+// the transaction that uses it, so a restore's switch never leaves a reader
+// with a bucket its transaction does not have.
+func liveName(tx *bbolt.Tx) []byte { return tx.Bucket(metaBucket).Get(liveKey) }
 
 func openEventsDB(path string) (*bbolt.DB, error) {
 	return bbolt.Open(path, 0o600, &bbolt.Options{
@@ -201,8 +231,14 @@ func (l *EventLog) Append(b *EventBatch) error {
 		return nil
 	}
 	last := b.first + uint64(len(b.ends)) - 1
+	// The pins are read before the transaction: a restore holds pinMu
+	// while it waits for the writer's lock.
+	l.pinMu.Lock()
+	pins := slices.Clone(l.pins)
+	l.pinMu.Unlock()
 	err := l.db.Update(func(tx *bbolt.Tx) error {
-		bk := tx.Bucket(*l.live.Load())
+		name := liveName(tx)
+		bk := tx.Bucket(name)
 		bk.FillPercent = 1 // keys only ever grow
 		var key [8]byte
 		start := 0
@@ -213,7 +249,7 @@ func (l *EventLog) Append(b *EventBatch) error {
 			}
 			start = end
 		}
-		return l.prune(bk, b.lastAt, max(2*len(b.ends), pruneMin))
+		return l.prune(bk, lowestPin(pins, name), b.lastAt, max(2*len(b.ends), pruneMin))
 	})
 	if err != nil {
 		return fmt.Errorf("storage: append events %d..%d: %w", b.first, last, err)
@@ -223,13 +259,12 @@ func (l *EventLog) Append(b *EventBatch) error {
 }
 
 // prune deletes up to n records older than the retention before newest,
-// oldest first, none at or after a pinned offset.
-func (l *EventLog) prune(bk *bbolt.Bucket, newest int64, n int) error {
+// oldest first, none at or after pin (0: none pinned).
+func (l *EventLog) prune(bk *bbolt.Bucket, pin uint64, newest int64, n int) error {
 	if l.retention <= 0 {
 		return nil
 	}
 	cutoff := newest - l.retention
-	pin := l.lowestPin()
 	c := bk.Cursor()
 	for k, v := c.First(); k != nil && n > 0; k, v = c.First() {
 		if len(v) < 8 || int64(binary.BigEndian.Uint64(v)) >= cutoff || (pin != 0 && binary.BigEndian.Uint64(k) >= pin) {
@@ -296,7 +331,7 @@ func (e *CompactedError) Error() string {
 func (l *EventLog) Read(after uint64, fn func(EventRecord) bool) (earliest uint64, err error) {
 	head := l.head.Load()
 	err = l.db.View(func(tx *bbolt.Tx) error {
-		c := tx.Bucket(*l.live.Load()).Cursor()
+		c := tx.Bucket(liveName(tx)).Cursor()
 		k, _ := c.First()
 		earliest = head + 1
 		if k != nil && binary.BigEndian.Uint64(k) <= head {
@@ -327,52 +362,91 @@ func (l *EventLog) Earliest() uint64 {
 	return e
 }
 
-// Pin keeps every record from offset from on until Unpin: a snapshot
-// streaming them must find them all.
-func (l *EventLog) Pin(from uint64) {
-	l.pinMu.Lock()
-	l.pins = append(l.pins, max(from, 1))
-	l.pinMu.Unlock()
+// EventPin keeps the records of the stream from an offset on, as they
+// were when it was taken, for a snapshot that streams them: retention
+// prunes none of them, and a restore that replaces the stream meanwhile
+// leaves the pinned bucket until Unpin, so the snapshot reads on from the
+// bucket it started in.
+type EventPin struct {
+	l      *EventLog
+	from   uint64
+	bucket []byte
 }
 
-// Unpin releases one Pin(from).
-func (l *EventLog) Unpin(from uint64) {
-	from = max(from, 1)
-	l.pinMu.Lock()
+// Pin pins the records from offset from on.
+func (l *EventLog) Pin(from uint64) *EventPin {
+	p := &EventPin{l: l, from: max(from, 1)}
+	l.pinMu.Lock() // a restore switches buckets under it
 	defer l.pinMu.Unlock()
-	for i, p := range l.pins {
-		if p == from {
+	_ = l.db.View(func(tx *bbolt.Tx) error {
+		p.bucket = append([]byte(nil), liveName(tx)...)
+		return nil
+	})
+	l.pins = append(l.pins, p)
+	return p
+}
+
+// Unpin releases the pin; a bucket a restore switched away from goes with
+// its last pin. Calling it again does nothing.
+func (p *EventPin) Unpin() {
+	l := p.l
+	l.pinMu.Lock()
+	found := false
+	for i, q := range l.pins {
+		if q == p {
 			l.pins = append(l.pins[:i], l.pins[i+1:]...)
-			return
+			found = true
+			break
 		}
+	}
+	drop := found && l.retired[string(p.bucket)] && !l.pinnedLocked(p.bucket)
+	if drop {
+		delete(l.retired, string(p.bucket))
+	}
+	l.pinMu.Unlock()
+	if !drop {
+		return
+	}
+	if err := l.db.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket(p.bucket) }); err != nil {
+		l.logger.Warn("the events a snapshot streamed before a restore are not deleted; the next start deletes them",
+			slog.String("bucket", string(p.bucket)), slog.String("error", err.Error()))
 	}
 }
 
-func (l *EventLog) lowestPin() uint64 {
-	l.pinMu.Lock()
-	defer l.pinMu.Unlock()
-	var low uint64
+// pinnedLocked reports whether a pin holds bucket; pinMu is held.
+func (l *EventLog) pinnedLocked(bucket []byte) bool {
 	for _, p := range l.pins {
-		if low == 0 || p < low {
-			low = p
+		if bytes.Equal(p.bucket, bucket) {
+			return true
+		}
+	}
+	return false
+}
+
+// lowestPin is the lowest offset pins pin in bucket, 0 when none.
+func lowestPin(pins []*EventPin, bucket []byte) uint64 {
+	var low uint64
+	for _, p := range pins {
+		if bytes.Equal(p.bucket, bucket) && (low == 0 || p.from < low) {
+			low = p.from
 		}
 	}
 	return low
 }
 
-// EachUpTo calls fn with the raw records from offset from up to head, in
-// chunks read in short transactions (fn runs outside them, so a slow
-// snapshot sink holds up no writer); the records must be pinned from from.
-func (l *EventLog) EachUpTo(from, head uint64, fn func(off uint64, raw []byte) error) error {
+// EachUpTo calls fn with the raw records of the pinned bucket from the
+// pin's offset up to head, in chunks read in short transactions (fn runs
+// outside them, so a slow snapshot sink holds up no writer).
+func (p *EventPin) EachUpTo(head uint64, fn func(off uint64, raw []byte) error) error {
 	const chunk = 4096
 	var buf []byte
 	var offs []uint64
 	var ends []int
-	next := max(from, 1)
+	next := p.from
 	for next <= head {
 		buf, offs, ends = buf[:0], offs[:0], ends[:0]
-		err := l.db.View(func(tx *bbolt.Tx) error {
-			c := tx.Bucket(*l.live.Load()).Cursor()
+		err := p.l.db.View(func(tx *bbolt.Tx) error {
+			c := tx.Bucket(p.bucket).Cursor()
 			var key [8]byte
 			binary.BigEndian.PutUint64(key[:], next)
 			for k, v := c.Seek(key[:]); k != nil && len(offs) < chunk; k, v = c.Next() {
@@ -461,7 +535,7 @@ func (r *EventRestore) Add(off uint64, raw []byte) error {
 func (r *EventRestore) covered(first, last uint64) bool {
 	ok := false
 	_ = r.l.db.View(func(tx *bbolt.Tx) error {
-		c := tx.Bucket(*r.l.live.Load()).Cursor()
+		c := tx.Bucket(liveName(tx)).Cursor()
 		k, _ := c.First()
 		lk, _ := c.Last()
 		ok = k != nil && binary.BigEndian.Uint64(k) <= first && binary.BigEndian.Uint64(lk) >= last
@@ -479,7 +553,7 @@ func (r *EventRestore) flush() error {
 	defer func() { r.pending, r.size = r.pending[:0], 0 }()
 	return r.l.db.Update(func(tx *bbolt.Tx) error {
 		if r.staged == nil {
-			name := []byte("events." + strconv.FormatUint(nextBucket(*r.l.live.Load()), 10))
+			name := []byte("events." + strconv.FormatUint(nextBucket(liveName(tx)), 10))
 			_ = tx.DeleteBucket(name) // left by a restore that did not finish
 			if _, err := tx.CreateBucket(name); err != nil {
 				return err
@@ -522,19 +596,28 @@ func (r *EventRestore) Commit() error {
 	if err := r.flushAll(); err != nil {
 		return err
 	}
-	err := r.l.db.Update(func(tx *bbolt.Tx) error {
-		old := *r.l.live.Load()
+	// A bucket a snapshot still streams stays until its last Unpin.
+	l := r.l
+	l.pinMu.Lock()
+	var old []byte
+	err := l.db.Update(func(tx *bbolt.Tx) error {
+		old = append([]byte(nil), liveName(tx)...)
 		if err := tx.Bucket(metaBucket).Put(liveKey, r.staged); err != nil {
 			return err
 		}
+		if l.pinnedLocked(old) {
+			return nil
+		}
 		return tx.DeleteBucket(old)
 	})
+	if err == nil && l.pinnedLocked(old) {
+		l.retired[string(old)] = true
+	}
+	l.pinMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("storage: switch to the snapshot's events: %w", err)
 	}
-	staged := r.staged
-	r.l.live.Store(&staged)
-	r.l.publish(head)
+	l.publish(head)
 	return nil
 }
 
@@ -548,7 +631,7 @@ func (r *EventRestore) flushAll() error {
 		return nil
 	}
 	return r.l.db.Update(func(tx *bbolt.Tx) error {
-		name := []byte("events." + strconv.FormatUint(nextBucket(*r.l.live.Load()), 10))
+		name := []byte("events." + strconv.FormatUint(nextBucket(liveName(tx)), 10))
 		_ = tx.DeleteBucket(name)
 		if _, err := tx.CreateBucket(name); err != nil {
 			return err

@@ -74,12 +74,12 @@ func TestEventLogRetentionAndPin(t *testing.T) {
 	l.SetRetention(10 * time.Nanosecond)
 	at := func(off uint64) int64 { return int64(off) }
 	appendChanges(t, l, 1, 10, at)
-	l.Pin(5)
+	pin := l.Pin(5)
 	appendChanges(t, l, 11, 30, at) // newest 30: cutoff 20, but 5.. is pinned
 	if e := l.Earliest(); e != 5 {
 		t.Fatalf("earliest with a pin at 5: %d", e)
 	}
-	l.Unpin(5)
+	pin.Unpin()
 	appendChanges(t, l, 31, 31, at) // cutoff 21
 	if e := l.Earliest(); e != 21 {
 		t.Fatalf("earliest after unpin: %d", e)
@@ -106,12 +106,14 @@ func TestEventRestore(t *testing.T) {
 	defer l.Close()
 	appendChanges(t, l, 1, 8, func(uint64) int64 { return 1 })
 	snap := map[uint64][]byte{}
-	if err := l.EachUpTo(3, 8, func(off uint64, raw []byte) error {
+	pin := l.Pin(3)
+	if err := pin.EachUpTo(8, func(off uint64, raw []byte) error {
 		snap[off] = append([]byte(nil), raw...)
 		return nil
 	}); err != nil || len(snap) != 6 {
 		t.Fatalf("each: %d records, %v", len(snap), err)
 	}
+	pin.Unpin()
 	restore := func(first, head uint64, commit bool) error {
 		r := l.BeginRestore(head)
 		for off := first; off <= head; off++ {
@@ -204,7 +206,11 @@ func TestSnapshotCarriesEvents(t *testing.T) {
 	st := domain.NewState()
 	st.LoadEventHead(4)
 	var buf bytes.Buffer
-	if err := WriteSnapshotWith(&buf, st, func(fn func(uint64, []byte) error) error { return l.EachUpTo(2, 4, fn) }); err != nil {
+	if err := WriteSnapshotWith(&buf, st, func(fn func(uint64, []byte) error) error {
+		pin := l.Pin(2)
+		defer pin.Unpin()
+		return pin.EachUpTo(4, fn)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if v := buf.Bytes()[len(snapshotMagic)]; v != SnapshotVersion {

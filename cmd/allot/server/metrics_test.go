@@ -251,7 +251,7 @@ var clusterFamilies = map[string]family{
 // TestWebhookDeliveryAcrossLeaderKill (servertest) reads them.
 var webhookFamilies = map[string]bool{
 	"allot_webhook_lag_events": true, "allot_webhook_lag_seconds": true, "allot_webhook_cursor": true,
-	"allot_webhook_failures_total": true, "allot_webhook_deliveries_total": true,
+	"allot_webhook_failures_total": true, "allot_webhook_deliveries_total": true, "allot_webhook_skipped_events_total": true,
 }
 
 func checkFamilies(t *testing.T, fams map[string]*dto.MetricFamily) {

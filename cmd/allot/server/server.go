@@ -153,6 +153,10 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.node = node
+	if cfg.EventRetention <= 0 && node.FSM().EventLog() != nil {
+		logger.Warn("event retention is 0: the node keeps every event for ever, and every snapshot carries the whole change stream, so snapshots and catching up a new node grow with it",
+			"node", cfg.NodeID)
+	}
 
 	ec := cfg.Engine
 	ec.Logger = logger.With("component", "actors")

@@ -45,10 +45,12 @@ var (
 		"Webhook POSTs answered with anything but 2xx, or not answered in time, on this node.", []string{"webhook"}, nil)
 	descWebhookDeliveries = prometheus.NewDesc("allot_webhook_deliveries_total",
 		"Webhook batches acknowledged with a 2xx on this node.", []string{"webhook"}, nil)
+	descWebhookSkipped = prometheus.NewDesc("allot_webhook_skipped_events_total",
+		"Events --event-retention pruned before the webhook got them, skipped by this node's delivery.", []string{"webhook"}, nil)
 )
 
 func (c webhookCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descWebhookLagEvents, descWebhookLagSeconds, descWebhookCursor, descWebhookFailures, descWebhookDeliveries} {
+	for _, d := range []*prometheus.Desc{descWebhookLagEvents, descWebhookLagSeconds, descWebhookCursor, descWebhookFailures, descWebhookDeliveries, descWebhookSkipped} {
 		ch <- d
 	}
 }
@@ -60,5 +62,6 @@ func (c webhookCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descWebhookCursor, prometheus.GaugeValue, float64(m.Cursor), m.ID)
 		ch <- prometheus.MustNewConstMetric(descWebhookFailures, prometheus.CounterValue, float64(m.Failures), m.ID)
 		ch <- prometheus.MustNewConstMetric(descWebhookDeliveries, prometheus.CounterValue, float64(m.Deliveries), m.ID)
+		ch <- prometheus.MustNewConstMetric(descWebhookSkipped, prometheus.CounterValue, float64(m.Skipped), m.ID)
 	}
 }
