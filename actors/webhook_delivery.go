@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -145,7 +144,6 @@ type hookBatch struct {
 	cursor  uint64 // the committed cursor it was read after
 	updated int64  // the webhook's UpdatedAt then: a changed spec builds anew
 	first   uint64 // offset of the first event in the body, 0 for none
-	end     uint64 // offset of the last event in the body
 	last    uint64 // the cursor after it is acknowledged
 	body    []byte
 	msgID   string // the webhook-id, see messageID
@@ -301,7 +299,6 @@ func (d *deliverer) batch(w *domain.Webhook) (*hookBatch, error) {
 			b.first = ev.Offset
 		}
 		b.body = append(b.body, ev.JSON...)
-		b.end = ev.Offset
 		n++
 		return true
 	})
@@ -320,24 +317,14 @@ func (d *deliverer) batch(w *domain.Webhook) (*hookBatch, error) {
 	return b, nil
 }
 
-// messageID is a batch's webhook-id: "<webhook id>-<first>-<last>-<digest>",
-// the offsets of its first and last events and the first 8 bytes of the
-// SHA-256 of its body in hex. Standard Webhooks receivers take the id as
-// the message's idempotency key, so it names the content: a retry, or a
-// new leader that cuts the same batch, sends the same id, and a batch with
-// other events after the same cursor (the filters changed, a replay) gets
-// another one.
+// messageID is a batch's webhook-id, "<webhook id>-<first offset>" as the
+// API fixes it: a retry of the batch sends the same id. It does not name
+// the content: after the filters change and a replay, or after a failover
+// that cuts batches differently, a batch with other events can start at an
+// offset already sent. Receivers deduplicate by event offset, which holds
+// in every case (docs/DOWNSTREAM.md).
 func messageID(webhook string, b *hookBatch) string {
-	sum := sha256.Sum256(b.body)
-	id := make([]byte, 0, len(webhook)+60)
-	id = append(id, webhook...)
-	id = append(id, '-')
-	id = strconv.AppendUint(id, b.first, 10)
-	id = append(id, '-')
-	id = strconv.AppendUint(id, b.end, 10)
-	id = append(id, '-')
-	id = hex.AppendEncode(id, sum[:8])
-	return string(id)
+	return webhook + "-" + strconv.FormatUint(b.first, 10)
 }
 
 // send POSTs the batch once; nil means a 2xx answer.
