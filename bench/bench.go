@@ -16,6 +16,7 @@ import (
 	"allot/actors/domain"
 	"allot/bench/api"
 	"allot/bench/baseline"
+	"allot/bench/disk"
 	"allot/bench/loadgen"
 	"allot/bench/redislua"
 	"allot/bench/report"
@@ -69,6 +70,9 @@ func (b *bench) mint(sub, role string) (string, error) {
 	return httpapi.MintToken(b.secret, sub, role, b.ttl)
 }
 
+// diskSamples is how many durable page writes the disk probe times.
+const diskSamples = 200
+
 // execute runs the whole invocation; the report holds what was measured
 // even when it returns an error.
 func (b *bench) execute(ctx context.Context) error {
@@ -79,6 +83,14 @@ func (b *bench) execute(ctx context.Context) error {
 		if _, err := exec.LookPath("redis-server"); err != nil {
 			return fmt.Errorf("--redis: %w", redislua.ErrNoRedis)
 		}
+	}
+	if len(b.opts.targets) == 0 {
+		// The embedded nodes keep their logs in the temporary directory.
+		probe, err := disk.Measure(os.TempDir(), diskSamples)
+		if err != nil {
+			return err
+		}
+		b.rep.Disk = &probe
 	}
 	if len(b.opts.sweep) == 0 {
 		return b.measure(ctx, b.opts.concurrency, &b.rep.Measured)

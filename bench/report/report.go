@@ -14,6 +14,7 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
+	"allot/bench/disk"
 	"allot/bench/loadgen"
 	"allot/bench/redislua"
 	"allot/bench/verify"
@@ -99,6 +100,9 @@ type Report struct {
 	Resources int       `json:"resources"`
 	Limits    int       `json:"limit_groups"`
 	SetupS    float64   `json:"setup_s"`
+	// Disk is how fast the embedded nodes' disk makes a page durable
+	// (bench/disk), absent against --target.
+	Disk *disk.Probe `json:"disk,omitempty"`
 	Measured
 	// Sweep holds one step per concurrency of --sweep; the fields of
 	// Measured are then empty.
@@ -192,6 +196,13 @@ func (r *Report) WriteText(w io.Writer) {
 		groups = fmt.Sprintf(" in %d limit groups", r.Limits)
 	}
 	fmt.Fprintf(w, "scenario %s, %d resources%s (setup %.1fs), %d CPUs\n", r.Scenario, r.Resources, groups, r.SetupS, r.CPUs)
+	if d := r.Disk; d != nil {
+		fmt.Fprintf(w, "disk: fdatasync of a page p50 %.2f ms, p99 %.2f ms (%d samples)", d.SyncP50MS, d.SyncP99MS, d.Samples)
+		if m := r.Measured.Allot; m != nil && m.Mode == "closed" {
+			fmt.Fprintf(w, "; %d clients each waiting for a durable commit get at most ~%.0f answers/s from one node", m.Concurrency, d.BoundRPS(m.Concurrency))
+		}
+		fmt.Fprintln(w)
+	}
 	if len(r.Sweep) > 0 {
 		writeSweep(w, r.Sweep)
 		return
