@@ -56,7 +56,7 @@ func newCtlEngine(t *testing.T, cfg Config) (*Engine, *ctlLog) {
 }
 
 func (l *ctlLog) Propose(b *domain.Batch, done func([]error, error)) {
-	p := &ctlProposal{data: domain.EncodeBatch(nil, b), done: done}
+	p := &ctlProposal{data: domain.EncodeBatch(nil, &domain.Batch{Term: 1, Events: b.Events}), done: done} // stamped, as a ready leader's are
 	if !l.hold.Load() {
 		go func() { p.finish(l.apply(p), nil) }()
 		return

@@ -1,0 +1,98 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"allot/actors/domain"
+)
+
+// Regression tests for limit groups under faults at the log seam (ctlLog):
+// what a client is told and what a limit actor believes, against what
+// committed.
+
+// newCtlLimitEngine is newCtlEngine on a log whose format allows limits.
+func newCtlLimitEngine(t *testing.T, cfg Config) (*Engine, *ctlLog) {
+	t.Helper()
+	e, log := newCtlEngine(t, cfg)
+	log.mu.Lock()
+	log.st.RaiseLogFormat(domain.BatchV4)
+	log.mu.Unlock()
+	return e, log
+}
+
+// liveActor returns the current term's actor of resource id, nil if none.
+func liveActor(e *Engine, id string) *resourceActor {
+	s := e.current().registry.shard(id)
+	s.Lock()
+	defer s.Unlock()
+	if en := s.actors[id]; en != nil {
+		return en.act
+	}
+	return nil
+}
+
+// waitPending waits until resource id's actor has n events and claims open.
+func waitPending(t *testing.T, e *Engine, id string, n int64) {
+	t.Helper()
+	waitFor(t, 5*time.Second, func() bool {
+		a := liveActor(e, id)
+		return a != nil && a.pending.Load() == n
+	})
+}
+
+// heldOf returns the ids of the committed holds of resource id.
+func heldOf(log *ctlLog, id string) []string {
+	var ids []string
+	log.View(func(st *domain.State) {
+		st.EachHeldOf(id, func(r domain.Reservation) { ids = append(ids, r.ID) })
+	})
+	return ids
+}
+
+// A hold whose outcome was unknown but which committed gets its expiry
+// timer back when its actor resynchronises. When the last thing the actor
+// had open was a claim waiting at a limit (not an event), nothing woke it
+// once that claim ended: the hold stayed held, and its limit share taken,
+// for as long as no request reached the resource.
+func TestLimitClaimEndingLastResyncsTheActor(t *testing.T) {
+	e, log := newCtlLimitEngine(t, Config{ExpiryRetry: 20 * time.Millisecond})
+	mustPutLimit(t, e, "cap1", 0, 1)
+	putSpec(t, e, "a", domain.Spec{Kind: domain.KindSlot, Capacity: 10, HoldSeconds: 1, Limits: []string{"cap1"}})
+
+	release := log.blockBarriers()
+	defer release()
+	log.hold.Store(true)
+	ann := async(func() (domain.Outcome, error) { return reserve(e, "a", "ann", nil) })
+	p := log.next(t)
+	// bob's claim waits at the limit behind ann's grant.
+	bob := async(func() (domain.Outcome, error) { return reserve(e, "a", "bob", nil) })
+	waitPending(t, e, "a", 2)
+	log.commitUnseen(p) // ann's hold committed; the actor was told "unknown"
+	if r := await(t, ann, 5*time.Second); !errors.Is(r.err, domain.ErrOutcomeUnknown) {
+		t.Fatalf("ann: %+v %v, want outcome unknown", r.v, r.err)
+	}
+	waitPending(t, e, "a", 1) // only bob's claim is open
+	log.hold.Store(false)
+	release() // the limit's barrier passes: ann's share is committed, bob is refused
+	if r := await(t, bob, 5*time.Second); r.err == nil {
+		t.Fatalf("bob: %+v, want a refusal (the limit's capacity is taken)", r.v)
+	}
+	held := heldOf(log, "a")
+	if len(held) != 1 {
+		t.Fatalf("committed holds %v, want ann's", held)
+	}
+	waitFor(t, 5*time.Second, func() bool { return log.status(held[0]) == domain.StatusExpired })
+	log.View(func(st *domain.State) {
+		if l, _ := st.Limit("cap1"); l.Taken != 0 {
+			t.Fatalf("limit taken %d after the hold expired", l.Taken)
+		}
+		if err := st.CheckInvariants(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+var _ = context.Background
