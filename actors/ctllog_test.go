@@ -27,6 +27,7 @@ type ctlLog struct {
 	verifies     atomic.Int64
 	barrierGate  chan struct{} // closed: barriers pass
 	barrierMu    sync.Mutex
+	barriers     atomic.Int64 // barriers started (each has taken the gate it waits on)
 	refusedRules atomic.Int64
 }
 
@@ -137,6 +138,7 @@ func (l *ctlLog) Barrier(ctx context.Context) error {
 	l.barrierMu.Lock()
 	gate := l.barrierGate
 	l.barrierMu.Unlock()
+	l.barriers.Add(1)
 	select {
 	case <-gate:
 		return nil

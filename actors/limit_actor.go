@@ -28,8 +28,10 @@ import (
 // commit could pass a bound.
 //
 // A grant whose reservation had an unknown outcome stays counted until a
-// barrier has passed (after which committed state holds the reservation if
-// it committed), and then goes.
+// barrier started after that outcome has passed (committed state then holds
+// the reservation if it committed), and then goes. A barrier says nothing of
+// entries proposed after it started, so one already running does not cover
+// a grant that turned doubtful meanwhile.
 type limitActor struct {
 	term *term
 	id   string
@@ -37,8 +39,9 @@ type limitActor struct {
 	grants       map[string]limitGrant // by reservation id
 	pendingTotal int64
 	pendingUser  map[string]int64
-	doubtful     map[string]struct{} // grants whose reservation's outcome is unknown
-	barrier      bool                // a barrier for the doubtful grants is running
+	doubtful     map[string]uint64 // grants whose reservation's outcome is unknown, with the epoch they turned so
+	barrier      bool              // a barrier for the doubtful grants is running
+	epoch        uint64            // barriers started; the running one covers grants doubtful before it
 
 	waiting  []*limitClaim // claims that unsettled grants or a change stand in the way of
 	changes  []*request    // puts and deletes of the limit waiting for the grants to settle
@@ -74,7 +77,7 @@ type limitChange struct{ req *request }
 type limitChangeDone struct{}
 
 func newLimitActor(t *term, id string) *limitActor {
-	return &limitActor{term: t, id: id, grants: make(map[string]limitGrant), pendingUser: make(map[string]int64), doubtful: make(map[string]struct{})}
+	return &limitActor{term: t, id: id, grants: make(map[string]limitGrant), pendingUser: make(map[string]int64), doubtful: make(map[string]uint64)}
 }
 
 // Receive implements actor.Actor.
@@ -85,7 +88,7 @@ func (a *limitActor) Receive(ctx actor.Context) {
 	case *limitSettle:
 		if m.unknown {
 			if _, ok := a.grants[m.rid]; ok {
-				a.doubtful[m.rid] = struct{}{}
+				a.doubtful[m.rid] = a.epoch
 				a.startBarrier()
 			}
 			return
@@ -98,8 +101,13 @@ func (a *limitActor) Receive(ctx actor.Context) {
 			a.startBarrier() // still doubtful: try again while the term lasts
 			return
 		}
-		for rid := range a.doubtful {
-			a.drop(rid)
+		for rid, e := range a.doubtful {
+			if e < a.epoch {
+				a.drop(rid)
+			}
+		}
+		if len(a.doubtful) > 0 {
+			a.startBarrier() // for those that turned doubtful while it ran
 		}
 		a.retry()
 	case *limitChange:
@@ -213,6 +221,7 @@ func (a *limitActor) startBarrier() {
 		return
 	}
 	a.barrier = true
+	a.epoch++
 	go func() {
 		ctx, cancel := context.WithTimeout(a.term.ctx, resyncTimeout)
 		defer cancel()

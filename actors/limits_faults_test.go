@@ -96,3 +96,61 @@ func TestLimitClaimEndingLastResyncsTheActor(t *testing.T) {
 }
 
 var _ = context.Background
+
+// A limit's barrier shows what committed of the entries proposed before
+// it started, not of those proposed later. A grant whose outcome turned
+// unknown while the barrier ran was dropped with it: ann's booking, still
+// on its way to commit, no longer counted, her second one was granted too,
+// and committed state had to refuse it (a rejection in the log, and an
+// actor gone dirty).
+func TestLimitBarrierCoversOnlyEarlierGrants(t *testing.T) {
+	e, log := newCtlLimitEngine(t, Config{})
+	mustPutLimit(t, e, "day", 1, 0)
+	for _, id := range []string{"a", "b", "c"} {
+		putSpec(t, e, id, domain.Spec{Kind: domain.KindSlot, Capacity: 10, Limits: []string{"day"}})
+	}
+	first := log.blockBarriers()
+	defer first()
+	log.hold.Store(true)
+	bob := async(func() (domain.Outcome, error) { return reserve(e, "a", "bob", nil) })
+	log.lose(log.next(t)) // the limit starts a barrier for bob's grant
+	await(t, bob, 5*time.Second)
+	ann := async(func() (domain.Outcome, error) { return reserve(e, "b", "ann", nil) })
+	late := log.next(t) // ann's booking, proposed after that barrier started
+	log.lose(late)
+	await(t, ann, 5*time.Second)
+	// The limit's barrier and the resync barriers of a and b have all
+	// taken the first gate; later barriers wait for the second.
+	waitFor(t, 5*time.Second, func() bool { return log.barriers.Load() == 3 })
+	second := log.blockBarriers()
+	defer second()
+	first()
+
+	again := async(func() (domain.Outcome, error) { return reserve(e, "c", "ann", nil) })
+	var p *ctlProposal
+	select {
+	case <-log.arrived:
+		log.mu.Lock()
+		p, log.waiting = log.waiting[0], log.waiting[1:]
+		log.mu.Unlock()
+	case <-time.After(300 * time.Millisecond):
+	}
+	log.apply(late) // ann's first booking commits after all
+	log.hold.Store(false)
+	if p != nil {
+		log.commit(p)
+	}
+	second()
+	r := await(t, again, 5*time.Second)
+	if id, _ := domain.LimitExceededID(r.err); id != "day" {
+		t.Fatalf("ann's second booking: %+v %v, want limit_exceeded by day", r.v, r.err)
+	}
+	if n := log.refusedRules.Load(); n != 0 {
+		t.Fatalf("committed state refused %d events: a grant was given against a booking in flight", n)
+	}
+	log.View(func(st *domain.State) {
+		if err := st.CheckInvariants(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
