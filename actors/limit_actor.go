@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -25,7 +26,9 @@ import (
 // refusal wrong). Claims are asked for in id order, so two reservations never
 // wait for each other's grants. While a change of the limit itself is in
 // flight, claims wait for it too: a grant decided under a spec that does not
-// commit could pass a bound.
+// commit could pass a bound, and so could one decided under the old spec
+// while a change whose outcome is unknown may still commit (claims then wait
+// for a barrier).
 //
 // A grant whose reservation had an unknown outcome stays counted until a
 // barrier started after that outcome has passed (committed state then holds
@@ -74,7 +77,8 @@ type limitBarrierDone struct{ err error }
 // opPutLimit or opDeleteLimit), and limitChangeDone its outcome.
 type limitChange struct{ req *request }
 
-type limitChangeDone struct{}
+// unknown: the change may still commit, and claims wait for a barrier.
+type limitChangeDone struct{ unknown bool }
 
 func newLimitActor(t *term, id string) *limitActor {
 	return &limitActor{term: t, id: id, grants: make(map[string]limitGrant), pendingUser: make(map[string]int64), doubtful: make(map[string]uint64)}
@@ -114,6 +118,10 @@ func (a *limitActor) Receive(ctx actor.Context) {
 		a.changes = append(a.changes, m.req)
 		a.retry()
 	case *limitChangeDone:
+		if m.unknown {
+			a.changeBarrier()
+			return
+		}
 		a.changing = false
 		a.retry()
 	case *actor.Stopping:
@@ -258,6 +266,7 @@ func (a *limitActor) change(r *request) {
 	a.changing = true
 	e.log.Propose(&domain.Batch{Events: []domain.Event{ev}}, func(results []error, perr error) {
 		rep := reply{created: created}
+		unknown := perr != nil || len(results) != 1
 		switch {
 		case perr != nil:
 			rep.err = perr
@@ -273,8 +282,25 @@ func (a *limitActor) change(r *request) {
 			})
 		}
 		e.answer(r, rep) // here, not from the actor: the term may be over by now
-		a.term.sendLimit(a.id, &limitChangeDone{})
+		a.term.sendLimit(a.id, &limitChangeDone{unknown: unknown})
 	})
+}
+
+// changeBarrier ends a change whose outcome is unknown once a barrier has
+// passed: committed state then holds the change if it committed, and claims
+// are decided under the spec that holds. A failed barrier is tried again
+// after a pause while the term lasts.
+func (a *limitActor) changeBarrier() {
+	t := a.term
+	go func() {
+		ctx, cancel := context.WithTimeout(t.ctx, resyncTimeout)
+		defer cancel()
+		if err := t.engine.log.Barrier(ctx); err != nil {
+			time.AfterFunc(t.engine.cfg.ExpiryRetry, func() { t.sendLimit(a.id, &limitChangeDone{unknown: true}) })
+			return
+		}
+		t.sendLimit(a.id, &limitChangeDone{})
+	}()
 }
 
 // limitRegistry holds the term's limit actors; they live as long as the term.

@@ -154,3 +154,65 @@ func TestLimitBarrierCoversOnlyEarlierGrants(t *testing.T) {
 		}
 	})
 }
+
+// A limit change whose outcome is unknown may still commit. Claims decided
+// meanwhile under the old spec could pass the new one: here the capacity
+// goes from 10 to 1 "unknown", two bookings were granted under 10, and
+// committed state had to refuse the second. Claims now wait until a barrier
+// shows whether the change committed.
+func TestLimitChangeWithUnknownOutcomeHoldsClaims(t *testing.T) {
+	e, log := newCtlLimitEngine(t, Config{})
+	mustPutLimit(t, e, "q", 0, 10)
+	putSpec(t, e, "v1", domain.Spec{Kind: domain.KindVoucher, Capacity: 10, Limits: []string{"q"}})
+	putSpec(t, e, "v2", domain.Spec{Kind: domain.KindVoucher, Capacity: 10, Limits: []string{"q"}})
+	release := log.blockBarriers()
+	defer release()
+	log.hold.Store(true)
+	change := async(func() (*domain.Limit, error) {
+		l, _, err := e.PutLimit(context.Background(), "q", domain.LimitSpec{Capacity: 1})
+		return l, err
+	})
+	pc := log.next(t)
+	log.lose(pc)
+	if r := await(t, change, 5*time.Second); !errors.Is(r.err, domain.ErrOutcomeUnknown) {
+		t.Fatalf("change: %+v %v, want outcome unknown", r.v, r.err)
+	}
+	ann := async(func() (domain.Outcome, error) { return reserve(e, "v1", "ann", nil) })
+	bob := async(func() (domain.Outcome, error) { return reserve(e, "v2", "bob", nil) })
+	var granted []*ctlProposal
+	for len(granted) < 2 {
+		select {
+		case <-log.arrived:
+			log.mu.Lock()
+			granted, log.waiting = append(granted, log.waiting[0]), log.waiting[1:]
+			log.mu.Unlock()
+			continue
+		case <-time.After(300 * time.Millisecond):
+		}
+		break
+	}
+	log.apply(pc) // the change commits after all
+	log.hold.Store(false)
+	for _, p := range granted {
+		log.commit(p)
+	}
+	release()
+	ra, rb := await(t, ann, 5*time.Second), await(t, bob, 5*time.Second)
+	ok, refused := 0, 0
+	for _, r := range []result[domain.Outcome]{ra, rb} {
+		switch id, _ := domain.LimitExceededID(r.err); {
+		case r.err == nil:
+			ok++
+		case id == "q":
+			refused++
+		default:
+			t.Errorf("%+v %v", r.v, r.err)
+		}
+	}
+	if ok != 1 || refused != 1 {
+		t.Fatalf("%d booked, %d refused; want 1 and 1 under capacity 1", ok, refused)
+	}
+	if n := log.refusedRules.Load(); n != 0 {
+		t.Fatalf("committed state refused %d events: a claim was granted under a spec that did not hold", n)
+	}
+}
