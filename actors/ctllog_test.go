@@ -28,6 +28,7 @@ type ctlLog struct {
 	barrierGate  chan struct{} // closed: barriers pass
 	barrierMu    sync.Mutex
 	barriers     atomic.Int64 // barriers started (each has taken the gate it waits on)
+	barrierErr   atomic.Value // errBox: barriers fail at once with this error when set
 	refusedRules atomic.Int64
 }
 
@@ -44,6 +45,7 @@ func newCtlLog() *ctlLog {
 	close(l.barrierGate)
 	l.lease.Store(true)
 	l.verifyErr.Store(errBox{})
+	l.barrierErr.Store(errBox{})
 	return l
 }
 
@@ -139,6 +141,9 @@ func (l *ctlLog) Barrier(ctx context.Context) error {
 	gate := l.barrierGate
 	l.barrierMu.Unlock()
 	l.barriers.Add(1)
+	if err := l.barrierErr.Load().(errBox).err; err != nil {
+		return err
+	}
 	select {
 	case <-gate:
 		return nil

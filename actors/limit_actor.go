@@ -230,10 +230,21 @@ func (a *limitActor) startBarrier() {
 	}
 	a.barrier = true
 	a.epoch++
+	t := a.term
 	go func() {
-		ctx, cancel := context.WithTimeout(a.term.ctx, resyncTimeout)
+		ctx, cancel := context.WithTimeout(t.ctx, resyncTimeout)
 		defer cancel()
-		a.term.sendLimit(a.id, &limitBarrierDone{err: a.term.engine.log.Barrier(ctx)})
+		err := t.engine.log.Barrier(ctx)
+		if err != nil { // tried again after a pause: some fail at once
+			pause := time.NewTimer(t.engine.cfg.ExpiryRetry)
+			defer pause.Stop()
+			select {
+			case <-pause.C:
+			case <-t.ctx.Done():
+				return
+			}
+		}
+		t.sendLimit(a.id, &limitBarrierDone{err: err})
 	}()
 }
 

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -94,8 +95,6 @@ func TestLimitClaimEndingLastResyncsTheActor(t *testing.T) {
 		}
 	})
 }
-
-var _ = context.Background
 
 // A limit's barrier shows what committed of the entries proposed before
 // it started, not of those proposed later. A grant whose outcome turned
@@ -214,5 +213,30 @@ func TestLimitChangeWithUnknownOutcomeHoldsClaims(t *testing.T) {
 	}
 	if n := log.refusedRules.Load(); n != 0 {
 		t.Fatalf("committed state refused %d events: a claim was granted under a spec that did not hold", n)
+	}
+}
+
+// A barrier that fails at once (a node whose FSM halted says so without
+// waiting) is tried again after a pause, not in a loop that takes a core
+// for as long as the term lasts.
+func TestLimitFailingBarrierIsRetriedAfterAPause(t *testing.T) {
+	e, log := newCtlLimitEngine(t, Config{ExpiryRetry: 50 * time.Millisecond})
+	mustPutLimit(t, e, "day", 1, 0)
+	putSpec(t, e, "a", domain.Spec{Kind: domain.KindSlot, Capacity: 10, Limits: []string{"day"}})
+	log.barrierErr.Store(errBox{fmt.Errorf("fsm halted: %w", domain.ErrUnavailable)})
+	log.hold.Store(true)
+	ann := async(func() (domain.Outcome, error) { return reserve(e, "a", "ann", nil) })
+	log.lose(log.next(t)) // the limit's grant is doubtful: it needs a barrier
+	await(t, ann, 5*time.Second)
+	start := log.barriers.Load()
+	time.Sleep(500 * time.Millisecond)
+	// The resource's resync and the limit each try about every 50 ms.
+	if n := log.barriers.Load() - start; n > 40 {
+		t.Fatalf("%d barriers in 500 ms", n)
+	}
+	log.barrierErr.Store(errBox{})
+	log.hold.Store(false)
+	if _, err := retryUntil(t, func() (domain.Outcome, error) { return reserve(e, "a", "ann", nil) }); err != nil {
+		t.Fatalf("once barriers pass again: %v", err)
 	}
 }
