@@ -240,3 +240,43 @@ func TestLimitFailingBarrierIsRetriedAfterAPause(t *testing.T) {
 		t.Fatalf("once barriers pass again: %v", err)
 	}
 }
+
+// A reservation a limit refused leaves nothing behind, not even under its
+// Idempotency-Key: the log is untouched, and a retry with the same key once
+// the share is free is decided again and booked; a retry of that is the
+// recorded answer.
+func TestLimitRefusalLeavesTheKeyFree(t *testing.T) {
+	e, log := newCtlLimitEngine(t, Config{})
+	mustPutLimit(t, e, "day", 1, 0)
+	putSpec(t, e, "a", domain.Spec{Kind: domain.KindSlot, Capacity: 10, Limits: []string{"day"}})
+	putSpec(t, e, "b", domain.Spec{Kind: domain.KindSlot, Capacity: 10, Limits: []string{"day"}})
+	first, err := reserve(e, "a", "ann", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := &domain.IdemKey{Key: "rebook", Fingerprint: [16]byte{1}}
+	var before [32]byte
+	log.View(func(st *domain.State) { before = st.Hash() })
+	if _, err := reserve(e, "b", "ann", key); !errors.Is(err, domain.ErrLimitExceeded) {
+		t.Fatalf("second booking of the day: %v", err)
+	}
+	log.View(func(st *domain.State) {
+		if st.Hash() != before {
+			t.Fatal("a refusal changed committed state")
+		}
+		if _, ok := st.Idem("ann", key.Key); ok {
+			t.Fatal("a refusal was recorded under its key")
+		}
+	})
+	if _, err := transition(e, first.Reservation.ID, domain.StatusCancelled, domain.Principal{User: "ann"}); err != nil {
+		t.Fatal(err)
+	}
+	booked, err := reserve(e, "b", "ann", key)
+	if err != nil || booked.Replayed {
+		t.Fatalf("retry once the share is free: %+v %v", booked, err)
+	}
+	again, err := reserve(e, "b", "ann", key)
+	if err != nil || !again.Replayed || again.Reservation.ID != booked.Reservation.ID {
+		t.Fatalf("retry of the booking: %+v %v, want %s replayed", again, err, booked.Reservation.ID)
+	}
+}
