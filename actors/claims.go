@@ -85,7 +85,7 @@ func (a *resourceActor) claimed(ans *claimAnswer, now int64) {
 	}
 	// Step 3: every limit granted.
 	delete(a.claims, ans.seq)
-	a.pending.Add(-1)
+	a.claimDone() // the event proposed below, if any, counts from here
 	if a.resource == nil || !sameLimits(a.resource.Spec.Limits, c.limits) {
 		a.release(c.rid, c.limits)
 		a.reply(c.req, reply{err: fmt.Errorf("resource %s changed while its limits were asked; retry: %w", a.id, domain.ErrUnavailable)})
@@ -105,8 +105,18 @@ func (a *resourceActor) claimed(ans *claimAnswer, now int64) {
 // granted.
 func (a *resourceActor) endClaim(seq uint64, c *openClaim) {
 	delete(a.claims, seq)
-	a.pending.Add(-1)
 	a.release(c.rid, c.limits[:c.granted])
+	a.claimDone()
+}
+
+// claimDone marks a claim ended. A dirty actor with nothing else open is
+// woken to resynchronise: the proposer wakes it only when an event is the
+// last thing to resolve, and a hold whose outcome was unknown gets its
+// expiry timer back only from the reload.
+func (a *resourceActor) claimDone() {
+	if a.pending.Add(-1) == 0 && a.dirty.Load() {
+		a.wake()
+	}
 }
 
 // release tells the limit actors that granted reservation rid a claim that

@@ -27,6 +27,8 @@ type ctlLog struct {
 	verifies     atomic.Int64
 	barrierGate  chan struct{} // closed: barriers pass
 	barrierMu    sync.Mutex
+	barriers     atomic.Int64 // barriers started (each has taken the gate it waits on)
+	barrierErr   atomic.Value // errBox: barriers fail at once with this error when set
 	refusedRules atomic.Int64
 }
 
@@ -43,6 +45,7 @@ func newCtlLog() *ctlLog {
 	close(l.barrierGate)
 	l.lease.Store(true)
 	l.verifyErr.Store(errBox{})
+	l.barrierErr.Store(errBox{})
 	return l
 }
 
@@ -56,7 +59,7 @@ func newCtlEngine(t *testing.T, cfg Config) (*Engine, *ctlLog) {
 }
 
 func (l *ctlLog) Propose(b *domain.Batch, done func([]error, error)) {
-	p := &ctlProposal{data: domain.EncodeBatch(nil, b), done: done}
+	p := &ctlProposal{data: domain.EncodeBatch(nil, &domain.Batch{Term: 1, Events: b.Events}), done: done} // stamped, as a ready leader's are
 	if !l.hold.Load() {
 		go func() { p.finish(l.apply(p), nil) }()
 		return
@@ -137,6 +140,10 @@ func (l *ctlLog) Barrier(ctx context.Context) error {
 	l.barrierMu.Lock()
 	gate := l.barrierGate
 	l.barrierMu.Unlock()
+	l.barriers.Add(1)
+	if err := l.barrierErr.Load().(errBox).err; err != nil {
+		return err
+	}
 	select {
 	case <-gate:
 		return nil

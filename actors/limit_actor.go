@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -25,11 +26,15 @@ import (
 // refusal wrong). Claims are asked for in id order, so two reservations never
 // wait for each other's grants. While a change of the limit itself is in
 // flight, claims wait for it too: a grant decided under a spec that does not
-// commit could pass a bound.
+// commit could pass a bound, and so could one decided under the old spec
+// while a change whose outcome is unknown may still commit (claims then wait
+// for a barrier).
 //
 // A grant whose reservation had an unknown outcome stays counted until a
-// barrier has passed (after which committed state holds the reservation if
-// it committed), and then goes.
+// barrier started after that outcome has passed (committed state then holds
+// the reservation if it committed), and then goes. A barrier says nothing of
+// entries proposed after it started, so one already running does not cover
+// a grant that turned doubtful meanwhile.
 type limitActor struct {
 	term *term
 	id   string
@@ -37,8 +42,9 @@ type limitActor struct {
 	grants       map[string]limitGrant // by reservation id
 	pendingTotal int64
 	pendingUser  map[string]int64
-	doubtful     map[string]struct{} // grants whose reservation's outcome is unknown
-	barrier      bool                // a barrier for the doubtful grants is running
+	doubtful     map[string]uint64 // grants whose reservation's outcome is unknown, with the epoch they turned so
+	barrier      bool              // a barrier for the doubtful grants is running
+	epoch        uint64            // barriers started; the running one covers grants doubtful before it
 
 	waiting  []*limitClaim // claims that unsettled grants or a change stand in the way of
 	changes  []*request    // puts and deletes of the limit waiting for the grants to settle
@@ -71,10 +77,11 @@ type limitBarrierDone struct{ err error }
 // opPutLimit or opDeleteLimit), and limitChangeDone its outcome.
 type limitChange struct{ req *request }
 
-type limitChangeDone struct{}
+// unknown: the change may still commit, and claims wait for a barrier.
+type limitChangeDone struct{ unknown bool }
 
 func newLimitActor(t *term, id string) *limitActor {
-	return &limitActor{term: t, id: id, grants: make(map[string]limitGrant), pendingUser: make(map[string]int64), doubtful: make(map[string]struct{})}
+	return &limitActor{term: t, id: id, grants: make(map[string]limitGrant), pendingUser: make(map[string]int64), doubtful: make(map[string]uint64)}
 }
 
 // Receive implements actor.Actor.
@@ -85,7 +92,7 @@ func (a *limitActor) Receive(ctx actor.Context) {
 	case *limitSettle:
 		if m.unknown {
 			if _, ok := a.grants[m.rid]; ok {
-				a.doubtful[m.rid] = struct{}{}
+				a.doubtful[m.rid] = a.epoch
 				a.startBarrier()
 			}
 			return
@@ -98,14 +105,23 @@ func (a *limitActor) Receive(ctx actor.Context) {
 			a.startBarrier() // still doubtful: try again while the term lasts
 			return
 		}
-		for rid := range a.doubtful {
-			a.drop(rid)
+		for rid, e := range a.doubtful {
+			if e < a.epoch {
+				a.drop(rid)
+			}
+		}
+		if len(a.doubtful) > 0 {
+			a.startBarrier() // for those that turned doubtful while it ran
 		}
 		a.retry()
 	case *limitChange:
 		a.changes = append(a.changes, m.req)
 		a.retry()
 	case *limitChangeDone:
+		if m.unknown {
+			a.changeBarrier()
+			return
+		}
 		a.changing = false
 		a.retry()
 	case *actor.Stopping:
@@ -213,10 +229,22 @@ func (a *limitActor) startBarrier() {
 		return
 	}
 	a.barrier = true
+	a.epoch++
+	t := a.term
 	go func() {
-		ctx, cancel := context.WithTimeout(a.term.ctx, resyncTimeout)
+		ctx, cancel := context.WithTimeout(t.ctx, resyncTimeout)
 		defer cancel()
-		a.term.sendLimit(a.id, &limitBarrierDone{err: a.term.engine.log.Barrier(ctx)})
+		err := t.engine.log.Barrier(ctx)
+		if err != nil { // tried again after a pause: some fail at once
+			pause := time.NewTimer(t.engine.cfg.ExpiryRetry)
+			defer pause.Stop()
+			select {
+			case <-pause.C:
+			case <-t.ctx.Done():
+				return
+			}
+		}
+		t.sendLimit(a.id, &limitBarrierDone{err: err})
 	}()
 }
 
@@ -249,6 +277,7 @@ func (a *limitActor) change(r *request) {
 	a.changing = true
 	e.log.Propose(&domain.Batch{Events: []domain.Event{ev}}, func(results []error, perr error) {
 		rep := reply{created: created}
+		unknown := perr != nil || len(results) != 1
 		switch {
 		case perr != nil:
 			rep.err = perr
@@ -264,8 +293,25 @@ func (a *limitActor) change(r *request) {
 			})
 		}
 		e.answer(r, rep) // here, not from the actor: the term may be over by now
-		a.term.sendLimit(a.id, &limitChangeDone{})
+		a.term.sendLimit(a.id, &limitChangeDone{unknown: unknown})
 	})
+}
+
+// changeBarrier ends a change whose outcome is unknown once a barrier has
+// passed: committed state then holds the change if it committed, and claims
+// are decided under the spec that holds. A failed barrier is tried again
+// after a pause while the term lasts.
+func (a *limitActor) changeBarrier() {
+	t := a.term
+	go func() {
+		ctx, cancel := context.WithTimeout(t.ctx, resyncTimeout)
+		defer cancel()
+		if err := t.engine.log.Barrier(ctx); err != nil {
+			time.AfterFunc(t.engine.cfg.ExpiryRetry, func() { t.sendLimit(a.id, &limitChangeDone{unknown: true}) })
+			return
+		}
+		t.sendLimit(a.id, &limitChangeDone{})
+	}()
 }
 
 // limitRegistry holds the term's limit actors; they live as long as the term.
