@@ -1,0 +1,291 @@
+package httpapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"allot/actors/domain"
+)
+
+// The HTTP layer's cost on the flash-crowd path, isolated from the engine:
+// the real router and middleware (routing, request id, metrics, token
+// cache, per-user limiter, body read, strict decode, idempotency hash,
+// answer) in front of an engine that answers at once, against a bare gin
+// handler doing the same JSON decode and encode. Run with
+//
+//	go test -run='^$' -bench='^BenchmarkReserveHTTP' -benchmem ./httpapi/
+//
+// "serve" calls ServeHTTP with a reused writer (no sockets: the layer
+// alone); "loopback" sends the same requests over keep-alive connections
+// to a real server on 127.0.0.1, the sockets and net/http included.
+
+// instantEngine answers every Reserve with out, or with err when set.
+type instantEngine struct {
+	out domain.Outcome
+	err error
+}
+
+func (e *instantEngine) PutResource(context.Context, string, domain.Spec) (*domain.Resource, bool, error) {
+	return nil, false, domain.ErrInvalidArgument
+}
+func (e *instantEngine) DeleteResource(context.Context, string) error { return domain.ErrInvalidArgument }
+func (e *instantEngine) PutLimit(context.Context, string, domain.LimitSpec) (*domain.Limit, bool, error) {
+	return nil, false, domain.ErrInvalidArgument
+}
+func (e *instantEngine) DeleteLimit(context.Context, string) error { return domain.ErrInvalidArgument }
+func (e *instantEngine) Reserve(context.Context, domain.ReserveCommand) (domain.Outcome, error) {
+	return e.out, e.err
+}
+func (e *instantEngine) Transition(context.Context, domain.TransitionCommand) (domain.Outcome, error) {
+	return e.out, e.err
+}
+func (e *instantEngine) Read(_ context.Context, _ domain.Consistency, fn func(*domain.State) error) error {
+	return fn(domain.NewState())
+}
+
+// soldOutError is the engine's real refusal of a voucher with no stock
+// left, as the resource actor returns it.
+func soldOutError(tb testing.TB) error {
+	st := domain.NewState()
+	spec := domain.Spec{Kind: domain.KindVoucher, Capacity: 1}
+	if err := st.Apply(&domain.Event{Type: domain.EvPutResource, At: 1, ResourceID: "flash-1", Spec: spec}); err != nil {
+		tb.Fatal(err)
+	}
+	r, _ := st.Resource("flash-1")
+	r = r.Clone()
+	res, err := r.DecideReserve(domain.ReserveRequest{User: "u", Quantity: 1}, "r1", 2)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r.ApplyReserve(&res)
+	_, err = r.DecideReserve(domain.ReserveRequest{User: "v", Quantity: 1}, "", 3)
+	if domain.ErrorCode(err) != "sold_out" {
+		tb.Fatalf("want a sold-out refusal, got %v", err)
+	}
+	return err
+}
+
+// acceptedOutcome is a 201 answer with a held voucher reservation.
+func acceptedOutcome() domain.Outcome {
+	at := testNow().UnixNano()
+	return domain.Outcome{Code: http.StatusCreated, Reservation: domain.Reservation{
+		ID: "01JD5Q8Z3K0000000000000001", ResourceID: "flash-1", Kind: domain.KindVoucher, User: "user-000123",
+		Quantity: 1, Status: domain.StatusHeld, CreatedAt: at, ExpiresAt: at + 900e9, UpdatedAt: at,
+	}}
+}
+
+// benchServer is a Server on eng configured as the bench's embedded node
+// (no per-address limit: the whole crowd comes from one address), with a
+// per-user limit too high to refuse so that its cost is still paid. It
+// returns the server and a token whose verification is already cached.
+func benchServer(tb testing.TB, eng *instantEngine) (*Server, string) {
+	tb.Helper()
+	secret := []byte(strings.Repeat("s", MinSecretLen))
+	cfg := DefaultConfig()
+	cfg.Engine, cfg.Reader, cfg.Cluster = eng, eng, &fakeCluster{}
+	cfg.NodeID = "n1"
+	cfg.AuthSecret = secret
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Registry = prometheus.NewRegistry()
+	cfg.IPRateLimit.PerSecond = 0
+	cfg.RateLimit = RateLimit{PerSecond: 1e12, Burst: 1 << 50, MaxUsers: 1 << 20}
+	srv, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(srv.Close)
+	tok, err := MintToken(secret, "user-000123", RoleUser, time.Hour)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return srv, tok
+}
+
+// ceilingReservation is the reservation-shaped answer of the bare handler.
+type ceilingReservation struct {
+	ID         string `json:"id"`
+	ResourceID string `json:"resource_id"`
+	Kind       string `json:"kind"`
+	User       string `json:"user"`
+	Quantity   int64  `json:"quantity"`
+	Status     string `json:"status"`
+	CreatedAt  string `json:"created_at"`
+	ExpiresAt  string `json:"expires_at,omitempty"`
+	UpdatedAt  string `json:"updated_at"`
+}
+
+// ceilingProblem is the problem-shaped answer of the bare handler.
+type ceilingProblem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Code   string `json:"code"`
+}
+
+// ceilingHandler is a bare gin engine with the reserve route only: decode
+// the body with encoding/json, encode the answer with c.JSON. Nothing
+// else: no auth, metrics, limits or checks.
+func ceilingHandler(soldOut bool) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.POST("/v1/resources/:id/reservations", func(c *gin.Context) {
+		var body reserveBody
+		if err := json.NewDecoder(c.Request.Body).Decode(&body); err != nil {
+			c.JSON(http.StatusBadRequest, ceilingProblem{Code: "invalid_argument"})
+			return
+		}
+		if soldOut {
+			c.JSON(http.StatusConflict, ceilingProblem{Type: typeBase + "sold_out", Title: "Sold out",
+				Status: http.StatusConflict, Detail: "0 left: sold out", Code: "sold_out"})
+			return
+		}
+		now := time.Now().UTC()
+		c.JSON(http.StatusCreated, ceilingReservation{ID: "01JD5Q8Z3K0000000000000001", ResourceID: c.Param("id"),
+			Kind: "voucher", User: "user-000123", Quantity: body.Quantity, Status: "held",
+			CreatedAt: now.Format(time.RFC3339Nano), ExpiresAt: now.Add(15 * time.Minute).Format(time.RFC3339Nano),
+			UpdatedAt: now.Format(time.RFC3339Nano)})
+	})
+	return r
+}
+
+// benchWriter is a ResponseWriter that keeps the status and the body's
+// length and reuses its header map.
+type benchWriter struct {
+	h      http.Header
+	status int
+	n      int
+}
+
+func (w *benchWriter) Header() http.Header { return w.h }
+func (w *benchWriter) WriteHeader(s int) {
+	if w.status == 0 {
+		w.status = s
+	}
+}
+func (w *benchWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.n += len(b)
+	return len(b), nil
+}
+
+// rewindBody is a request body that can be read again.
+type rewindBody struct{ bytes.Reader }
+
+func (*rewindBody) Close() error { return nil }
+
+const benchReserveBody = `{"quantity":1}`
+
+// benchCase is one kind of answer: the handler serving it and the status
+// it must answer.
+type benchCase struct {
+	name   string
+	h      http.Handler
+	token  string
+	status int
+}
+
+func reserveBenchCases(b *testing.B) []benchCase {
+	soldSrv, soldTok := benchServer(b, &instantEngine{err: soldOutError(b)})
+	accSrv, accTok := benchServer(b, &instantEngine{out: acceptedOutcome()})
+	return []benchCase{
+		{"soldout", soldSrv.Handler(), soldTok, http.StatusConflict},
+		{"accept", accSrv.Handler(), accTok, http.StatusCreated},
+		{"ceiling-soldout", ceilingHandler(true), soldTok, http.StatusConflict},
+		{"ceiling-accept", ceilingHandler(false), accTok, http.StatusCreated},
+	}
+}
+
+// BenchmarkReserveHTTPServe drives each handler through ServeHTTP, one
+// request at a time on a reused request and writer: the layer's own cost.
+func BenchmarkReserveHTTPServe(b *testing.B) {
+	for _, bc := range reserveBenchCases(b) {
+		b.Run(bc.name, func(b *testing.B) {
+			body := &rewindBody{}
+			req := httptest.NewRequest(http.MethodPost, "/v1/resources/flash-1/reservations", body)
+			req.Header.Set("Authorization", "Bearer "+bc.token)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set(headerIdemKey, "bench-key-000123")
+			req.ContentLength = int64(len(benchReserveBody))
+			w := &benchWriter{h: make(http.Header)}
+			serve := func() {
+				clear(w.h)
+				w.status, w.n = 0, 0
+				body.Reset([]byte(benchReserveBody))
+				bc.h.ServeHTTP(w, req)
+				if w.status != bc.status || w.n == 0 {
+					b.Fatalf("status %d (%d bytes), want %d", w.status, w.n, bc.status)
+				}
+			}
+			serve() // warm the token cache, pools and metrics
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				serve()
+			}
+		})
+	}
+}
+
+// BenchmarkReserveHTTPLoopback sends the same requests over keep-alive
+// connections (one per parallel worker) to a real http.Server on
+// 127.0.0.1: closer to what a load generator sees, the sockets included.
+// The client side is a raw connection writing a prepared request and
+// reading the answer with http.ReadResponse, to keep its cost low.
+func BenchmarkReserveHTTPLoopback(b *testing.B) {
+	for _, bc := range reserveBenchCases(b) {
+		b.Run(bc.name, func(b *testing.B) {
+			ts := httptest.NewServer(bc.h)
+			defer ts.Close()
+			addr := strings.TrimPrefix(ts.URL, "http://")
+			raw := "POST /v1/resources/flash-1/reservations HTTP/1.1\r\nHost: " + addr +
+				"\r\nAuthorization: Bearer " + bc.token +
+				"\r\nContent-Type: application/json\r\nIdempotency-Key: bench-key-000123\r\nContent-Length: " +
+				strconv.Itoa(len(benchReserveBody)) + "\r\n\r\n" + benchReserveBody
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for pb.Next() {
+					if _, err := io.WriteString(conn, raw); err != nil {
+						b.Error(err)
+						return
+					}
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err != nil || resp.StatusCode != bc.status {
+						b.Errorf("status %d, want %d (%v)", resp.StatusCode, bc.status, err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
