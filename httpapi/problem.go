@@ -175,5 +175,5 @@ func writeProblem(c *gin.Context, pk problemKind, detail string, more problemMem
 		b = more.appendProblemMembers(b)
 	}
 	b = append(b, '}')
-	c.Data(pk.status, "application/problem+json", b)
+	writeData(c, pk.status, contentTypeProblem, b)
 }

@@ -138,7 +138,7 @@ func (s *Server) writeOutcome(c *gin.Context, out domain.Outcome, def int) {
 	if out.Replayed {
 		c.Header(headerReplayed, "true")
 	}
-	c.Data(code, "application/json", jsonview.AppendReservation(make([]byte, 0, 384), &out.Reservation))
+	writeData(c, code, contentTypeJSON, jsonview.AppendReservation(make([]byte, 0, 384), &out.Reservation))
 }
 
 func (s *Server) getReservation(c *gin.Context, p domain.Principal) {
@@ -162,7 +162,7 @@ func (s *Server) getReservation(c *gin.Context, p domain.Principal) {
 		s.fail(c, err)
 		return
 	}
-	c.Data(http.StatusOK, "application/json", jsonview.AppendReservation(make([]byte, 0, 384), &res))
+	writeData(c, http.StatusOK, contentTypeJSON, jsonview.AppendReservation(make([]byte, 0, 384), &res))
 }
 
 // listReservations pages through reservations in id order. A user sees

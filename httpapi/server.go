@@ -28,7 +28,9 @@ import (
 )
 
 const (
-	headerRequestID = "X-Request-ID"
+	// Header names in canonical form, so that reading and setting them
+	// needs no canonicalising copy.
+	headerRequestID = "X-Request-Id"
 	headerNode      = "X-Allot-Node"
 	headerIdemKey   = "Idempotency-Key"
 	headerReplayed  = "Idempotent-Replayed"
@@ -66,6 +68,9 @@ type Server struct {
 	// nodes and restarts without a random read per request.
 	reqIDPrefix string
 	reqIDSeq    atomic.Uint64
+	// nodeHeader is the X-Allot-Node value of every answer, shared (see
+	// respond.go).
+	nodeHeader []string
 }
 
 // New builds a Server from a validated Config and registers its metrics on
@@ -90,6 +95,7 @@ func New(cfg Config) (*Server, error) {
 		metrics:     m,
 		fwd:         newForwarder(cfg.RequestTimeout, cfg.Timeouts.write(), cfg.PeerTLS, cfg.Logger),
 		reqIDPrefix: hex.EncodeToString(seed[:]) + "-",
+		nodeHeader:  []string{cfg.NodeID},
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	s.events.init()
@@ -229,12 +235,16 @@ func (s *Server) handle(method, path string, h gin.HandlerFunc) {
 // answer, so that every response carries them.
 func (s *Server) requestHeaders(c *gin.Context) {
 	h := c.Writer.Header()
-	id := c.Request.Header.Get(headerRequestID)
-	if !printableASCII(id, maxRequestIDLen) {
-		id = s.reqIDPrefix + strconv.FormatUint(s.reqIDSeq.Add(1), 36)
+	var id string
+	if v := c.Request.Header[headerRequestID]; len(v) > 0 {
+		id = v[0]
 	}
-	h.Set(headerRequestID, id)
-	h.Set(headerNode, s.cfg.NodeID)
+	if !printableASCII(id, maxRequestIDLen) {
+		var buf [64]byte
+		id = string(strconv.AppendUint(append(buf[:0], s.reqIDPrefix...), s.reqIDSeq.Add(1), 36))
+	}
+	h[headerRequestID] = []string{id}
+	h[headerNode] = s.nodeHeader
 }
 
 // instrument returns the first handler of a route: it counts and times the
