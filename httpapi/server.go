@@ -60,6 +60,8 @@ type Server struct {
 	// because every write reads its whole body (it is hashed for the
 	// Idempotency-Key fingerprint).
 	bufs sync.Pool
+	// answers holds *[]byte for encoding answers (answerbuf.go).
+	answers sync.Pool
 
 	// events is what the events routes share (events.go).
 	events eventServing
@@ -98,6 +100,7 @@ func New(cfg Config) (*Server, error) {
 		nodeHeader:  []string{cfg.NodeID},
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
+	s.answers.New = func() any { b := make([]byte, 0, 512); return &b }
 	s.events.init()
 	if s.mark, err = newForwardMark(cfg.AuthSecret, cfg.NodeID); err != nil {
 		return nil, err
@@ -301,7 +304,7 @@ func (s *Server) recovered(c *gin.Context, p any) {
 	if c.Writer.Written() {
 		return
 	}
-	writeProblem(c, classify(errors.New("panic")), "internal error; see the server log for request "+c.Writer.Header().Get(headerRequestID), nil)
+	s.writeProblem(c, classify(errors.New("panic")), "internal error; see the server log for request "+c.Writer.Header().Get(headerRequestID), nil)
 }
 
 // healthTimeLayout is RFC 3339 in UTC with all nine fractional digits.
