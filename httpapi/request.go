@@ -37,7 +37,15 @@ func (s *Server) readBody(c *gin.Context) (*bytes.Buffer, error) {
 	}
 	buf := s.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
-	_, err := buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes))
+	var err error
+	if c.Request.ContentLength >= 0 {
+		// net/http ends the body at its Content-Length, checked above, so
+		// the limit cannot trip: read it as it is, without a MaxBytesReader
+		// per request.
+		_, err = buf.ReadFrom(c.Request.Body)
+	} else {
+		_, err = buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes))
+	}
 	if err != nil {
 		s.putBuf(buf)
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {

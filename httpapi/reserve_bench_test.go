@@ -218,13 +218,14 @@ func reserveBenchCases(b *testing.B) []benchCase {
 // on a reused request and writer.
 type serveDriver struct {
 	bc   benchCase
+	raw  []byte
 	body *rewindBody
 	req  *http.Request
 	w    *benchWriter
 }
 
 func newServeDriver(bc benchCase) *serveDriver {
-	d := &serveDriver{bc: bc, body: &rewindBody{}, w: &benchWriter{h: make(http.Header)}}
+	d := &serveDriver{bc: bc, raw: []byte(benchReserveBody), body: &rewindBody{}, w: &benchWriter{h: make(http.Header)}}
 	d.req = httptest.NewRequest(http.MethodPost, "/v1/resources/flash-1/reservations", d.body)
 	d.req.Header.Set("Authorization", "Bearer "+bc.token)
 	d.req.Header.Set("Content-Type", "application/json")
@@ -236,7 +237,7 @@ func newServeDriver(bc benchCase) *serveDriver {
 func (d *serveDriver) serve(b *testing.B) {
 	clear(d.w.h)
 	d.w.status, d.w.n = 0, 0
-	d.body.Reset([]byte(benchReserveBody))
+	d.body.Reset(d.raw)
 	d.bc.h.ServeHTTP(d.w, d.req)
 	if d.w.status != d.bc.status || d.w.n == 0 {
 		b.Fatalf("%s: status %d (%d bytes), want %d", d.bc.name, d.w.status, d.w.n, d.bc.status)
