@@ -83,6 +83,10 @@ func newProblemKind(code string) problemKind {
 // handled here first.
 func classify(err error) problemKind {
 	code := domain.ErrorCode(err)
+	if code != "outcome_unknown" && withoutLayerSentinels(err) {
+		// None of the cases below can match: the domain's code stands.
+		return kindOf(code)
+	}
 	switch {
 	case code == "outcome_unknown", errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		code = "outcome_unknown"
@@ -95,10 +99,51 @@ func classify(err error) problemKind {
 	case errors.Is(err, errOffsetCompacted):
 		code = "offset_compacted"
 	}
+	return kindOf(code)
+}
+
+// kindOf is the problem kind of a code.
+func kindOf(code string) problemKind {
 	if pk, ok := problemKinds[code]; ok {
 		return pk
 	}
 	return newProblemKind(code)
+}
+
+// withoutLayerSentinels reports whether err and the errors it wraps form
+// one chain of Unwrap() error without Is methods, none of them one of the
+// sentinels classify checks besides the domain's code: then errors.Is is
+// false for each of them, found in one walk of the chain instead of one
+// walk per sentinel. It is false for anything else (errors.Join, several
+// %w, an Is method), which takes the checks one by one.
+func withoutLayerSentinels(err error) bool {
+	for err != nil {
+		if isLayerSentinel(err) {
+			return false
+		}
+		if _, custom := err.(interface{ Is(error) bool }); custom {
+			return false
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			return false
+		default:
+			return true
+		}
+	}
+	return true
+}
+
+// isLayerSentinel reports whether err is one of the errors classify looks
+// for besides the domain's code.
+func isLayerSentinel(err error) bool {
+	switch err {
+	case context.DeadlineExceeded, context.Canceled, errPayloadTooLarge, errMethodNotAllowed, errRequestTimeout, errOffsetCompacted:
+		return true
+	}
+	return false
 }
 
 // problemStatus gives the HTTP status and title of a problem code.
