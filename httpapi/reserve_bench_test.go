@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,9 +31,10 @@ import (
 //
 //	go test -run='^$' -bench='^BenchmarkReserveHTTP' -benchmem ./httpapi/
 //
-// "serve" calls ServeHTTP with a reused writer (no sockets: the layer
-// alone); "loopback" sends the same requests over keep-alive connections
-// to a real server on 127.0.0.1, the sockets and net/http included.
+// Serve calls ServeHTTP with a reused writer (no sockets: the layer
+// alone), Ratio does the same alternating with the ceiling, and Loopback
+// sends the requests over keep-alive connections to a real server on
+// 127.0.0.1, the sockets and net/http included, alternating likewise.
 
 // instantEngine answers every Reserve with out, or with err when set.
 type instantEngine struct {
@@ -295,49 +298,123 @@ func BenchmarkReserveHTTPRatio(b *testing.B) {
 	}
 }
 
-// BenchmarkReserveHTTPLoopback sends the same requests over keep-alive
-// connections (one per parallel worker) to a real http.Server on
-// 127.0.0.1: closer to what a load generator sees, the sockets included.
-// The client side is a raw connection writing a prepared request and
-// reading the answer with http.ReadResponse, to keep its cost low.
-func BenchmarkReserveHTTPLoopback(b *testing.B) {
-	for _, bc := range reserveBenchCases(b) {
-		b.Run(bc.name, func(b *testing.B) {
-			ts := httptest.NewServer(bc.h)
-			defer ts.Close()
-			addr := strings.TrimPrefix(ts.URL, "http://")
-			raw := "POST /v1/resources/flash-1/reservations HTTP/1.1\r\nHost: " + addr +
-				"\r\nAuthorization: Bearer " + bc.token +
-				"\r\nContent-Type: application/json\r\nIdempotency-Key: bench-key-000123\r\nContent-Length: " +
-				strconv.Itoa(len(benchReserveBody)) + "\r\n\r\n" + benchReserveBody
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				conn, err := net.Dial("tcp", addr)
-				if err != nil {
-					b.Error(err)
+// loopTarget is one handler behind a real http.Server on 127.0.0.1, with
+// keep-alive connections to it. The client side is a raw connection that
+// writes a prepared request and reads the answer with http.ReadResponse,
+// to keep its own cost low.
+type loopTarget struct {
+	bc    benchCase
+	raw   []byte
+	conns []*loopConn
+}
+
+type loopConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func newLoopTarget(b *testing.B, bc benchCase, conns int) *loopTarget {
+	ts := httptest.NewServer(bc.h)
+	b.Cleanup(ts.Close)
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	lt := &loopTarget{bc: bc, raw: []byte("POST /v1/resources/flash-1/reservations HTTP/1.1\r\nHost: " + addr +
+		"\r\nAuthorization: Bearer " + bc.token +
+		"\r\nContent-Type: application/json\r\nIdempotency-Key: bench-key-000123\r\nContent-Length: " +
+		strconv.Itoa(len(benchReserveBody)) + "\r\n\r\n" + benchReserveBody)}
+	for range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		lt.conns = append(lt.conns, &loopConn{Conn: c, br: bufio.NewReader(c)})
+	}
+	return lt
+}
+
+// roundTrip sends one request on c and reads its answer.
+func (lt *loopTarget) roundTrip(c *loopConn) error {
+	if _, err := c.Write(lt.raw); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != lt.bc.status {
+		err = fmt.Errorf("%s: status %d, want %d", lt.bc.name, resp.StatusCode, lt.bc.status)
+	}
+	return err
+}
+
+// round sends n requests spread over all connections at once and returns
+// how long they took.
+func (lt *loopTarget) round(n int) (time.Duration, error) {
+	var next atomic.Int64
+	errs := make(chan error, len(lt.conns))
+	start := time.Now()
+	for _, c := range lt.conns {
+		go func() {
+			for next.Add(1) <= int64(n) {
+				if err := lt.roundTrip(c); err != nil {
+					errs <- err
 					return
 				}
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for pb.Next() {
-					if _, err := io.WriteString(conn, raw); err != nil {
-						b.Error(err)
-						return
-					}
-					resp, err := http.ReadResponse(br, nil)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if err != nil || resp.StatusCode != bc.status {
-						b.Errorf("status %d, want %d (%v)", resp.StatusCode, bc.status, err)
-						return
-					}
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range lt.conns {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return time.Since(start), first
+}
+
+// loopConns is the number of connections per target, as the bench's 64
+// workers.
+const loopConns = 64
+
+// BenchmarkReserveHTTPLoopback sends the requests over 64 keep-alive
+// connections to a real http.Server on 127.0.0.1: closer to what a load
+// generator sees, the sockets and net/http included (and the client's
+// cost, which is the same on both sides). allot and the bare gin handler
+// alternate in rounds of 2048 requests; "x-ceiling" is allot's time as a
+// multiple of the ceiling's, ns/op the sum of both sides.
+func BenchmarkReserveHTTPLoopback(b *testing.B) {
+	cases := reserveBenchCases(b)
+	for _, pair := range [][2]benchCase{{cases[0], cases[2]}, {cases[1], cases[3]}} {
+		b.Run(pair[0].name, func(b *testing.B) {
+			allot, ceil := newLoopTarget(b, pair[0], loopConns), newLoopTarget(b, pair[1], loopConns)
+			for _, lt := range []*loopTarget{allot, ceil} {
+				if _, err := lt.round(loopConns); err != nil { // connect and warm up
+					b.Fatal(err)
 				}
-			})
+			}
+			const block = 2048
+			var tAllot, tCeil time.Duration
+			b.ReportAllocs()
+			b.ResetTimer()
+			for done := 0; done < b.N; done += block {
+				n := min(block, b.N-done)
+				da, err := allot.round(n)
+				if err != nil {
+					b.Fatal(err)
+				}
+				dc, err := ceil.round(n)
+				if err != nil {
+					b.Fatal(err)
+				}
+				tAllot += da
+				tCeil += dc
+			}
+			b.ReportMetric(float64(tAllot)/float64(tCeil), "x-ceiling")
+			b.ReportMetric(float64(tAllot.Nanoseconds())/float64(b.N), "allot-ns/op")
+			b.ReportMetric(float64(tCeil.Nanoseconds())/float64(b.N), "ceiling-ns/op")
 		})
 	}
 }
