@@ -137,6 +137,12 @@ type caller struct {
 
 // authenticate turns the Authorization header into the caller.
 func (s *Server) authenticate(header string) (caller, error) {
+	return s.authenticateAt(header, time.Now())
+}
+
+// authenticateAt is authenticate with the clock read by the caller (authed
+// reads it once for the limits and the token).
+func (s *Server) authenticateAt(header string, now time.Time) (caller, error) {
 	const scheme = "bearer "
 	if header == "" {
 		return caller{}, fmt.Errorf("missing bearer token: %w", domain.ErrUnauthenticated)
@@ -145,7 +151,6 @@ func (s *Server) authenticate(header string) (caller, error) {
 		return caller{}, fmt.Errorf("authorization scheme must be Bearer: %w", domain.ErrUnauthenticated)
 	}
 	tok := strings.TrimSpace(header[len(scheme):])
-	now := time.Now()
 	if s.tokens != nil {
 		if c, ok := s.tokens.get(tok, now.UnixNano()); ok {
 			return c, nil
@@ -234,16 +239,17 @@ type authedHandler func(c *gin.Context, p domain.Principal)
 // the gin context: no map, no boxing, no type assertion.
 func (s *Server) authed(h authedHandler, adminOnly bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		now := time.Now()
 		if s.ipLimiter != nil && !s.mark.valid(c.Request.Header.Get(headerForwarded)) {
 			ip := c.RemoteIP()
-			if ok, wait := s.ipLimiter.allow(ip, s.ipLimiter.now()); !ok {
+			if ok, wait := s.ipLimiter.allow(ip, s.ipLimiter.at(now)); !ok {
 				c.Header("Retry-After", strconv.FormatInt(retryAfterSeconds(wait), 10))
 				s.fail(c, fmt.Errorf("address %s is over %g requests/s: %w", ip, s.cfg.IPRateLimit.PerSecond, domain.ErrRateLimited))
 				return
 			}
 		}
 		header := c.Request.Header.Get("Authorization")
-		who, err := s.authenticate(header)
+		who, err := s.authenticateAt(header, now)
 		if err != nil {
 			if header == "" {
 				c.Header("WWW-Authenticate", `Bearer realm="allot"`)
@@ -258,7 +264,7 @@ func (s *Server) authed(h authedHandler, adminOnly bool) gin.HandlerFunc {
 			lim, rate = s.adminLimiter, s.cfg.AdminRateLimit.PerSecond
 		}
 		if lim != nil {
-			if ok, wait := lim.allow(who.p.User, lim.now()); !ok {
+			if ok, wait := lim.allow(who.p.User, lim.at(now)); !ok {
 				c.Header("Retry-After", strconv.FormatInt(retryAfterSeconds(wait), 10))
 				s.fail(c, fmt.Errorf("user %q is over %g requests/s: %w", who.p.User, rate, domain.ErrRateLimited))
 				return
