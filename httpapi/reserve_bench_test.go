@@ -418,3 +418,28 @@ func BenchmarkReserveHTTPLoopback(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReserveHTTPNewUser is the sold-out answer to a user whose token
+// the node has not seen yet, as in a flash crowd where every user tries
+// once: the token is verified in full (the cache cannot help) and a rate
+// limiter bucket is made. Tokens are used round robin from a pool larger
+// than the token cache.
+func BenchmarkReserveHTTPNewUser(b *testing.B) {
+	srv, _ := benchServer(b, &instantEngine{err: soldOutError(b)})
+	secret := []byte(strings.Repeat("s", MinSecretLen))
+	toks := make([]string, 2*DefaultConfig().TokenCacheSize)
+	for i := range toks {
+		tok, err := MintToken(secret, "user-"+strconv.Itoa(i), RoleUser, time.Hour)
+		if err != nil {
+			b.Fatal(err)
+		}
+		toks[i] = "Bearer " + tok
+	}
+	d := newServeDriver(benchCase{name: "new-user", h: srv.Handler(), status: http.StatusConflict})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		d.req.Header["Authorization"] = []string{toks[i%len(toks)]}
+		d.serve(b)
+	}
+}

@@ -53,6 +53,8 @@ type Server struct {
 	// mark signs the requests this node forwards (forwardmark.go).
 	mark    forwardMark
 	tokens  *tokenCache // nil when token caching is off
+	// macs holds *hs256Verifier keyed with AuthSecret (hs256.go).
+	macs *sync.Pool
 	metrics *httpMetrics
 	fwd     *forwarder
 
@@ -98,6 +100,7 @@ func New(cfg Config) (*Server, error) {
 		fwd:         newForwarder(cfg.RequestTimeout, cfg.Timeouts.write(), cfg.PeerTLS, cfg.Logger),
 		reqIDPrefix: hex.EncodeToString(seed[:]) + "-",
 		nodeHeader:  []string{cfg.NodeID},
+		macs:        newHS256Pool(cfg.AuthSecret),
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	s.answers.New = func() any { b := make([]byte, 0, 512); return &b }
