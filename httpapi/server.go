@@ -51,10 +51,10 @@ type Server struct {
 	adminLimiter *rateLimiter
 	ipLimiter    *rateLimiter
 	// mark signs the requests this node forwards (forwardmark.go).
-	mark    forwardMark
-	tokens  *tokenCache // nil when token caching is off
+	mark   forwardMark
+	tokens *tokenCache // nil when token caching is off
 	// macs holds *hs256Verifier keyed with AuthSecret (hs256.go).
-	macs *sync.Pool
+	macs    *sync.Pool
 	metrics *httpMetrics
 	fwd     *forwarder
 
