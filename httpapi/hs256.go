@@ -130,9 +130,16 @@ func plainClaims(data []byte) (claims, bool) {
 			if !ok {
 				return claims{}, false
 			}
-			if key[0] == 's' {
+			switch {
+			case key[0] == 's':
 				field, cl.Subject = 0, string(v)
-			} else {
+			case string(v) == RoleUser: // the roles without a copy each
+				field, cl.Role = 1, RoleUser
+			case string(v) == RoleAdmin:
+				field, cl.Role = 1, RoleAdmin
+			case string(v) == RoleConsumer:
+				field, cl.Role = 1, RoleConsumer
+			default:
 				field, cl.Role = 1, string(v)
 			}
 		case "exp", "iat", "nbf":
