@@ -137,6 +137,12 @@ type caller struct {
 
 // authenticate turns the Authorization header into the caller.
 func (s *Server) authenticate(header string) (caller, error) {
+	return s.authenticateAt(header, time.Now())
+}
+
+// authenticateAt is authenticate with the clock read by the caller (authed
+// reads it once for the limits and the token).
+func (s *Server) authenticateAt(header string, now time.Time) (caller, error) {
 	const scheme = "bearer "
 	if header == "" {
 		return caller{}, fmt.Errorf("missing bearer token: %w", domain.ErrUnauthenticated)
@@ -145,21 +151,24 @@ func (s *Server) authenticate(header string) (caller, error) {
 		return caller{}, fmt.Errorf("authorization scheme must be Bearer: %w", domain.ErrUnauthenticated)
 	}
 	tok := strings.TrimSpace(header[len(scheme):])
-	now := time.Now()
 	if s.tokens != nil {
 		if c, ok := s.tokens.get(tok, now.UnixNano()); ok {
 			return c, nil
 		}
 	}
 	var cl claims
-	t, err := s.parser.ParseWithClaims(tok, &cl, s.keyFunc)
-	if err != nil {
-		return caller{}, fmt.Errorf("invalid token: %v: %w", err, domain.ErrUnauthenticated)
+	alg := jwt.SigningMethodHS256.Alg()
+	if !s.plainHS256(tok, now, &cl) {
+		t, err := s.parser.ParseWithClaims(tok, &cl, s.keyFunc)
+		if err != nil {
+			return caller{}, fmt.Errorf("invalid token: %v: %w", err, domain.ErrUnauthenticated)
+		}
+		alg = t.Method.Alg()
 	}
 	if !validSubject(cl.Subject) {
 		return caller{}, fmt.Errorf("token subject must be 1-%d bytes of printable UTF-8: %w", domain.MaxUserLen, domain.ErrUnauthenticated)
 	}
-	user, err := s.user(t, &cl)
+	user, err := s.user(alg, &cl)
 	if err != nil {
 		return caller{}, err
 	}
@@ -190,9 +199,9 @@ func (s *Server) authenticate(header string) (caller, error) {
 // name: an identity provider's token must carry the configured issuer (and
 // audience, if one is set) and its sub is namespaced with SubjectPrefix; an
 // HS256 token's sub is the name as it is, and must not be in that namespace.
-func (s *Server) user(t *jwt.Token, cl *claims) (string, error) {
+func (s *Server) user(alg string, cl *claims) (string, error) {
 	prefix := s.cfg.SubjectPrefix
-	if t.Method.Alg() == jwt.SigningMethodHS256.Alg() {
+	if alg == jwt.SigningMethodHS256.Alg() {
 		if s.cfg.PublicKeys != nil && strings.HasPrefix(cl.Subject, prefix) {
 			return "", fmt.Errorf("an HS256 token's subject must not start with %q, which names identity provider users: %w", prefix, domain.ErrUnauthenticated)
 		}
@@ -234,16 +243,17 @@ type authedHandler func(c *gin.Context, p domain.Principal)
 // the gin context: no map, no boxing, no type assertion.
 func (s *Server) authed(h authedHandler, adminOnly bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		now := time.Now()
 		if s.ipLimiter != nil && !s.mark.valid(c.Request.Header.Get(headerForwarded)) {
 			ip := c.RemoteIP()
-			if ok, wait := s.ipLimiter.allow(ip, s.ipLimiter.now()); !ok {
+			if ok, wait := s.ipLimiter.allow(ip, s.ipLimiter.at(now)); !ok {
 				c.Header("Retry-After", strconv.FormatInt(retryAfterSeconds(wait), 10))
 				s.fail(c, fmt.Errorf("address %s is over %g requests/s: %w", ip, s.cfg.IPRateLimit.PerSecond, domain.ErrRateLimited))
 				return
 			}
 		}
 		header := c.Request.Header.Get("Authorization")
-		who, err := s.authenticate(header)
+		who, err := s.authenticateAt(header, now)
 		if err != nil {
 			if header == "" {
 				c.Header("WWW-Authenticate", `Bearer realm="allot"`)
@@ -258,7 +268,7 @@ func (s *Server) authed(h authedHandler, adminOnly bool) gin.HandlerFunc {
 			lim, rate = s.adminLimiter, s.cfg.AdminRateLimit.PerSecond
 		}
 		if lim != nil {
-			if ok, wait := lim.allow(who.p.User, lim.now()); !ok {
+			if ok, wait := lim.allow(who.p.User, lim.at(now)); !ok {
 				c.Header("Retry-After", strconv.FormatInt(retryAfterSeconds(wait), 10))
 				s.fail(c, fmt.Errorf("user %q is over %g requests/s: %w", who.p.User, rate, domain.ErrRateLimited))
 				return

@@ -32,12 +32,48 @@ type problemMembers interface {
 // code, so that a client may dispatch on either field.
 const typeBase = "https://allot.dev/problems/"
 
-// problemKind is the fixed part of a problem details body.
+// problemKind is the fixed part of a problem details body. head and tail
+// are that part encoded once: the members before "detail", and "code".
 type problemKind struct {
 	status int
 	code   string
 	typ    string
 	title  string
+	head   []byte // {"type":...,"title":...,"status":...,"detail":
+	tail   []byte // ,"code":"..."
+}
+
+// problemCodes lists every code classify can give.
+var problemCodes = [...]string{
+	"invalid_argument", "unauthenticated", "permission_denied", "not_found",
+	"sold_out", "limit_exceeded", "not_open", "closed", "invalid_state", "expired",
+	"request_in_progress", "method_not_allowed", "request_timeout", "offset_compacted",
+	"payload_too_large", "idempotency_key_reused", "rate_limited", "unavailable",
+	"outcome_unknown", "internal",
+}
+
+// problemKinds holds the kind of every code, encoded once: a rejection
+// then costs a map lookup, not the building of its constant members.
+var problemKinds = func() map[string]problemKind {
+	m := make(map[string]problemKind, len(problemCodes))
+	for _, code := range problemCodes {
+		m[code] = newProblemKind(code)
+	}
+	return m
+}()
+
+func newProblemKind(code string) problemKind {
+	status, title := problemStatus(code)
+	pk := problemKind{status: status, code: code, typ: typeBase + code, title: title}
+	b := append([]byte(`{"type":"`), pk.typ...)
+	b = append(b, `","title":"`...)
+	b = append(b, pk.title...)
+	b = append(b, `","status":`...)
+	b = strconv.AppendInt(b, int64(pk.status), 10)
+	pk.head = append(b, `,"detail":`...)
+	b = append([]byte(`,"code":"`), pk.code...)
+	pk.tail = append(b, '"')
+	return pk
 }
 
 // classify is the one mapping from errors to HTTP status and problem code.
@@ -47,6 +83,10 @@ type problemKind struct {
 // handled here first.
 func classify(err error) problemKind {
 	code := domain.ErrorCode(err)
+	if code != "outcome_unknown" && withoutLayerSentinels(err) {
+		// None of the cases below can match: the domain's code stands.
+		return kindOf(code)
+	}
 	switch {
 	case code == "outcome_unknown", errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		code = "outcome_unknown"
@@ -59,8 +99,51 @@ func classify(err error) problemKind {
 	case errors.Is(err, errOffsetCompacted):
 		code = "offset_compacted"
 	}
-	status, title := problemStatus(code)
-	return problemKind{status: status, code: code, typ: typeBase + code, title: title}
+	return kindOf(code)
+}
+
+// kindOf is the problem kind of a code.
+func kindOf(code string) problemKind {
+	if pk, ok := problemKinds[code]; ok {
+		return pk
+	}
+	return newProblemKind(code)
+}
+
+// withoutLayerSentinels reports whether err and the errors it wraps form
+// one chain of Unwrap() error without Is methods, none of them one of the
+// sentinels classify checks besides the domain's code: then errors.Is is
+// false for each of them, found in one walk of the chain instead of one
+// walk per sentinel. It is false for anything else (errors.Join, several
+// %w, an Is method), which takes the checks one by one.
+func withoutLayerSentinels(err error) bool {
+	for err != nil {
+		if isLayerSentinel(err) {
+			return false
+		}
+		if _, custom := err.(interface{ Is(error) bool }); custom {
+			return false
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			return false
+		default:
+			return true
+		}
+	}
+	return true
+}
+
+// isLayerSentinel reports whether err is one of the errors classify looks
+// for besides the domain's code.
+func isLayerSentinel(err error) bool {
+	switch err {
+	case context.DeadlineExceeded, context.Canceled, errPayloadTooLarge, errMethodNotAllowed, errRequestTimeout, errOffsetCompacted:
+		return true
+	}
+	return false
 }
 
 // problemStatus gives the HTTP status and title of a problem code.
@@ -136,15 +219,18 @@ func (s *Server) fail(c *gin.Context, err error) {
 		}
 	}
 	var more problemMembers
-	if !errors.As(err, &more) {
-		more = nil
+	if m, ok := errors.AsType[interface {
+		error
+		problemMembers
+	}](err); ok {
+		more = m
 	}
 	if pk.code == "limit_exceeded" {
 		if id, ok := domain.LimitExceededID(err); ok {
 			more = limitMember(id)
 		}
 	}
-	writeProblem(c, pk, detail, more)
+	s.writeProblem(c, pk, detail, more)
 }
 
 // limitMember is the "limit" member of a limit_exceeded problem: the id of
@@ -156,24 +242,18 @@ func (l limitMember) appendProblemMembers(b []byte) []byte {
 	return jsonview.AppendString(b, string(l))
 }
 
-// writeProblem writes an RFC 9457 body by hand: rejections (sold out, over
-// the limit) are most of a flash crowd's answers.
-func writeProblem(c *gin.Context, pk problemKind, detail string, more problemMembers) {
-	b := make([]byte, 0, 160+len(detail))
-	b = append(b, `{"type":"`...)
-	b = append(b, pk.typ...)
-	b = append(b, `","title":"`...)
-	b = append(b, pk.title...)
-	b = append(b, `","status":`...)
-	b = strconv.AppendInt(b, int64(pk.status), 10)
-	b = append(b, `,"detail":`...)
+// writeProblem writes an RFC 9457 body by hand, into a pooled buffer:
+// rejections (sold out, over the limit) are most of a flash crowd's
+// answers.
+func (s *Server) writeProblem(c *gin.Context, pk problemKind, detail string, more problemMembers) {
+	bp := s.getAnswer()
+	b := append((*bp)[:0], pk.head...)
 	b = jsonview.AppendString(b, detail)
-	b = append(b, `,"code":"`...)
-	b = append(b, pk.code...)
-	b = append(b, '"')
+	b = append(b, pk.tail...)
 	if more != nil {
 		b = more.appendProblemMembers(b)
 	}
 	b = append(b, '}')
-	c.Data(pk.status, "application/problem+json", b)
+	writeData(c, pk.status, contentTypeProblem, b)
+	s.putAnswer(bp, b)
 }

@@ -24,7 +24,7 @@ type rateLimiter struct {
 	full     int64 // ns for an empty bucket to fill up: idle longer and it is dropped
 	sweep    int64 // ns between sweeps of one shard
 	seed     maphash.Seed
-	base     time.Time // origin of the monotonic clock now() reads
+	base     time.Time // origin of the monotonic clock at reads
 	shards   [limiterShards]limiterShard
 }
 
@@ -56,8 +56,9 @@ func newRateLimiter(cfg RateLimit) *rateLimiter {
 	return l
 }
 
-// now is the limiter's monotonic clock in nanoseconds.
-func (l *rateLimiter) now() int64 { return int64(time.Since(l.base)) }
+// at is the limiter's monotonic clock in nanoseconds at t, a reading of
+// time.Now.
+func (l *rateLimiter) at(t time.Time) int64 { return int64(t.Sub(l.base)) }
 
 // allow takes one token from key's bucket at limiter time now. When none is
 // left it returns false and how long until one will be.

@@ -37,7 +37,15 @@ func (s *Server) readBody(c *gin.Context) (*bytes.Buffer, error) {
 	}
 	buf := s.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
-	_, err := buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes))
+	var err error
+	if c.Request.ContentLength >= 0 {
+		// net/http ends the body at its Content-Length, checked above, so
+		// the limit cannot trip: read it as it is, without a MaxBytesReader
+		// per request.
+		_, err = buf.ReadFrom(c.Request.Body)
+	} else {
+		_, err = buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes))
+	}
 	if err != nil {
 		s.putBuf(buf)
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
@@ -109,16 +117,30 @@ func idemKey(c *gin.Context, body []byte) (*domain.IdemKey, error) {
 			headerIdemKey, domain.MaxIdemKeyLen, domain.ErrInvalidArgument)
 	}
 	k := &domain.IdemKey{Key: vals[0]}
-	h := sha256.New()
-	io.WriteString(h, c.Request.Method)
-	h.Write([]byte{'\n'})
-	io.WriteString(h, c.Request.URL.Path)
-	h.Write([]byte{'\n'})
-	h.Write(body)
+	method, path := c.Request.Method, c.Request.URL.Path
 	var sum [sha256.Size]byte
-	copy(k.Fingerprint[:], h.Sum(sum[:0]))
+	if len(method)+len(path)+2+len(body) <= maxStackFingerprint {
+		// The common small write: hashed from the stack, no allocation.
+		var buf [maxStackFingerprint]byte
+		b := append(append(buf[:0], method...), '\n')
+		b = append(append(b, path...), '\n')
+		sum = sha256.Sum256(append(b, body...))
+	} else {
+		h := sha256.New()
+		io.WriteString(h, method)
+		h.Write([]byte{'\n'})
+		io.WriteString(h, path)
+		h.Write([]byte{'\n'})
+		h.Write(body)
+		h.Sum(sum[:0])
+	}
+	copy(k.Fingerprint[:], sum[:])
 	return k, nil
 }
+
+// maxStackFingerprint is the longest method, path and body that idemKey
+// hashes from a stack buffer.
+const maxStackFingerprint = 512
 
 // consistency parses ?consistency=.
 func consistency(c *gin.Context) (domain.Consistency, error) {

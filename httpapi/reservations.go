@@ -54,7 +54,7 @@ func (s *Server) reserve(c *gin.Context, p domain.Principal) {
 	body := reserveBody{Quantity: 1}
 	idem, err := idemKey(c, buf.Bytes())
 	if err == nil && len(bytes.TrimSpace(buf.Bytes())) > 0 {
-		err = decodeJSON(buf.Bytes(), &body)
+		err = decodeReserveBody(buf.Bytes(), &body)
 	}
 	s.putBuf(buf)
 	if err != nil {
@@ -138,7 +138,10 @@ func (s *Server) writeOutcome(c *gin.Context, out domain.Outcome, def int) {
 	if out.Replayed {
 		c.Header(headerReplayed, "true")
 	}
-	c.Data(code, "application/json", jsonview.AppendReservation(make([]byte, 0, 384), &out.Reservation))
+	bp := s.getAnswer()
+	b := jsonview.AppendReservation((*bp)[:0], &out.Reservation)
+	writeData(c, code, contentTypeJSON, b)
+	s.putAnswer(bp, b)
 }
 
 func (s *Server) getReservation(c *gin.Context, p domain.Principal) {
@@ -162,7 +165,7 @@ func (s *Server) getReservation(c *gin.Context, p domain.Principal) {
 		s.fail(c, err)
 		return
 	}
-	c.Data(http.StatusOK, "application/json", jsonview.AppendReservation(make([]byte, 0, 384), &res))
+	writeData(c, http.StatusOK, contentTypeJSON, jsonview.AppendReservation(make([]byte, 0, 384), &res))
 }
 
 // listReservations pages through reservations in id order. A user sees

@@ -28,7 +28,9 @@ import (
 )
 
 const (
-	headerRequestID = "X-Request-ID"
+	// Header names in canonical form, so that reading and setting them
+	// needs no canonicalising copy.
+	headerRequestID = "X-Request-Id"
 	headerNode      = "X-Allot-Node"
 	headerIdemKey   = "Idempotency-Key"
 	headerReplayed  = "Idempotent-Replayed"
@@ -49,8 +51,10 @@ type Server struct {
 	adminLimiter *rateLimiter
 	ipLimiter    *rateLimiter
 	// mark signs the requests this node forwards (forwardmark.go).
-	mark    forwardMark
-	tokens  *tokenCache // nil when token caching is off
+	mark   forwardMark
+	tokens *tokenCache // nil when token caching is off
+	// macs holds *hs256Verifier keyed with AuthSecret (hs256.go).
+	macs    *sync.Pool
 	metrics *httpMetrics
 	fwd     *forwarder
 
@@ -58,6 +62,8 @@ type Server struct {
 	// because every write reads its whole body (it is hashed for the
 	// Idempotency-Key fingerprint).
 	bufs sync.Pool
+	// answers holds *[]byte for encoding answers (answerbuf.go).
+	answers sync.Pool
 
 	// events is what the events routes share (events.go).
 	events eventServing
@@ -66,6 +72,9 @@ type Server struct {
 	// nodes and restarts without a random read per request.
 	reqIDPrefix string
 	reqIDSeq    atomic.Uint64
+	// nodeHeader is the X-Allot-Node value of every answer, shared (see
+	// respond.go).
+	nodeHeader []string
 }
 
 // New builds a Server from a validated Config and registers its metrics on
@@ -90,8 +99,11 @@ func New(cfg Config) (*Server, error) {
 		metrics:     m,
 		fwd:         newForwarder(cfg.RequestTimeout, cfg.Timeouts.write(), cfg.PeerTLS, cfg.Logger),
 		reqIDPrefix: hex.EncodeToString(seed[:]) + "-",
+		nodeHeader:  []string{cfg.NodeID},
+		macs:        newHS256Pool(cfg.AuthSecret),
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
+	s.answers.New = func() any { b := make([]byte, 0, 512); return &b }
 	s.events.init()
 	if s.mark, err = newForwardMark(cfg.AuthSecret, cfg.NodeID); err != nil {
 		return nil, err
@@ -229,12 +241,16 @@ func (s *Server) handle(method, path string, h gin.HandlerFunc) {
 // answer, so that every response carries them.
 func (s *Server) requestHeaders(c *gin.Context) {
 	h := c.Writer.Header()
-	id := c.Request.Header.Get(headerRequestID)
-	if !printableASCII(id, maxRequestIDLen) {
-		id = s.reqIDPrefix + strconv.FormatUint(s.reqIDSeq.Add(1), 36)
+	var id string
+	if v := c.Request.Header[headerRequestID]; len(v) > 0 {
+		id = v[0]
 	}
-	h.Set(headerRequestID, id)
-	h.Set(headerNode, s.cfg.NodeID)
+	if !printableASCII(id, maxRequestIDLen) {
+		var buf [64]byte
+		id = string(strconv.AppendUint(append(buf[:0], s.reqIDPrefix...), s.reqIDSeq.Add(1), 36))
+	}
+	h[headerRequestID] = []string{id}
+	h[headerNode] = s.nodeHeader
 }
 
 // instrument returns the first handler of a route: it counts and times the
@@ -291,7 +307,7 @@ func (s *Server) recovered(c *gin.Context, p any) {
 	if c.Writer.Written() {
 		return
 	}
-	writeProblem(c, classify(errors.New("panic")), "internal error; see the server log for request "+c.Writer.Header().Get(headerRequestID), nil)
+	s.writeProblem(c, classify(errors.New("panic")), "internal error; see the server log for request "+c.Writer.Header().Get(headerRequestID), nil)
 }
 
 // healthTimeLayout is RFC 3339 in UTC with all nine fractional digits.
