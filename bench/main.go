@@ -114,10 +114,14 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.scale.Concurrency, "scale-concurrency", o.scale.Concurrency, "scale: loader goroutines, one call in flight each")
 	fs.DurationVar(&o.scale.Timeout, "scale-timeout", o.scale.Timeout, "scale: bound of the whole run")
 	fs.BoolVar(&o.scale.StateHash, "scale-state-hash", o.scale.StateHash, "scale: compare the new follower's state hash with the leader's (each hash copies the state); off: counts and log digests")
+	fs.StringVar(&o.scale.HeapProfile, "scale-heap-profile", "", "scale: write the heap profile taken after the load (and a forced GC) to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if o.scaleMode {
+		if target != "" {
+			return o, errors.New("--scale runs its own embedded node: not with --target")
+		}
 		return o, o.validateScale()
 	}
 	if fs.NArg() > 0 {
@@ -149,8 +153,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 // own embedded node, no scenario.
 func (o *options) validateScale() error {
 	switch {
-	case len(o.targets) > 0 || o.authSecretFile != "":
-		return errors.New("--scale runs its own embedded node: not with --target")
+	case o.authSecretFile != "":
+		return errors.New("--scale runs its own embedded node: not with --auth-secret-file")
 	case o.nodes != 1:
 		return errors.New("--scale starts its nodes itself: not with --nodes")
 	case o.baseline:

@@ -3,10 +3,12 @@ package scale
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 )
@@ -87,4 +89,13 @@ func readMem() Mem {
 func settledMem() Mem {
 	debug.FreeOSMemory()
 	return readMem()
+}
+
+// writeHeapProfile writes the heap profile as of the last GC to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(pprof.Lookup("heap").WriteTo(f, 0), f.Close())
 }

@@ -42,6 +42,10 @@ type Config struct {
 	// Dir holds the nodes' data dirs; empty: a temporary directory,
 	// removed at the end.
 	Dir string
+	// HeapProfile, when set, is where the heap profile taken once the
+	// load is over (after the forced GC) is written, to see what holds
+	// the memory (go tool pprof).
+	HeapProfile string
 	// Command is the command line, for the report.
 	Command string
 	// Log receives progress and phase lines, and the nodes' warnings.
@@ -221,6 +225,11 @@ func (r *run) load(ctx context.Context) error {
 	r.rep.Memory.AfterLoad = memJSON(readMem())
 	settled := settledMem()
 	r.rep.Memory.Settled = memJSON(settled)
+	if r.cfg.HeapProfile != "" {
+		if err := writeHeapProfile(r.cfg.HeapProfile); err != nil {
+			return fmt.Errorf("heap profile: %w", err)
+		}
+	}
 	r.leader.Node().View(func(st *domain.State) {
 		r.rep.Resources, r.rep.Reservations, _, _ = st.Counts()
 	})
