@@ -26,7 +26,8 @@ type sample struct {
 	failed bool
 }
 
-// ProbeStats summarizes the probe's commits in one window.
+// ProbeStats summarizes the probe's commits in one window: the latencies
+// of every attempt, the failed ones (Errors) included.
 type ProbeStats struct {
 	Commits int     `json:"commits"`
 	Errors  int     `json:"errors"`
@@ -74,12 +75,13 @@ func (p *probe) window(from, to time.Time) ProbeStats {
 	var lats []time.Duration
 	errs := 0
 	for _, s := range p.samples {
-		switch {
-		case !s.at.Before(to) || !s.at.Add(s.lat).After(from):
-		case s.failed:
+		if !s.at.Before(to) || !s.at.Add(s.lat).After(from) {
+			continue
+		}
+		// A failed commit (an apply timeout) waited too: its wait counts.
+		lats = append(lats, s.lat)
+		if s.failed {
 			errs++
-		default:
-			lats = append(lats, s.lat)
 		}
 	}
 	st := ProbeStats{Commits: len(lats), Errors: errs}
