@@ -2,14 +2,18 @@ package scale
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
 )
 
 // probe commits one small reservation at a time, back to back, and keeps
-// when each was sent and how long its commit took: what a client sees of
-// a pause of the log.
+// when each was sent and how long it took to commit: what a client sees
+// of a pause of the log. A call refused before anything was proposed
+// (unavailable: a resource reloading after a failed commit, say) is sent
+// again after a short wait, as a client retries a 503, and the commit's
+// time runs from its first attempt.
 type probe struct {
 	commit func(ctx context.Context) error
 
@@ -21,16 +25,22 @@ type probe struct {
 }
 
 type sample struct {
-	at     time.Time
-	lat    time.Duration
-	failed bool
+	at      time.Time
+	lat     time.Duration
+	failed  bool // it ended in an error that is not retried (an unknown outcome)
+	retries int
 }
 
-// ProbeStats summarizes the probe's commits in one window: the latencies
-// of every attempt, the failed ones (Errors) included.
+// probeRetryWait is the probe's wait before it sends a refused call again.
+const probeRetryWait = 5 * time.Millisecond
+
+// ProbeStats summarizes the probe's commits in one window: Commits counts
+// them, the failed ones (Errors) included, whose wait counts in the
+// latencies too; Retries counts the refused attempts sent again.
 type ProbeStats struct {
 	Commits int     `json:"commits"`
 	Errors  int     `json:"errors"`
+	Retries int     `json:"retries"`
 	P50Ms   float64 `json:"p50_ms"`
 	P99Ms   float64 `json:"p99_ms"`
 	MaxMs   float64 `json:"max_ms"`
@@ -52,10 +62,16 @@ func startProbe(ctx context.Context, commit func(ctx context.Context) error) *pr
 			default:
 			}
 			at := time.Now()
+			retries := 0
 			err := p.commit(ctx)
+			for errors.Is(classify(err, false), errRetry) && ctx.Err() == nil {
+				retries++
+				time.Sleep(probeRetryWait)
+				err = p.commit(ctx)
+			}
 			lat := time.Since(at)
 			p.mu.Lock()
-			p.samples = append(p.samples, sample{at, lat, err != nil})
+			p.samples = append(p.samples, sample{at, lat, err != nil, retries})
 			p.mu.Unlock()
 		}
 	}()
@@ -73,18 +89,19 @@ func (p *probe) window(from, to time.Time) ProbeStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var lats []time.Duration
-	errs := 0
+	errs, retries := 0, 0
 	for _, s := range p.samples {
 		if !s.at.Before(to) || !s.at.Add(s.lat).After(from) {
 			continue
 		}
 		// A failed commit (an apply timeout) waited too: its wait counts.
 		lats = append(lats, s.lat)
+		retries += s.retries
 		if s.failed {
 			errs++
 		}
 	}
-	st := ProbeStats{Commits: len(lats), Errors: errs}
+	st := ProbeStats{Commits: len(lats), Errors: errs, Retries: retries}
 	if len(lats) == 0 {
 		return st
 	}

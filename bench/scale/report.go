@@ -200,7 +200,8 @@ func (r *Report) WriteText(w io.Writer) {
 	mem("two nodes", m.TwoNodes)
 	s := r.Snapshot
 	probe := func(name string, st ProbeStats) {
-		p("  probe %-26s %d commits, p50 %.2f ms, p99 %.2f ms, max %.2f ms, %d errors", name, st.Commits, st.P50Ms, st.P99Ms, st.MaxMs, st.Errors)
+		p("  probe %-26s %d commits, p50 %.2f ms, p99 %.2f ms, max %.2f ms, %d failed, %d refused attempts retried",
+			name, st.Commits, st.P50Ms, st.P99Ms, st.MaxMs, st.Errors, st.Retries)
 	}
 	probe("before the snapshot", s.ProbeBefore)
 	probe("during Raft's snapshot", s.ProbeDuring)
