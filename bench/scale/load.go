@@ -18,10 +18,12 @@ type Phase struct {
 	// outcome stayed unknown (they may or may not be in the state);
 	// Retries the calls refused before anything was proposed and sent
 	// again.
-	Done, Unknown, Retries int64
-	DurationS              float64
+	Done      int64   `json:"done"`
+	Unknown   int64   `json:"unknown_outcomes"`
+	Retries   int64   `json:"retries"`
+	DurationS float64 `json:"duration_s"`
 	// PerSecond is Done over the phase's duration.
-	PerSecond float64
+	PerSecond float64 `json:"per_second"`
 }
 
 // retryWait is how long a call refused as unavailable (nothing proposed)
