@@ -17,8 +17,8 @@ const (
 	sharedNotice = "the node and the loader run in one process: RSS is the process's; after the load it is read with the loader's goroutines gone, and again after a forced GC that returns free pages to the kernel"
 )
 
-// Report is what a scale run measured. Every figure that was not reached
-// (the run failed before it) stays zero and its goal is absent.
+// Report is what a scale run measured. A figure the run did not reach
+// (it failed before) stays zero, and its goal is absent.
 type Report struct {
 	StartedAt time.Time `json:"started_at"`
 	Command   string    `json:"command"`

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -96,6 +97,21 @@ type run struct {
 	leader *server.Server
 	lcfg   server.Config // the leader's, with its bound addresses after the first start
 	follow *server.Server
+	// completed names the steps that finished: only their figures are
+	// set against the goals.
+	completed map[string]bool
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func (r *run) say(format string, args ...any) {
@@ -120,7 +136,9 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if err := cfg.Validate(); err != nil {
 		return rep, err
 	}
-	r := &run{cfg: cfg, rep: rep, secret: make([]byte, 32)}
+	// The nodes log from their own goroutines.
+	cfg.Log = &lockedWriter{w: cfg.Log}
+	r := &run{cfg: cfg, rep: rep, secret: make([]byte, 32), completed: make(map[string]bool)}
 	if _, err := rand.Read(r.secret); err != nil {
 		return rep, err
 	}
@@ -145,6 +163,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		{"restart", r.restart},
 		{"install", r.install},
 	}
+	defer r.goals()
 	for _, s := range steps {
 		if err := s.fn(ctx); err != nil {
 			if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
@@ -152,8 +171,8 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 			}
 			return rep, fmt.Errorf("%s: %w", s.name, err)
 		}
+		r.completed[s.name] = true
 	}
-	r.goals()
 	return rep, nil
 }
 
@@ -503,14 +522,23 @@ func (r *run) sameState(ctx context.Context) error {
 	return nil
 }
 
-// goals sets each figure next to the goal for it.
+// goals sets each figure of a completed step next to the goal
+// for it.
 func (r *run) goals() {
 	m := r.rep.Memory
 	gb := func(n int64) float64 { return float64(n) / 1e9 }
-	r.rep.goal("rss_per_node_peak", gb(m.PeakSingleNode), gb(goalRSS), "GB", m.PeakSingleNode >= 0)
-	r.rep.goal("rss_per_node_after_load", gb(m.AfterLoad.RSS), gb(goalRSS), "GB", m.AfterLoad.RSS >= 0)
-	r.rep.goal("snapshot_pause_probe_max", r.rep.Snapshot.ProbeDuring.MaxMs, ms(goalPause), "ms", r.rep.Snapshot.ProbeDuring.Commits > 0)
-	r.rep.goal("fsm_snapshot_apply_block", r.rep.Snapshot.FSMSnapshotMs, ms(goalPause), "ms", true)
-	r.rep.goal("restart_to_ready", r.rep.Restart.ReadyS, goalRestart.Seconds(), "s", true)
-	r.rep.goal("snapshot_install", r.rep.Install.InstallS, goalInstall.Seconds(), "s", true)
+	if r.completed["load"] {
+		r.rep.goal("rss_per_node_after_load", gb(m.AfterLoad.RSS), gb(goalRSS), "GB", m.AfterLoad.RSS >= 0)
+	}
+	if r.completed["snapshot"] {
+		r.rep.goal("rss_per_node_peak", gb(m.PeakSingleNode), gb(goalRSS), "GB", m.PeakSingleNode >= 0)
+		r.rep.goal("snapshot_pause_probe_max", r.rep.Snapshot.ProbeDuring.MaxMs, ms(goalPause), "ms", r.rep.Snapshot.ProbeDuring.Commits > 0)
+		r.rep.goal("fsm_snapshot_apply_block", r.rep.Snapshot.FSMSnapshotMs, ms(goalPause), "ms", true)
+	}
+	if r.completed["restart"] {
+		r.rep.goal("restart_to_ready", r.rep.Restart.ReadyS, goalRestart.Seconds(), "s", true)
+	}
+	if r.completed["install"] {
+		r.rep.goal("snapshot_install", r.rep.Install.InstallS, goalInstall.Seconds(), "s", true)
+	}
 }

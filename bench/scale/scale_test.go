@@ -104,8 +104,8 @@ func TestScaleTimeout(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "exceeded --scale-timeout 3s") {
 		t.Fatalf("err %v, want the timeout named", err)
 	}
-	if rep.Error == "" || rep.LoadReservations.Done >= cfg.Reservations {
-		t.Errorf("report: error %q, loaded %d", rep.Error, rep.LoadReservations.Done)
+	if rep.Error == "" || rep.LoadReservations.Done >= cfg.Reservations || len(rep.Goals) != 0 {
+		t.Errorf("report: error %q, loaded %d, goals %+v (none reached)", rep.Error, rep.LoadReservations.Done, rep.Goals)
 	}
 }
 
