@@ -119,8 +119,11 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, err
 	}
 	if o.scaleMode {
-		if target != "" {
+		switch {
+		case target != "":
 			return o, errors.New("--scale runs its own embedded node: not with --target")
+		case sweep != "":
+			return o, errors.New("--scale runs no scenario: not with --sweep")
 		}
 		return o, o.validateScale()
 	}
@@ -157,8 +160,8 @@ func (o *options) validateScale() error {
 		return errors.New("--scale runs its own embedded node: not with --auth-secret-file")
 	case o.nodes != 1:
 		return errors.New("--scale starts its nodes itself: not with --nodes")
-	case o.baseline:
-		return errors.New("--scale has no baseline")
+	case o.baseline || o.redis:
+		return errors.New("--scale has no baseline: not with --baseline or --redis")
 	}
 	return o.scale.Validate()
 }

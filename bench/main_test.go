@@ -403,6 +403,8 @@ func TestScaleOptions(t *testing.T) {
 		{"--scale", "--target", "http://10.0.0.1:8080"},
 		{"--scale", "--nodes", "3"},
 		{"--scale", "--baseline"},
+		{"--scale", "--redis"},
+		{"--scale", "--sweep", "64,256"},
 		{"--scale", "--scale-resources", "0"},
 		{"--scale", "--scale-timeout", "0s"},
 	} {
