@@ -57,13 +57,18 @@ type MemReport struct {
 	// AfterLoad: the loader's goroutines gone, no forced GC.
 	AfterLoad MemJSON `json:"after_load"`
 	// Settled: after a forced GC that returned free pages to the kernel.
+	// An automatic snapshot may still hold its copy of the state then.
 	Settled MemJSON `json:"settled"`
+	// Quiet: settled again after the snapshot step, when no snapshot
+	// holds a copy (Raft takes one at a time, and the user snapshot came
+	// after any automatic one): the state and the node alone.
+	Quiet MemJSON `json:"quiet"`
 	// PeakSingleNode is VmHWM read before a second node started: the
 	// peak of the one node with its loader, snapshots included.
 	PeakSingleNode int64 `json:"peak_single_node_bytes"`
-	// Per reservation: the growth of RSS (settled) and of the live heap
-	// from BeforeLoad, over the reservations loaded (the resources'
-	// share included).
+	// Per reservation: the growth of RSS and of the live heap from
+	// BeforeLoad to Quiet (Settled if the run did not get that far), over
+	// the reservations loaded (the resources' share included).
 	RSSPerReservation  float64 `json:"rss_bytes_per_reservation"`
 	HeapPerReservation float64 `json:"heap_live_bytes_per_reservation"`
 	// TwoNodes: after the follower installed the snapshot, both nodes in
@@ -196,6 +201,7 @@ func (r *Report) WriteText(w io.Writer) {
 	mem("before load", m.BeforeLoad)
 	mem("after load", m.AfterLoad)
 	mem("settled", m.Settled)
+	mem("quiet", m.Quiet)
 	p("  memory peak (VmHWM, one node + loader): %s; per reservation: %.0f B of rss, %.0f B of live heap", human(m.PeakSingleNode), m.RSSPerReservation, m.HeapPerReservation)
 	mem("two nodes", m.TwoNodes)
 	s := r.Snapshot
