@@ -70,6 +70,7 @@ type MemReport struct {
 	// BeforeLoad to Quiet (Settled if the run did not get that far), over
 	// the reservations loaded (the resources' share included).
 	RSSPerReservation  float64 `json:"rss_bytes_per_reservation"`
+	AnonPerReservation float64 `json:"rss_anon_bytes_per_reservation"`
 	HeapPerReservation float64 `json:"heap_live_bytes_per_reservation"`
 	// TwoNodes: after the follower installed the snapshot, both nodes in
 	// the process.
@@ -202,7 +203,8 @@ func (r *Report) WriteText(w io.Writer) {
 	mem("after load", m.AfterLoad)
 	mem("settled", m.Settled)
 	mem("quiet", m.Quiet)
-	p("  memory peak (VmHWM, one node + loader): %s; per reservation: %.0f B of rss, %.0f B of live heap", human(m.PeakSingleNode), m.RSSPerReservation, m.HeapPerReservation)
+	p("  memory peak (VmHWM, one node + loader): %s; per reservation: %.0f B of rss (%.0f B anonymous), %.0f B of live heap",
+		human(m.PeakSingleNode), m.RSSPerReservation, m.AnonPerReservation, m.HeapPerReservation)
 	mem("two nodes", m.TwoNodes)
 	s := r.Snapshot
 	probe := func(name string, st ProbeStats) {

@@ -275,6 +275,7 @@ func (r *run) perReservation(m Mem) {
 	}
 	if m.RSS >= 0 {
 		mr.RSSPerReservation = float64(m.RSS-mr.BeforeLoad.RSS) / loaded
+		mr.AnonPerReservation = float64(m.RSSAnon-mr.BeforeLoad.RSSAnon) / loaded
 	}
 	mr.HeapPerReservation = float64(m.HeapLive-mr.BeforeLoad.HeapLive) / loaded
 }
