@@ -14,7 +14,7 @@ const (
 	goalPause    = 50 * time.Millisecond
 	goalRestart  = 10 * time.Second
 	goalInstall  = 60 * time.Second
-	sharedNotice = "the node and the loader run in one process: RSS is the process's; after the load it is read with the loader's goroutines gone, and again after a forced GC that returns free pages to the kernel"
+	sharedNotice = "the node and the loader run in one process: RSS is the process's; after the load it is read with the loader's goroutines gone, again after a forced GC that returns free pages to the kernel, and once more after the snapshots (quiet)"
 )
 
 // Report is what a scale run measured. A figure the run did not reach
