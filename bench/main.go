@@ -12,6 +12,11 @@
 //	               [--concurrency 64 | --rate 5000 | --sweep 64,256,1024]
 //	               [--duration 20s] [--warmup 0s] [--requests N] [--baseline] [--redis] [--json FILE]
 //	go run ./bench --target http://host:8080[,http://...]   (secret in ALLOT_AUTH_SECRET)
+//	go run ./bench --scale [--scale-resources 1000000] [--scale-reservations 10000000] [--scale-timeout 30m] [--json FILE]
+//
+// --scale is another mode (package bench/scale): it loads one embedded node
+// with a large state and measures memory, the snapshot's pause, restart
+// and snapshot install.
 package main
 
 import (
@@ -28,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"allot/bench/scale"
 	"allot/bench/scenario"
 )
 
@@ -61,10 +67,13 @@ type options struct {
 	authSecretFile string
 	seed           uint64
 	params         scenario.Params
+	// scaleMode runs bench/scale with scale instead of a scenario.
+	scaleMode bool
+	scale     scale.Config
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
-	o := options{params: scenario.DefaultParams()}
+	o := options{params: scenario.DefaultParams(), scale: scale.DefaultConfig()}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -99,8 +108,24 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.params.CampaignVouchers, "campaign-vouchers", o.params.CampaignVouchers, "campaign: vouchers sharing the campaign's limit group")
 	fs.Int64Var(&o.params.CampaignStock, "campaign-stock", o.params.CampaignStock, "campaign: units per voucher")
 	fs.Int64Var(&o.params.CampaignQuota, "campaign-quota", o.params.CampaignQuota, "campaign: coupons in all (the limit's capacity), one per user")
+	fs.BoolVar(&o.scaleMode, "scale", false, "scale mode: load one embedded node with --scale-resources and --scale-reservations, then measure memory, the snapshot's pause, restart and snapshot install (no scenario)")
+	fs.Int64Var(&o.scale.Resources, "scale-resources", o.scale.Resources, "scale: resources to create")
+	fs.Int64Var(&o.scale.Reservations, "scale-reservations", o.scale.Reservations, "scale: reservations to create, spread evenly over the resources")
+	fs.IntVar(&o.scale.Concurrency, "scale-concurrency", o.scale.Concurrency, "scale: loader goroutines, one call in flight each")
+	fs.DurationVar(&o.scale.Timeout, "scale-timeout", o.scale.Timeout, "scale: bound of the whole run")
+	fs.BoolVar(&o.scale.StateHash, "scale-state-hash", o.scale.StateHash, "scale: compare the new follower's state hash with the leader's (each hash copies the state); off: counts and log digests")
+	fs.StringVar(&o.scale.HeapProfile, "scale-heap-profile", "", "scale: write the heap profile taken after the load (and a forced GC) to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.scaleMode {
+		switch {
+		case target != "":
+			return o, errors.New("--scale runs its own embedded node: not with --target")
+		case sweep != "":
+			return o, errors.New("--scale runs no scenario: not with --sweep")
+		}
+		return o, o.validateScale()
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -125,6 +150,20 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		}
 	}
 	return o, o.validate()
+}
+
+// validateScale refuses the flags scale mode has no use for: it runs its
+// own embedded node, no scenario.
+func (o *options) validateScale() error {
+	switch {
+	case o.authSecretFile != "":
+		return errors.New("--scale runs its own embedded node: not with --auth-secret-file")
+	case o.nodes != 1:
+		return errors.New("--scale starts its nodes itself: not with --nodes")
+	case o.baseline || o.redis:
+		return errors.New("--scale has no baseline: not with --baseline or --redis")
+	}
+	return o.scale.Validate()
 }
 
 func (o *options) validate() error {
@@ -190,6 +229,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if opts.scaleMode {
+		return runScale(ctx, opts, args, stdout, stderr)
+	}
 	b := newBench(opts, args, stdout, stderr)
 	err = b.execute(ctx)
 	if err != nil {
@@ -207,6 +249,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench:", err)
 		return exitError
 	case b.rep.Failed():
+		return exitFail
+	}
+	return exitPass
+}
+
+// runScale is --scale: exit 0 when the run was made and its checks passed
+// (the goals are figures to read, not checks), 1 when a check failed, 2
+// when the run could not be made.
+func runScale(ctx context.Context, opts options, args []string, stdout, stderr io.Writer) int {
+	cfg := opts.scale
+	cfg.Command = strings.TrimSpace("go run ./bench " + strings.Join(args, " "))
+	cfg.Log = stderr
+	rep, err := scale.Run(ctx, cfg)
+	rep.WriteText(stdout)
+	if opts.jsonPath != "" {
+		if jerr := rep.WriteJSON(opts.jsonPath); jerr != nil {
+			fmt.Fprintln(stderr, "bench: writing the JSON report:", jerr)
+			return exitError
+		}
+	}
+	switch {
+	case err != nil:
+		fmt.Fprintln(stderr, "bench: scale:", err)
+		return exitError
+	case !rep.Pass():
 		return exitFail
 	}
 	return exitPass

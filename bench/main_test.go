@@ -387,3 +387,29 @@ func TestSweep(t *testing.T) {
 		t.Errorf("no sweep table:\n%s", out)
 	}
 }
+
+func TestScaleOptions(t *testing.T) {
+	o, err := parseOptions([]string{"--scale", "--scale-resources", "200", "--scale-reservations", "2000", "--scale-timeout", "1m"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.scaleMode || o.scale.Resources != 200 || o.scale.Reservations != 2000 || o.scale.Timeout.Minutes() != 1 {
+		t.Errorf("scale options: %+v", o.scale)
+	}
+	if o, err := parseOptions(nil, io.Discard); err != nil || o.scaleMode || o.scale.Resources != 1_000_000 || o.scale.Reservations != 10_000_000 {
+		t.Errorf("defaults: %v, %+v", err, o.scale)
+	}
+	for _, args := range [][]string{
+		{"--scale", "--target", "http://10.0.0.1:8080"},
+		{"--scale", "--nodes", "3"},
+		{"--scale", "--baseline"},
+		{"--scale", "--redis"},
+		{"--scale", "--sweep", "64,256"},
+		{"--scale", "--scale-resources", "0"},
+		{"--scale", "--scale-timeout", "0s"},
+	} {
+		if _, err := parseOptions(args, io.Discard); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+}

@@ -204,6 +204,10 @@ func (s *Server) HTTPAddr() string { return s.listener.Addr().String() }
 // Node exposes the Raft node (tests, bench verification).
 func (s *Server) Node() *cluster.Node { return s.node }
 
+// Engine exposes the write path the HTTP layer calls, so that the bench's
+// scale mode can load millions of reservations without HTTP's cost.
+func (s *Server) Engine() *actors.Engine { return s.engine }
+
 // Shutdown stops the node from the outside in: the clock probe of the other
 // nodes stops, HTTP stops taking requests and finishes (or times out) the
 // ones in flight, the actors stop, Raft hands leadership over if it can and
