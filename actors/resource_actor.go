@@ -13,9 +13,9 @@ import (
 )
 
 // maxCachedReservations is how many reservations an actor keeps in its
-// working copy before it drops those committed state already has (see
-// dropCommitted).
-const maxCachedReservations = 4096
+// working copy, while some of its events are in flight, before it drops
+// those committed state already has (see dropCommitted).
+const maxCachedReservations = 256
 
 // resyncTimeout bounds the barrier a dirty actor waits for.
 const resyncTimeout = 10 * time.Second
@@ -132,7 +132,15 @@ func (a *resourceActor) ensureLoaded() bool {
 		return true
 	}
 	if !a.dirty.Load() {
-		if len(a.reservations) > a.cacheLimit {
+		switch {
+		case len(a.reservations) > 0 && a.pending.Load() == 0:
+			// Nothing in flight: committed state says all the copy says.
+			// Dropping it keeps a million resources touched a few times
+			// each from holding their reservations twice until they go
+			// idle.
+			a.reservations = make(map[string]*workingReservation)
+			a.cacheLimit = maxCachedReservations
+		case len(a.reservations) > a.cacheLimit:
 			a.dropCommitted()
 		}
 		return true
