@@ -403,10 +403,11 @@ func (f *FSM) View(fn func(*domain.State)) {
 	fn(f.st)
 }
 
-// Snapshot returns a frozen deep copy of the state for Persist to stream
-// while Apply goes on. The copy is O(state) in time and memory and blocks
-// Apply (not readers) while it is made; a copy-on-write State would make
-// this O(1) if snapshots of very large states ever stall the log.
+// Snapshot returns a frozen view of the state for Persist to stream while
+// Apply goes on (domain.State.Freeze): it costs O(shards), not O(state),
+// so Apply waits microseconds whatever the state's size; the writes after
+// it copy the parts of the state they touch first, once each. Freeze
+// writes to the live state, so it holds the write lock, briefly.
 //
 // A halted FSM refuses: Raft would label the snapshot with its own applied
 // index, past the entry the FSM could not apply, and a restart from it
@@ -415,9 +416,9 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if h := f.halt.Load(); h != nil {
 		return nil, fmt.Errorf("snapshot: %w", h)
 	}
-	f.mu.RLock()
-	st := f.st.Clone()
-	f.mu.RUnlock()
+	f.mu.Lock()
+	st := f.st.Freeze()
+	f.mu.Unlock()
 	snap := &fsmSnapshot{st: st, events: f.events}
 	if f.events != nil {
 		// Snapshot runs on the apply goroutine: the log holds every record
@@ -538,7 +539,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	return sink.Close()
 }
 
-// Release drops the frozen copy and the pin on the stream.
+// Release drops the frozen view and the pin on the stream.
 func (s *fsmSnapshot) Release() {
 	if s.events != nil {
 		s.events.Unpin(s.from)

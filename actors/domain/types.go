@@ -2,6 +2,8 @@ package domain
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -294,6 +296,16 @@ func (r *Resource) Clone() *Resource {
 	for k, v := range r.UserUnits {
 		c.UserUnits[k] = v
 	}
+	return &c
+}
+
+// cowClone returns a copy for Apply to change in place while frozen views
+// keep the original (cowmap.go): the counts are copied, the spec is shared,
+// since Apply replaces a spec whole and never changes one in place.
+func (r *Resource) cowClone() *Resource {
+	c := *r
+	c.Nights = slices.Clone(r.Nights)
+	c.UserUnits = maps.Clone(r.UserUnits)
 	return &c
 }
 
