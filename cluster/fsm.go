@@ -403,11 +403,19 @@ func (f *FSM) View(fn func(*domain.State)) {
 	fn(f.st)
 }
 
+// frozen returns a view of the committed state that Apply does not change
+// (domain.State.Freeze), to read without the lock. Freeze writes to the
+// live state, so it takes the write lock, for O(shards).
+func (f *FSM) frozen() *domain.State {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st.Freeze()
+}
+
 // Snapshot returns a frozen view of the state for Persist to stream while
 // Apply goes on (domain.State.Freeze): it costs O(shards), not O(state),
 // so Apply waits microseconds whatever the state's size; the writes after
-// it copy the parts of the state they touch first, once each. Freeze
-// writes to the live state, so it holds the write lock, briefly.
+// it copy the parts of the state they touch first, once each.
 //
 // A halted FSM refuses: Raft would label the snapshot with its own applied
 // index, past the entry the FSM could not apply, and a restart from it
@@ -416,10 +424,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if h := f.halt.Load(); h != nil {
 		return nil, fmt.Errorf("snapshot: %w", h)
 	}
-	f.mu.Lock()
-	st := f.st.Freeze()
-	f.mu.Unlock()
-	snap := &fsmSnapshot{st: st, events: f.events}
+	snap := &fsmSnapshot{st: f.frozen(), events: f.events}
 	if f.events != nil {
 		// Snapshot runs on the apply goroutine: the log holds every record
 		// up to st's head, and the pin keeps retention from taking any of
