@@ -163,9 +163,22 @@ func (s *State) Apply(ev *Event) error {
 	s.lastAt = max(s.lastAt, ev.At)
 	s.pruneIdem(s.lastAt)
 	if ev.Idem != nil {
-		s.putIdem(*ev.Idem)
+		s.putIdem(s.sharedIdem(*ev.Idem))
 	}
 	return nil
+}
+
+// sharedIdem returns rec with its strings shared with what the state holds
+// already, where they are equal: a record that repeats the reservation it
+// answers with costs no second copy of its strings. Only memory changes.
+func (s *State) sharedIdem(rec IdemRecord) IdemRecord {
+	if res, ok := s.reservations.get(rec.Reservation.ID); ok && res == rec.Reservation {
+		rec.Reservation = res
+	}
+	if rec.User == rec.Reservation.User {
+		rec.User = rec.Reservation.User
+	}
+	return rec
 }
 
 // LogFormat is the newest batch format the committed log allows; 0 if it
@@ -243,6 +256,7 @@ func (s *State) applyReserve(ev *Event) error {
 		return err
 	}
 	r = s.writableResource(r.ID)
+	res.ResourceID = r.ID // equal: one copy of the id for all its reservations
 	r.ApplyReserve(&res)
 	s.addShares(r, &res, 1)
 	s.addReservation(&res)
@@ -323,6 +337,7 @@ func (s *State) putIdem(rec IdemRecord) {
 	if _, ok := s.idem.get(k); ok {
 		return // the first answer stays
 	}
+	rec.Key = k[len(rec.User)+1:] // shares the map key's bytes
 	s.idem.set(s.epoch, k, rec)
 	s.idemFIFO = append(s.idemFIFO, k)
 }
@@ -477,14 +492,18 @@ func (s *State) LoadResource(r *Resource) {
 
 // LoadReservation adds a reservation while restoring a snapshot.
 func (s *State) LoadReservation(res Reservation) {
+	r := s.resource(res.ResourceID)
+	if r != nil {
+		res.ResourceID = r.ID // as applyReserve shares it
+	}
 	s.addReservation(&res)
-	if r := s.resource(res.ResourceID); r != nil && res.Status.Taken() {
+	if r != nil && res.Status.Taken() {
 		s.addShares(r, &res, 1)
 	}
 }
 
 // LoadIdem adds an idempotency record while restoring a snapshot.
-func (s *State) LoadIdem(rec IdemRecord) { s.putIdem(rec) }
+func (s *State) LoadIdem(rec IdemRecord) { s.putIdem(s.sharedIdem(rec)) }
 
 // Clone returns a deep copy that shares nothing with s. It only reads s,
 // so it may run alongside other readers (and other Clones); Freeze is the

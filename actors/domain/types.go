@@ -309,16 +309,17 @@ func (r *Resource) cowClone() *Resource {
 	return &c
 }
 
-// Reservation is one booking of Quantity units (rooms: per night of the stay).
+// Reservation is one booking of Quantity units (rooms: per night of the
+// stay). The fields are ordered to pack: the state holds millions.
 type Reservation struct {
 	ID         string
 	ResourceID string
-	Kind       Kind
 	User       string
 	Quantity   int64
-	Status     Status
 	CheckIn    Day // rooms only
 	CheckOut   Day // rooms only, exclusive
+	Kind       Kind
+	Status     Status
 	CreatedAt  int64
 	ExpiresAt  int64 // held only
 	UpdatedAt  int64
