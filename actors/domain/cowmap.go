@@ -10,31 +10,45 @@ import (
 // Copy-on-write maps: what lets State.Freeze take a view of a state of
 // millions of reservations in O(shards) while Apply goes on mutating it.
 //
-// A cowMap is a map split by key hash into a fixed number of shards. Every
-// shard records the epoch of the state that made it; a state writes in
-// place only to its own shards and copies any other shard first. Freeze
-// gives the view and the state new epochs and a copy of the shard table
+// A cowMap is a map split by key hash into small shards. Every shard
+// records the epoch of the state that made it; a state writes in place
+// only to its own shards and copies any other shard first. Freeze gives
+// the view and the state new epochs and a copy of the shard directory
 // each, so the shards they share stay as they were for both: the first
-// write to a shard after a snapshot copies that shard (about 1/cowShards of
-// the map), and later writes to it are plain map writes.
+// write to a shard after a snapshot copies that shard, and later writes to
+// it are plain map writes.
+//
+// Shards stay small however large the map grows (extendible hashing): a
+// shard that outgrows maxShard splits in two by one more bit of the hash,
+// doubling the directory when it is as deep as the directory. So the copy
+// a write pays after a snapshot is bounded (a few µs), and Freeze costs a
+// copy of the directory, about one pointer per hundred entries.
 //
 // A value that points at something Apply mutates in place (a *Resource, a
 // []string appended to) is wrapped in owned, which records the epoch of the
 // state that may mutate it; any other state clones it before a write.
 
-// cowShards is the number of shards of every cowMap: a power of two, large
-// enough that one shard of ten million reservations copies in well under a
-// millisecond.
-const cowShards = 4096
+// maxShard is the size at which a shard splits.
+const maxShard = 128
+
+// maxDepth bounds the directory (2^maxDepth entries): past it, shards
+// grow instead of splitting.
+const maxDepth = 26
 
 type cowMap[V any] struct {
-	seed   maphash.Seed // shared by every view of the map: it places the keys
-	shards []*cowShard[V]
-	n      int
+	seed maphash.Seed // shared by every view of the map: it places the keys
+	// dir holds 1<<depth entries: entry i is the shard of the keys whose
+	// hash ends in the bits of i. A shard of local depth d holds every key
+	// whose hash ends in its d bits, so 1<<(depth-d) entries point at it.
+	// A state's dir is its own (Freeze copies it); shards are shared.
+	dir   []*cowShard[V]
+	depth uint8
+	n     int
 }
 
 type cowShard[V any] struct {
 	epoch uint64 // of the state that made it: the only one that writes to it
+	depth uint8  // local depth: its keys share the low depth bits of their hash
 	m     map[string]V
 }
 
@@ -46,52 +60,82 @@ type owned[T any] struct {
 }
 
 func newCowMap[V any](seed maphash.Seed) cowMap[V] {
-	return cowMap[V]{seed: seed, shards: make([]*cowShard[V], cowShards)}
+	return cowMap[V]{seed: seed, dir: []*cowShard[V]{{}}} // epoch 0 is no state's: the first write makes its own
 }
 
-func (c *cowMap[V]) shardOf(k string) int {
-	return int(maphash.String(c.seed, k) & (cowShards - 1))
-}
+func (c *cowMap[V]) hash(k string) uint64 { return maphash.String(c.seed, k) }
+
+func (c *cowMap[V]) index(h uint64) int { return int(h & (1<<c.depth - 1)) }
 
 func (c *cowMap[V]) get(k string) (V, bool) {
-	if sh := c.shards[c.shardOf(k)]; sh != nil {
-		v, ok := sh.m[k]
-		return v, ok
-	}
-	var zero V
-	return zero, false
+	v, ok := c.dir[c.index(c.hash(k))].m[k]
+	return v, ok
 }
 
-// writable returns shard i's map for a state of epoch to write to, copied
-// first unless that state made it.
-func (c *cowMap[V]) writable(i int, epoch uint64) map[string]V {
-	sh := c.shards[i]
-	switch {
-	case sh == nil:
-		sh = &cowShard[V]{epoch: epoch, m: make(map[string]V)}
-		c.shards[i] = sh
-	case sh.epoch != epoch:
-		sh = &cowShard[V]{epoch: epoch, m: maps.Clone(sh.m)}
-		c.shards[i] = sh
+// writable returns the shard at directory index i for a state of epoch to
+// write to, copied first unless that state made it.
+func (c *cowMap[V]) writable(i int, epoch uint64) *cowShard[V] {
+	sh := c.dir[i]
+	if sh.epoch == epoch {
+		return sh
 	}
-	return sh.m
+	m := maps.Clone(sh.m)
+	if m == nil {
+		m = make(map[string]V)
+	}
+	cp := &cowShard[V]{epoch: epoch, depth: sh.depth, m: m}
+	step := 1 << sh.depth
+	for j := i & (step - 1); j < len(c.dir); j += step {
+		c.dir[j] = cp
+	}
+	return cp
 }
 
 func (c *cowMap[V]) set(epoch uint64, k string, v V) {
-	m := c.writable(c.shardOf(k), epoch)
-	n := len(m)
-	m[k] = v
-	c.n += len(m) - n
+	i := c.index(c.hash(k))
+	sh := c.writable(i, epoch)
+	n := len(sh.m)
+	sh.m[k] = v
+	if len(sh.m) > n {
+		c.n++
+		if len(sh.m) > maxShard && sh.depth < maxDepth {
+			c.split(i, sh)
+		}
+	}
+}
+
+// split replaces sh, a shard of the state's own at directory index i, by
+// two shards one bit deeper.
+func (c *cowMap[V]) split(i int, sh *cowShard[V]) {
+	if sh.depth == c.depth {
+		c.dir = append(c.dir, c.dir...)
+		c.depth++
+	}
+	bit := 1 << sh.depth
+	lo := &cowShard[V]{epoch: sh.epoch, depth: sh.depth + 1, m: make(map[string]V, len(sh.m)/2+1)}
+	hi := &cowShard[V]{epoch: sh.epoch, depth: sh.depth + 1, m: make(map[string]V, len(sh.m)/2+1)}
+	for k, v := range sh.m {
+		if c.hash(k)&uint64(bit) == 0 {
+			lo.m[k] = v
+		} else {
+			hi.m[k] = v
+		}
+	}
+	for j := i & (bit - 1); j < len(c.dir); j += bit {
+		if j&bit == 0 {
+			c.dir[j] = lo
+		} else {
+			c.dir[j] = hi
+		}
+	}
 }
 
 func (c *cowMap[V]) del(epoch uint64, k string) {
-	i := c.shardOf(k)
-	if sh := c.shards[i]; sh == nil {
-		return
-	} else if _, ok := sh.m[k]; !ok {
+	i := c.index(c.hash(k))
+	if _, ok := c.dir[i].m[k]; !ok {
 		return
 	}
-	delete(c.writable(i, epoch), k)
+	delete(c.writable(i, epoch).m, k)
 	c.n--
 }
 
@@ -100,9 +144,9 @@ func (c *cowMap[V]) len() int { return c.n }
 // all yields every entry, in no defined order.
 func (c *cowMap[V]) all() iter.Seq2[string, V] {
 	return func(yield func(string, V) bool) {
-		for _, sh := range c.shards {
-			if sh == nil {
-				continue
+		for j, sh := range c.dir {
+			if j >= 1<<sh.depth {
+				continue // visited at its first entry
 			}
 			for k, v := range sh.m {
 				if !yield(k, v) {
@@ -126,7 +170,7 @@ func (c *cowMap[V]) sortedKeys() []string {
 // freeze returns a map sharing every shard with c; the caller gives both
 // states new epochs, so neither writes to a shared shard.
 func (c *cowMap[V]) freeze() cowMap[V] {
-	return cowMap[V]{seed: c.seed, shards: slices.Clone(c.shards), n: c.n}
+	return cowMap[V]{seed: c.seed, dir: slices.Clone(c.dir), depth: c.depth, n: c.n}
 }
 
 // writableOwned returns the value of k for a state of epoch to mutate in
