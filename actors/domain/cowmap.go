@@ -28,8 +28,11 @@ import (
 // []string appended to) is wrapped in owned, which records the epoch of the
 // state that may mutate it; any other state clones it before a write.
 
-// maxShard is the size at which a shard splits.
-const maxShard = 128
+// maxShard is the size at which a shard splits: 7/8 of 128, what a Go map
+// of 128 slots holds before it grows, and each half starts with room for
+// it. Shards then stay between half and fully loaded, as in any extendible
+// hash, without regrowing their tables.
+const maxShard = 112
 
 // maxDepth bounds the directory (2^maxDepth entries): past it, shards
 // grow instead of splitting.
@@ -98,7 +101,7 @@ func (c *cowMap[V]) set(epoch uint64, k string, v V) {
 	sh.m[k] = v
 	if len(sh.m) > n {
 		c.n++
-		if len(sh.m) > maxShard && sh.depth < maxDepth {
+		if len(sh.m) >= maxShard && sh.depth < maxDepth {
 			c.split(i, sh)
 		}
 	}
@@ -112,8 +115,8 @@ func (c *cowMap[V]) split(i int, sh *cowShard[V]) {
 		c.depth++
 	}
 	bit := 1 << sh.depth
-	lo := &cowShard[V]{epoch: sh.epoch, depth: sh.depth + 1, m: make(map[string]V, len(sh.m)/2+1)}
-	hi := &cowShard[V]{epoch: sh.epoch, depth: sh.depth + 1, m: make(map[string]V, len(sh.m)/2+1)}
+	lo := &cowShard[V]{epoch: sh.epoch, depth: sh.depth + 1, m: make(map[string]V, maxShard)}
+	hi := &cowShard[V]{epoch: sh.epoch, depth: sh.depth + 1, m: make(map[string]V, maxShard)}
 	for k, v := range sh.m {
 		if c.hash(k)&uint64(bit) == 0 {
 			lo.m[k] = v

@@ -1,7 +1,9 @@
 package domain_test
 
 import (
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 
@@ -13,7 +15,8 @@ import (
 // (every other one with an idempotency record, 4 reservations per user),
 // applied from decoded batches as the FSM applies them, then the heap
 // after a GC per reservation (bytes/reservation). One op is the whole
-// build; run it with -benchtime 1x.
+// build; run it with -benchtime 1x. ALLOT_HEAP_PROFILE=file writes a heap
+// profile of the state there.
 func BenchmarkHeapPerReservation(b *testing.B) {
 	const nResources, nReservations, perBatch = 100_000, 1_000_000, 4096
 	at := int64(1_700_000_000e9)
@@ -69,6 +72,16 @@ func BenchmarkHeapPerReservation(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-mid.HeapAlloc)/nReservations, "bytes/reservation")
 		b.ReportMetric(float64(mid.HeapAlloc-before.HeapAlloc)/nResources, "bytes/resource")
+		if path := os.Getenv("ALLOT_HEAP_PROFILE"); path != "" { // where the bytes are: go tool pprof -sample_index=inuse_space
+			out, err := os.Create(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := pprof.WriteHeapProfile(out); err != nil {
+				b.Fatal(err)
+			}
+			out.Close()
+		}
 		runtime.KeepAlive(st)
 	}
 }
