@@ -39,7 +39,7 @@ const maxShard = 112
 const maxDepth = 26
 
 type cowMap[V any] struct {
-	seed maphash.Seed // shared by every view of the map: it places the keys
+	seed maphash.Seed // places the keys: the same for every map of a state and its views (getH)
 	// dir holds 1<<depth entries: entry i is the shard of the keys whose
 	// hash ends in the bits of i. A shard of local depth d holds every key
 	// whose hash ends in its d bits, so 1<<(depth-d) entries point at it.
@@ -70,8 +70,12 @@ func (c *cowMap[V]) hash(k string) uint64 { return maphash.String(c.seed, k) }
 
 func (c *cowMap[V]) index(h uint64) int { return int(h & (1<<c.depth - 1)) }
 
-func (c *cowMap[V]) get(k string) (V, bool) {
-	v, ok := c.dir[c.index(c.hash(k))].m[k]
+func (c *cowMap[V]) get(k string) (V, bool) { return c.getH(c.hash(k), k) }
+
+// getH is get with k's hash h: a state's maps share their seed, so one
+// hash serves every map it looks k up in.
+func (c *cowMap[V]) getH(h uint64, k string) (V, bool) {
+	v, ok := c.dir[c.index(h)].m[k]
 	return v, ok
 }
 
@@ -94,8 +98,11 @@ func (c *cowMap[V]) writable(i int, epoch uint64) *cowShard[V] {
 	return cp
 }
 
-func (c *cowMap[V]) set(epoch uint64, k string, v V) {
-	i := c.index(c.hash(k))
+func (c *cowMap[V]) set(epoch uint64, k string, v V) { c.setH(epoch, c.hash(k), k, v) }
+
+// setH is set with k's hash h (see getH).
+func (c *cowMap[V]) setH(epoch uint64, h uint64, k string, v V) {
+	i := c.index(h)
 	sh := c.writable(i, epoch)
 	n := len(sh.m)
 	sh.m[k] = v
@@ -107,34 +114,34 @@ func (c *cowMap[V]) set(epoch uint64, k string, v V) {
 	}
 }
 
-// split replaces sh, a shard of the state's own at directory index i, by
-// two shards one bit deeper.
+// split makes sh, a shard of the state's own at directory index i, one bit
+// deeper, moving the keys with that bit set to a new shard.
 func (c *cowMap[V]) split(i int, sh *cowShard[V]) {
 	if sh.depth == c.depth {
 		c.dir = append(c.dir, c.dir...)
 		c.depth++
 	}
 	bit := 1 << sh.depth
-	lo := &cowShard[V]{epoch: sh.epoch, depth: sh.depth + 1, m: make(map[string]V, maxShard)}
-	hi := &cowShard[V]{epoch: sh.epoch, depth: sh.depth + 1, m: make(map[string]V, maxShard)}
+	// sh is the state's own: it keeps the keys without the new bit and
+	// hands the others to a new shard (deleting while ranging is allowed).
+	sh.depth++
+	hi := &cowShard[V]{epoch: sh.epoch, depth: sh.depth, m: make(map[string]V, maxShard)}
 	for k, v := range sh.m {
-		if c.hash(k)&uint64(bit) == 0 {
-			lo.m[k] = v
-		} else {
+		if c.hash(k)&uint64(bit) != 0 {
 			hi.m[k] = v
+			delete(sh.m, k)
 		}
 	}
-	for j := i & (bit - 1); j < len(c.dir); j += bit {
-		if j&bit == 0 {
-			c.dir[j] = lo
-		} else {
-			c.dir[j] = hi
-		}
+	for j := i&(bit-1) | bit; j < len(c.dir); j += bit << 1 {
+		c.dir[j] = hi
 	}
 }
 
-func (c *cowMap[V]) del(epoch uint64, k string) {
-	i := c.index(c.hash(k))
+func (c *cowMap[V]) del(epoch uint64, k string) { c.delH(epoch, c.hash(k), k) }
+
+// delH is del with k's hash h (see getH).
+func (c *cowMap[V]) delH(epoch uint64, h uint64, k string) {
+	i := c.index(h)
 	if _, ok := c.dir[i].m[k]; !ok {
 		return
 	}
@@ -194,13 +201,15 @@ func writableOwned[T any](c *cowMap[owned[T]], epoch uint64, k string, clone fun
 // idList is a sorted list of reservation ids (byUser, byResource).
 type idList = owned[[]string]
 
-// writableIDs returns the list of k for a state of epoch to change: one
-// that another state may share is clipped, so that appending or inserting
-// reallocates it instead of writing into the shared array.
-func writableIDs(c *cowMap[idList], epoch uint64, k string) []string {
-	e, _ := c.get(k)
+// insertID inserts id into the sorted list of k for a state of epoch: a
+// list that another state may share is clipped first, so that appending or
+// inserting reallocates it instead of writing into the shared array.
+func insertID(c *cowMap[idList], epoch uint64, k, id string) {
+	h := c.hash(k)
+	e, _ := c.getH(h, k)
 	if e.epoch != epoch {
-		return slices.Clip(e.v)
+		e = idList{v: slices.Clip(e.v), epoch: epoch}
 	}
-	return e.v
+	e.v = insertSorted(e.v, id)
+	c.setH(epoch, h, k, e)
 }

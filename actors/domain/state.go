@@ -239,14 +239,17 @@ func (s *State) applyDelete(ev *Event) error {
 
 func (s *State) applyReserve(ev *Event) error {
 	res := ev.Reservation
-	r := s.resource(res.ResourceID)
+	hr := s.resources.hash(res.ResourceID)
+	re, _ := s.resources.getH(hr, res.ResourceID)
+	r := re.v
 	if r == nil || res.ResourceID != ev.ResourceID {
 		return wrapf(ErrNotFound, "resource %s", res.ResourceID)
 	}
 	if res.ID == "" {
 		return invalidf("reservation without id")
 	}
-	if _, dup := s.reservations.get(res.ID); dup {
+	h := s.reservations.hash(res.ID)
+	if _, dup := s.reservations.getH(h, res.ID); dup {
 		return wrapf(ErrAlreadyExists, "reservation %s", res.ID)
 	}
 	if err := r.CheckReserve(&res); err != nil {
@@ -255,28 +258,24 @@ func (s *State) applyReserve(ev *Event) error {
 	if err := s.CheckShares(r, &res); err != nil {
 		return err
 	}
-	r = s.writableResource(r.ID)
+	r = s.ownResource(hr, re)
 	res.ResourceID = r.ID // equal: one copy of the id for all its reservations
 	r.ApplyReserve(&res)
 	s.addShares(r, &res, 1)
-	s.addReservation(&res)
+	s.addReservation(h, &res)
 	return nil
 }
 
-// addReservation stores a new reservation and indexes it.
-func (s *State) addReservation(res *Reservation) {
-	s.reservations.set(s.epoch, res.ID, *res)
-	s.addID(&s.byUser, res.User, res.ID)
-	s.addID(&s.byResource, res.ResourceID, res.ID)
+// addReservation stores a new reservation, whose id hashes to h, and
+// indexes it.
+func (s *State) addReservation(h uint64, res *Reservation) {
+	s.reservations.setH(s.epoch, h, res.ID, *res) // the held index below shares the seed
+	insertID(&s.byUser, s.epoch, res.User, res.ID)
+	insertID(&s.byResource, s.epoch, res.ResourceID, res.ID)
 	if res.Status == StatusHeld {
-		s.held.set(s.epoch, res.ID, struct{}{})
+		s.held.setH(s.epoch, h, res.ID, struct{}{})
 	}
 	s.indexFinished(res)
-}
-
-// addID inserts id into the sorted list of key k.
-func (s *State) addID(c *cowMap[idList], k, id string) {
-	c.set(s.epoch, k, idList{v: insertSorted(writableIDs(c, s.epoch, k), id), epoch: s.epoch})
 }
 
 // resource returns the committed resource id, nil if none; it is shared
@@ -293,12 +292,25 @@ func (s *State) writableResource(id string) *Resource {
 	return r
 }
 
+// ownResource is writableResource for the entry e of a resource whose id
+// hashes to h, already looked up.
+func (s *State) ownResource(h uint64, e owned[*Resource]) *Resource {
+	if e.epoch != s.epoch {
+		e = owned[*Resource]{v: e.v.cowClone(), epoch: s.epoch}
+		s.resources.setH(s.epoch, h, e.v.ID, e)
+	}
+	return e.v
+}
+
 func (s *State) applyTransition(ev *Event) error {
-	res, ok := s.reservations.get(ev.ReservationID)
+	h := s.reservations.hash(ev.ReservationID)
+	res, ok := s.reservations.getH(h, ev.ReservationID)
 	if !ok {
 		return wrapf(ErrNotFound, "reservation %s", ev.ReservationID)
 	}
-	r := s.resource(res.ResourceID)
+	hr := s.resources.hash(res.ResourceID)
+	re, _ := s.resources.getH(hr, res.ResourceID)
+	r := re.v
 	if r == nil || res.ResourceID != ev.ResourceID {
 		return wrapf(ErrNotFound, "resource %s", res.ResourceID)
 	}
@@ -312,11 +324,11 @@ func (s *State) applyTransition(ev *Event) error {
 	if res.Status.Taken() && !ev.To.Taken() {
 		s.addShares(r, &res, -1)
 	}
-	r = s.writableResource(r.ID)
+	r = s.ownResource(hr, re)
 	r.ApplyTransition(&res, ev.To, ev.At)
-	s.reservations.set(s.epoch, res.ID, res)
+	s.reservations.setH(s.epoch, h, res.ID, res)
 	if res.Status != StatusHeld {
-		s.held.del(s.epoch, res.ID)
+		s.held.delH(s.epoch, h, res.ID)
 	}
 	s.indexFinished(&res)
 	return nil
@@ -496,7 +508,7 @@ func (s *State) LoadReservation(res Reservation) {
 	if r != nil {
 		res.ResourceID = r.ID // as applyReserve shares it
 	}
-	s.addReservation(&res)
+	s.addReservation(s.reservations.hash(res.ID), &res)
 	if r != nil && res.Status.Taken() {
 		s.addShares(r, &res, 1)
 	}
