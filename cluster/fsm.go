@@ -413,9 +413,9 @@ func (f *FSM) frozen() *domain.State {
 }
 
 // Snapshot returns a frozen view of the state for Persist to stream while
-// Apply goes on (domain.State.Freeze): it costs O(shards), not O(state),
-// so Apply waits microseconds whatever the state's size; the writes after
-// it copy the parts of the state they touch first, once each.
+// Apply goes on (domain.State.Freeze): it copies the shard directories,
+// not the state (under a millisecond at 10M reservations); the writes
+// after it copy the parts of the state they touch first, once each.
 //
 // A halted FSM refuses: Raft would label the snapshot with its own applied
 // index, past the entry the FSM could not apply, and a restart from it
