@@ -114,26 +114,31 @@ func (c *cowMap[V]) setH(epoch uint64, h uint64, k string, v V) {
 	}
 }
 
-// split makes sh, a shard of the state's own at directory index i, one bit
-// deeper, moving the keys with that bit set to a new shard.
+// split replaces sh, a shard of the state's own at directory index i, by
+// two shards one bit deeper.
 func (c *cowMap[V]) split(i int, sh *cowShard[V]) {
 	if sh.depth == c.depth {
 		c.dir = append(c.dir, c.dir...)
 		c.depth++
 	}
 	bit := 1 << sh.depth
-	// sh is the state's own: it keeps the keys without the new bit and
-	// hands the others to a new shard (deleting while ranging is allowed).
-	sh.depth++
-	hi := &cowShard[V]{epoch: sh.epoch, depth: sh.depth, m: make(map[string]V, maxShard)}
+	// Two new maps, not one and sh's with half deleted: a Go map's deleted
+	// slots do not make room for new entries, so sh's would soon grow.
+	lo := &cowShard[V]{epoch: sh.epoch, depth: sh.depth + 1, m: make(map[string]V, maxShard)}
+	hi := &cowShard[V]{epoch: sh.epoch, depth: sh.depth + 1, m: make(map[string]V, maxShard)}
 	for k, v := range sh.m {
-		if c.hash(k)&uint64(bit) != 0 {
+		if c.hash(k)&uint64(bit) == 0 {
+			lo.m[k] = v
+		} else {
 			hi.m[k] = v
-			delete(sh.m, k)
 		}
 	}
-	for j := i&(bit-1) | bit; j < len(c.dir); j += bit << 1 {
-		c.dir[j] = hi
+	for j := i & (bit - 1); j < len(c.dir); j += bit {
+		if j&bit == 0 {
+			c.dir[j] = lo
+		} else {
+			c.dir[j] = hi
+		}
 	}
 }
 
