@@ -21,8 +21,9 @@ import (
 // Shards stay small however large the map grows (extendible hashing): a
 // shard that outgrows maxShard splits in two by one more bit of the hash,
 // doubling the directory when it is as deep as the directory. So the copy
-// a write pays after a snapshot is bounded (a few µs), and Freeze costs a
-// copy of the directory, about one pointer per hundred entries.
+// a write pays after a snapshot is bounded (one shard per map it writes
+// to), and Freeze costs a copy of the directory, one pointer per 40
+// entries or so.
 //
 // A value that points at something Apply mutates in place (a *Resource, a
 // []string appended to) is wrapped in owned, which records the epoch of the
