@@ -109,7 +109,7 @@ func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
 		}),
 		snapshotDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "allot_raft_snapshot_duration_seconds",
-			Help: "Time to take one snapshot: copying the committed state and persisting it.",
+			Help: "Time to take one snapshot: freezing a view of the committed state and persisting it.",
 			// From an empty state to a few GB.
 			Buckets: prometheus.ExponentialBuckets(.001, 4, 10),
 		}),

@@ -115,11 +115,11 @@ func (s *State) ApplyChange(ev *Event, out *Change) (bool, error) {
 	existed := false
 	switch ev.Type {
 	case EvTransition:
-		if res, ok := s.reservations[ev.ReservationID]; ok {
+		if res, ok := s.reservations.get(ev.ReservationID); ok {
 			from = res.Status
 		}
 	case EvPutResource, EvDeleteResource:
-		if r, ok := s.resources[ev.ResourceID]; ok {
+		if r := s.resource(ev.ResourceID); r != nil {
 			existed, kind = true, r.Spec.Kind
 		}
 	}
@@ -132,7 +132,7 @@ func (s *State) ApplyChange(ev *Event, out *Change) (bool, error) {
 	}
 	switch ev.Type {
 	case EvPutResource:
-		r := s.resources[ev.ResourceID]
+		r := s.resource(ev.ResourceID)
 		out.Type, out.Kind = ChangeResourceUpdated, r.Spec.Kind
 		if !existed {
 			out.Type = ChangeResourceCreated
@@ -141,16 +141,17 @@ func (s *State) ApplyChange(ev *Event, out *Change) (bool, error) {
 	case EvDeleteResource:
 		out.Type, out.Kind = ChangeResourceDeleted, kind
 	case EvPutLimit:
-		l := s.limits[ev.Limit.ID]
+		l := s.limit(ev.Limit.ID)
 		out.Type, out.ResourceID = ChangeLimitUpdated, ""
 		out.Limit = &Limit{ID: l.ID, Spec: l.Spec, CreatedAt: l.CreatedAt, UpdatedAt: l.UpdatedAt}
 	case EvDeleteLimit:
 		out.Type, out.ResourceID = ChangeLimitDeleted, ""
 		out.Limit = &Limit{ID: ev.Limit.ID}
 	case EvReserve:
-		out.Reservation = s.reservations[ev.Reservation.ID]
+		out.Reservation, _ = s.reservations.get(ev.Reservation.ID)
 	case EvTransition:
-		out.Reservation, out.From = s.reservations[ev.ReservationID], from
+		out.Reservation, _ = s.reservations.get(ev.ReservationID)
+		out.From = from
 	default:
 		return false, nil
 	}

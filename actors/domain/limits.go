@@ -125,25 +125,32 @@ func LimitExceededID(err error) (id string, ok bool) {
 
 // Limit returns a committed limit (shared: do not modify; Clone it).
 func (s *State) Limit(id string) (*Limit, bool) {
-	l, ok := s.limits[id]
-	return l, ok
+	l := s.limit(id)
+	return l, l != nil
+}
+
+// limit returns limit id, nil if none; it is shared with frozen views:
+// write only to what writableLimit returns.
+func (s *State) limit(id string) *Limit {
+	e, _ := s.limits.get(id)
+	return e.v
+}
+
+// writableLimit returns limit id for Apply to change in place, copied
+// first if a frozen view may share it; nil if none.
+func (s *State) writableLimit(id string) *Limit {
+	l, _ := writableOwned(&s.limits, s.epoch, id, (*Limit).Clone)
+	return l
 }
 
 // LimitCount is how many limits the state holds.
-func (s *State) LimitCount() int { return len(s.limits) }
+func (s *State) LimitCount() int { return s.limits.len() }
 
 // ListLimits calls fn for limits with ids after `after` (and with prefix),
 // in id order, until fn returns false.
 func (s *State) ListLimits(prefix, after string, fn func(*Limit) bool) {
-	ids := make([]string, 0, len(s.limits))
-	for id := range s.limits {
-		if id > after && len(id) >= len(prefix) && id[:len(prefix)] == prefix {
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		if !fn(s.limits[id]) {
+	for _, id := range s.limits.sortedKeys() {
+		if id > after && len(id) >= len(prefix) && id[:len(prefix)] == prefix && !fn(s.limit(id)) {
 			return
 		}
 	}
@@ -151,13 +158,8 @@ func (s *State) ListLimits(prefix, after string, fn func(*Limit) bool) {
 
 // EachLimit calls fn for every limit in id order (snapshots, hashes).
 func (s *State) EachLimit(fn func(*Limit) error) error {
-	ids := make([]string, 0, len(s.limits))
-	for id := range s.limits {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		if err := fn(s.limits[id]); err != nil {
+	for _, id := range s.limits.sortedKeys() {
+		if err := fn(s.limit(id)); err != nil {
 			return err
 		}
 	}
@@ -168,11 +170,11 @@ func (s *State) EachLimit(fn func(*Limit) error) error {
 // before the resources and reservations that rebuild its members and
 // counts. It reports false for an id loaded already.
 func (s *State) LoadLimit(l *Limit) bool {
-	if _, dup := s.limits[l.ID]; dup {
+	if _, dup := s.limits.get(l.ID); dup {
 		return false
 	}
 	l.Taken, l.UserTaken, l.members = 0, make(map[string]int64), nil
-	s.limits[l.ID] = l
+	s.limits.set(s.epoch, l.ID, owned[*Limit]{v: l, epoch: s.epoch})
 	return true
 }
 
@@ -185,9 +187,9 @@ func (s *State) CheckPutLimit(op *LimitOp) error {
 	if err := op.Spec.Validate(); err != nil {
 		return err
 	}
-	l := s.limits[op.ID]
+	l := s.limit(op.ID)
 	if l == nil {
-		if len(s.limits) >= MaxLimits {
+		if s.limits.len() >= MaxLimits {
 			return wrapf(ErrInvalidState, "at most %d limits", MaxLimits)
 		}
 		return nil
@@ -208,7 +210,7 @@ func (s *State) CheckPutLimit(op *LimitOp) error {
 // CheckDeleteLimit says whether limit id may be deleted: it exists and no
 // resource names it.
 func (s *State) CheckDeleteLimit(id string) error {
-	l := s.limits[id]
+	l := s.limit(id)
 	if l == nil {
 		return wrapf(ErrNotFound, "limit %s", id)
 	}
@@ -222,10 +224,10 @@ func (s *State) applyPutLimit(ev *Event) error {
 	if err := s.CheckPutLimit(ev.Limit); err != nil {
 		return err
 	}
-	l := s.limits[ev.Limit.ID]
+	l := s.writableLimit(ev.Limit.ID)
 	if l == nil {
 		l = &Limit{ID: ev.Limit.ID, CreatedAt: ev.At, UserTaken: make(map[string]int64)}
-		s.limits[l.ID] = l
+		s.limits.set(s.epoch, l.ID, owned[*Limit]{v: l, epoch: s.epoch})
 	}
 	l.Spec, l.UpdatedAt = ev.Limit.Spec, ev.At
 	return nil
@@ -238,7 +240,7 @@ func (s *State) applyDeleteLimit(ev *Event) error {
 	if err := s.CheckDeleteLimit(ev.Limit.ID); err != nil {
 		return err
 	}
-	delete(s.limits, ev.Limit.ID)
+	s.limits.del(s.epoch, ev.Limit.ID)
 	return nil
 }
 
@@ -246,7 +248,7 @@ func (s *State) applyDeleteLimit(ev *Event) error {
 // each one exists, and a resource with taken units keeps the ones it has.
 func (s *State) CheckResourceLimits(r *Resource, spec *Spec) error {
 	for _, id := range spec.Limits {
-		if _, ok := s.limits[id]; !ok {
+		if s.limit(id) == nil {
 			return invalidf("limit %s does not exist", id)
 		}
 	}
@@ -259,15 +261,18 @@ func (s *State) CheckResourceLimits(r *Resource, spec *Spec) error {
 // setMembership moves resource id from the members of limits old to those
 // of limits new.
 func (s *State) setMembership(id string, old, new []string) {
+	if slices.Equal(old, new) {
+		return // the usual update: nothing moves, nothing to copy
+	}
 	for _, lid := range old {
-		if l := s.limits[lid]; l != nil {
+		if l := s.writableLimit(lid); l != nil {
 			if i, ok := slices.BinarySearch(l.members, id); ok {
 				l.members = slices.Delete(l.members, i, i+1)
 			}
 		}
 	}
 	for _, lid := range new {
-		if l := s.limits[lid]; l != nil {
+		if l := s.writableLimit(lid); l != nil {
 			l.members = insertSorted(l.members, id)
 		}
 	}
@@ -277,7 +282,7 @@ func (s *State) setMembership(id string, old, new []string) {
 // committed state.
 func (s *State) CheckShares(r *Resource, res *Reservation) error {
 	for _, lid := range r.Spec.Limits {
-		l := s.limits[lid]
+		l := s.limit(lid)
 		if l == nil {
 			return wrapf(ErrNotFound, "limit %s of resource %s", lid, r.ID)
 		}
@@ -292,7 +297,7 @@ func (s *State) CheckShares(r *Resource, res *Reservation) error {
 // limit of its resource.
 func (s *State) addShares(r *Resource, res *Reservation, sign int64) {
 	for _, lid := range r.Spec.Limits {
-		if l := s.limits[lid]; l != nil {
+		if l := s.writableLimit(lid); l != nil {
 			l.addShare(res.User, res.Quantity, sign)
 		}
 	}
@@ -305,16 +310,16 @@ func (s *State) checkLimitInvariants() error {
 	taken := make(map[string]int64)
 	user := make(map[string]map[string]int64)
 	members := make(map[string][]string)
-	for id, r := range s.resources {
-		for _, lid := range r.Spec.Limits {
+	for id, e := range s.resources.all() {
+		for _, lid := range e.v.Spec.Limits {
 			members[lid] = append(members[lid], id)
 		}
 	}
-	for _, res := range s.reservations {
+	for _, res := range s.reservations.all() {
 		if !res.Status.Taken() {
 			continue
 		}
-		r := s.resources[res.ResourceID]
+		r := s.resource(res.ResourceID)
 		if r == nil {
 			continue
 		}
@@ -326,7 +331,8 @@ func (s *State) checkLimitInvariants() error {
 			user[lid][res.User] += res.Quantity
 		}
 	}
-	for id, l := range s.limits {
+	for id, e := range s.limits.all() {
+		l := e.v
 		if l.Taken != taken[id] {
 			return fmt.Errorf("limit %s: taken %d, its members' reservations hold %d", id, l.Taken, taken[id])
 		}
@@ -351,7 +357,7 @@ func (s *State) checkLimitInvariants() error {
 		}
 	}
 	for lid := range members {
-		if s.limits[lid] == nil {
+		if s.limit(lid) == nil {
 			return fmt.Errorf("resources name limit %s, which does not exist", lid)
 		}
 	}

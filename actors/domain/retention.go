@@ -82,37 +82,52 @@ func (s *State) applyPrune(ev *Event) error {
 	users := make(map[string]struct{})
 	resources := make(map[string]struct{})
 	for _, k := range victims {
-		res := s.reservations[k.id]
+		res, _ := s.reservations.get(k.id)
 		gone[k.id] = struct{}{}
 		users[res.User] = struct{}{}
 		resources[res.ResourceID] = struct{}{}
 		if res.Status == StatusCompleted {
 			s.retire(&res)
-			if r := s.resources[res.ResourceID]; r != nil {
+			if r := s.resource(res.ResourceID); r != nil {
 				s.addShares(r, &res, -1) // the units stay the resource's; the limits count what the state holds
 			}
 		}
-		delete(s.reservations, k.id)
+		s.reservations.del(s.epoch, k.id)
 		s.finished.Delete(k)
 	}
 	drop := func(id string) bool { _, ok := gone[id]; return ok }
 	// One pass per affected list, not one deletion per id: a resource may
 	// have a long list and the batch many of its ids.
 	for u := range users {
-		if ids := slices.DeleteFunc(s.byUser[u], drop); len(ids) > 0 {
-			s.byUser[u] = ids
-		} else {
-			delete(s.byUser, u)
-		}
+		s.dropIDs(&s.byUser, u, drop)
 	}
 	for r := range resources {
-		if ids := slices.DeleteFunc(s.byResource[r], drop); len(ids) > 0 {
-			s.byResource[r] = ids
-		} else {
-			delete(s.byResource, r)
-		}
+		s.dropIDs(&s.byResource, r, drop)
 	}
 	return nil
+}
+
+// dropIDs removes the ids drop selects from the list of k, and the list
+// if it ends empty. A list a frozen view may share is filtered into a new
+// array, not in place.
+func (s *State) dropIDs(c *cowMap[idList], k string, drop func(string) bool) {
+	e, _ := c.get(k)
+	var ids []string
+	if e.epoch == s.epoch {
+		ids = slices.DeleteFunc(e.v, drop)
+	} else {
+		ids = make([]string, 0, len(e.v))
+		for _, id := range e.v {
+			if !drop(id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) > 0 {
+		c.set(s.epoch, k, idList{v: ids, epoch: s.epoch})
+	} else {
+		c.del(s.epoch, k)
+	}
 }
 
 // ReservationNotFound is the error for a reservation id the state does not

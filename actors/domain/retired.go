@@ -3,7 +3,6 @@ package domain
 import (
 	"encoding/binary"
 	"slices"
-	"sort"
 )
 
 // Retired is what the completed reservations pruned from one resource still
@@ -21,10 +20,10 @@ type Retired struct {
 }
 
 func (s *State) retire(res *Reservation) {
-	rt := s.retired[res.ResourceID]
-	if rt == nil {
+	rt, ok := writableOwned(&s.retired, s.epoch, res.ResourceID, (*Retired).clone)
+	if !ok {
 		rt = &Retired{ResourceID: res.ResourceID, Nights: map[Day]int64{}, Users: map[string]int64{}}
-		s.retired[res.ResourceID] = rt
+		s.retired.set(s.epoch, res.ResourceID, owned[*Retired]{v: rt, epoch: s.epoch})
 	}
 	if res.Kind == KindRoom {
 		for d := res.CheckIn; d < res.CheckOut; d++ {
@@ -52,13 +51,9 @@ func (r *Retired) clone() *Retired {
 // EachRetired calls fn for every resource's retired units, in resource id
 // order (snapshots).
 func (s *State) EachRetired(fn func(*Retired) error) error {
-	ids := make([]string, 0, len(s.retired))
-	for id := range s.retired {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		if err := fn(s.retired[id]); err != nil {
+	for _, id := range s.retired.sortedKeys() {
+		e, _ := s.retired.get(id)
+		if err := fn(e.v); err != nil {
 			return err
 		}
 	}
@@ -66,10 +61,12 @@ func (s *State) EachRetired(fn func(*Retired) error) error {
 }
 
 // RetiredResources is how many resources have retired units.
-func (s *State) RetiredResources() int { return len(s.retired) }
+func (s *State) RetiredResources() int { return s.retired.len() }
 
 // LoadRetired adds a resource's retired units while restoring a snapshot.
-func (s *State) LoadRetired(r *Retired) { s.retired[r.ResourceID] = r }
+func (s *State) LoadRetired(r *Retired) {
+	s.retired.set(s.epoch, r.ResourceID, owned[*Retired]{v: r, epoch: s.epoch})
+}
 
 // AppendRetired encodes r canonically (snapshots, hashes).
 func AppendRetired(b []byte, r *Retired) []byte {

@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
+	"maps"
 	"slices"
-	"sort"
+	"sync/atomic"
 
 	"github.com/google/btree"
 )
@@ -15,24 +17,39 @@ import (
 // held reservations that will expire, and the cluster's member records. It
 // changes only through Apply (and the Load methods while restoring a
 // snapshot). It is not safe for concurrent use; the FSM guards it.
+//
+// Freeze takes an immutable view of it in O(shards): the big maps are
+// copy-on-write (cowmap.go), so the view and the state share everything
+// until Apply writes to a part of it.
 type State struct {
-	resources    map[string]*Resource
+	resources    cowMap[owned[*Resource]]
 	resourceIDs  *btree.BTreeG[string] // ordered, for paged listing
-	reservations map[string]Reservation
-	byUser       map[string][]string        // reservation ids, sorted
-	byResource   map[string][]string        // reservation ids, sorted
-	held         map[string]struct{}        // reservations in status held: the expiry index
+	reservations cowMap[Reservation]
+	byUser       cowMap[idList]             // reservation ids, sorted
+	byResource   cowMap[idList]             // reservation ids, sorted
+	held         cowMap[struct{}]           // reservations in status held: the expiry index
 	finished     *btree.BTreeG[finishedKey] // prunable reservations by finish time (retention.go)
-	retired      map[string]*Retired        // units of pruned completed reservations, by resource
+	retired      cowMap[owned[*Retired]]    // units of pruned completed reservations, by resource
 
-	idem     map[string]IdemRecord
+	idem     cowMap[IdemRecord]
 	idemFIFO []string // idem keys in apply order, for pruning by age
 	idemHead int
+	// fifoEpoch is the epoch of the state that made idemFIFO's array:
+	// only that one clears pruned keys in it, since a frozen view may still
+	// read them. Appending never writes where a view reads: a view's slice
+	// ends at the length it had when frozen, and its capacity too.
+	fifoEpoch uint64
 
 	members map[string]Member // cluster nodes by id
 
-	webhooks map[string]*Webhook // by id (webhooks.go)
-	limits   map[string]*Limit   // limit groups by id (limits.go)
+	webhooks map[string]*Webhook   // by id (webhooks.go)
+	limits   cowMap[owned[*Limit]] // limit groups by id (limits.go)
+
+	// epoch names this state among those sharing its shards: it writes in
+	// place only to what carries its epoch (cowmap.go). epochs hands out
+	// new ones to the states of one lineage.
+	epoch  uint64
+	epochs *atomic.Uint64
 
 	// lastAt is the latest leader time of an applied event: a new leader
 	// starts its clock at or after it, so leader time never goes back.
@@ -78,20 +95,25 @@ func (s *State) SetLogDigest(d LogDigest) { s.digest = d }
 
 // NewState returns an empty State.
 func NewState() *State {
-	return &State{
-		resources:    make(map[string]*Resource),
+	seed := maphash.MakeSeed()
+	s := &State{
+		resources:    newCowMap[owned[*Resource]](seed),
 		resourceIDs:  btree.NewG(32, func(a, b string) bool { return a < b }),
-		reservations: make(map[string]Reservation),
-		byUser:       make(map[string][]string),
-		byResource:   make(map[string][]string),
-		held:         make(map[string]struct{}),
+		reservations: newCowMap[Reservation](seed),
+		byUser:       newCowMap[idList](seed),
+		byResource:   newCowMap[idList](seed),
+		held:         newCowMap[struct{}](seed),
 		finished:     newFinishedIndex(),
-		retired:      make(map[string]*Retired),
-		idem:         make(map[string]IdemRecord),
+		retired:      newCowMap[owned[*Retired]](seed),
+		idem:         newCowMap[IdemRecord](seed),
 		members:      make(map[string]Member),
 		webhooks:     make(map[string]*Webhook),
-		limits:       make(map[string]*Limit),
+		limits:       newCowMap[owned[*Limit]](seed),
+		epochs:       new(atomic.Uint64),
 	}
+	s.epoch = s.epochs.Add(1)
+	s.fifoEpoch = s.epoch
+	return s
 }
 
 // Apply validates ev against the state and applies it, or changes nothing
@@ -104,7 +126,7 @@ func NewState() *State {
 // never takes effect twice.
 func (s *State) Apply(ev *Event) error {
 	if ev.Idem != nil {
-		if rec, ok := s.idem[idemMapKey(ev.Idem.User, ev.Idem.Key)]; ok && rec.CreatedAt >= ev.At-IdemTTL {
+		if rec, ok := s.idem.get(idemMapKey(ev.Idem.User, ev.Idem.Key)); ok && rec.CreatedAt >= ev.At-IdemTTL {
 			return &DuplicateKeyError{Record: rec}
 		}
 	}
@@ -141,9 +163,22 @@ func (s *State) Apply(ev *Event) error {
 	s.lastAt = max(s.lastAt, ev.At)
 	s.pruneIdem(s.lastAt)
 	if ev.Idem != nil {
-		s.putIdem(*ev.Idem)
+		s.putIdem(s.sharedIdem(*ev.Idem))
 	}
 	return nil
+}
+
+// sharedIdem returns rec with its strings shared with what the state holds
+// already, where they are equal: a record that repeats the reservation it
+// answers with costs no second copy of its strings. Only memory changes.
+func (s *State) sharedIdem(rec IdemRecord) IdemRecord {
+	if res, ok := s.reservations.get(rec.Reservation.ID); ok && res == rec.Reservation {
+		rec.Reservation = res
+	}
+	if rec.User == rec.Reservation.User {
+		rec.User = rec.Reservation.User
+	}
+	return rec
 }
 
 // LogFormat is the newest batch format the committed log allows; 0 if it
@@ -166,8 +201,9 @@ func (s *State) applyPut(ev *Event) error {
 	if !ValidID(ev.ResourceID) {
 		return invalidf("bad resource id %q", ev.ResourceID)
 	}
-	r := s.resources[ev.ResourceID]
-	if r == nil {
+	r := s.resource(ev.ResourceID)
+	isNew := r == nil
+	if isNew {
 		r = &Resource{ID: ev.ResourceID}
 	}
 	if err := r.CheckUpdate(&ev.Spec); err != nil {
@@ -177,16 +213,18 @@ func (s *State) applyPut(ev *Event) error {
 		return err
 	}
 	s.setMembership(r.ID, r.Spec.Limits, ev.Spec.Limits)
-	r.ApplyUpdate(ev.Spec, ev.At)
-	if _, ok := s.resources[r.ID]; !ok {
-		s.resources[r.ID] = r
+	if isNew {
+		s.resources.set(s.epoch, r.ID, owned[*Resource]{v: r, epoch: s.epoch})
 		s.resourceIDs.ReplaceOrInsert(r.ID)
+	} else {
+		r = s.writableResource(r.ID)
 	}
+	r.ApplyUpdate(ev.Spec, ev.At)
 	return nil
 }
 
 func (s *State) applyDelete(ev *Event) error {
-	r := s.resources[ev.ResourceID]
+	r := s.resource(ev.ResourceID)
 	if r == nil {
 		return wrapf(ErrNotFound, "resource %s", ev.ResourceID)
 	}
@@ -194,21 +232,24 @@ func (s *State) applyDelete(ev *Event) error {
 		return wrapf(ErrInvalidState, "resource %s has held or confirmed reservations", r.ID)
 	}
 	s.setMembership(r.ID, r.Spec.Limits, nil)
-	delete(s.resources, r.ID)
+	s.resources.del(s.epoch, r.ID)
 	s.resourceIDs.Delete(r.ID)
 	return nil
 }
 
 func (s *State) applyReserve(ev *Event) error {
 	res := ev.Reservation
-	r := s.resources[res.ResourceID]
+	hr := s.resources.hash(res.ResourceID)
+	re, _ := s.resources.getH(hr, res.ResourceID)
+	r := re.v
 	if r == nil || res.ResourceID != ev.ResourceID {
 		return wrapf(ErrNotFound, "resource %s", res.ResourceID)
 	}
 	if res.ID == "" {
 		return invalidf("reservation without id")
 	}
-	if _, dup := s.reservations[res.ID]; dup {
+	h := s.reservations.hash(res.ID)
+	if _, dup := s.reservations.getH(h, res.ID); dup {
 		return wrapf(ErrAlreadyExists, "reservation %s", res.ID)
 	}
 	if err := r.CheckReserve(&res); err != nil {
@@ -217,24 +258,59 @@ func (s *State) applyReserve(ev *Event) error {
 	if err := s.CheckShares(r, &res); err != nil {
 		return err
 	}
+	r = s.ownResource(hr, re)
+	res.ResourceID = r.ID // equal: one copy of the id for all its reservations
 	r.ApplyReserve(&res)
 	s.addShares(r, &res, 1)
-	s.reservations[res.ID] = res
-	s.byUser[res.User] = insertSorted(s.byUser[res.User], res.ID)
-	s.byResource[res.ResourceID] = insertSorted(s.byResource[res.ResourceID], res.ID)
-	if res.Status == StatusHeld {
-		s.held[res.ID] = struct{}{}
-	}
-	s.indexFinished(&res)
+	s.addReservation(h, &res)
 	return nil
 }
 
+// addReservation stores a new reservation, whose id hashes to h, and
+// indexes it.
+func (s *State) addReservation(h uint64, res *Reservation) {
+	s.reservations.setH(s.epoch, h, res.ID, *res) // the held index below shares the seed
+	insertID(&s.byUser, s.epoch, res.User, res.ID)
+	insertID(&s.byResource, s.epoch, res.ResourceID, res.ID)
+	if res.Status == StatusHeld {
+		s.held.setH(s.epoch, h, res.ID, struct{}{})
+	}
+	s.indexFinished(res)
+}
+
+// resource returns the committed resource id, nil if none; it is shared
+// with frozen views: write only to what writableResource returns.
+func (s *State) resource(id string) *Resource {
+	e, _ := s.resources.get(id)
+	return e.v
+}
+
+// writableResource returns resource id for Apply to change in place,
+// copied first if a frozen view may share it.
+func (s *State) writableResource(id string) *Resource {
+	r, _ := writableOwned(&s.resources, s.epoch, id, (*Resource).cowClone)
+	return r
+}
+
+// ownResource is writableResource for the entry e of a resource whose id
+// hashes to h, already looked up.
+func (s *State) ownResource(h uint64, e owned[*Resource]) *Resource {
+	if e.epoch != s.epoch {
+		e = owned[*Resource]{v: e.v.cowClone(), epoch: s.epoch}
+		s.resources.setH(s.epoch, h, e.v.ID, e)
+	}
+	return e.v
+}
+
 func (s *State) applyTransition(ev *Event) error {
-	res, ok := s.reservations[ev.ReservationID]
+	h := s.reservations.hash(ev.ReservationID)
+	res, ok := s.reservations.getH(h, ev.ReservationID)
 	if !ok {
 		return wrapf(ErrNotFound, "reservation %s", ev.ReservationID)
 	}
-	r := s.resources[res.ResourceID]
+	hr := s.resources.hash(res.ResourceID)
+	re, _ := s.resources.getH(hr, res.ResourceID)
+	r := re.v
 	if r == nil || res.ResourceID != ev.ResourceID {
 		return wrapf(ErrNotFound, "resource %s", res.ResourceID)
 	}
@@ -248,10 +324,11 @@ func (s *State) applyTransition(ev *Event) error {
 	if res.Status.Taken() && !ev.To.Taken() {
 		s.addShares(r, &res, -1)
 	}
+	r = s.ownResource(hr, re)
 	r.ApplyTransition(&res, ev.To, ev.At)
-	s.reservations[res.ID] = res
+	s.reservations.setH(s.epoch, h, res.ID, res)
 	if res.Status != StatusHeld {
-		delete(s.held, res.ID)
+		s.held.delH(s.epoch, h, res.ID)
 	}
 	s.indexFinished(&res)
 	return nil
@@ -269,10 +346,11 @@ func idemMapKey(user, key string) string { return user + "\x00" + key }
 
 func (s *State) putIdem(rec IdemRecord) {
 	k := idemMapKey(rec.User, rec.Key)
-	if _, ok := s.idem[k]; ok {
+	if _, ok := s.idem.get(k); ok {
 		return // the first answer stays
 	}
-	s.idem[k] = rec
+	rec.Key = k[len(rec.User)+1:] // shares the map key's bytes
+	s.idem.set(s.epoch, k, rec)
 	s.idemFIFO = append(s.idemFIFO, k)
 }
 
@@ -282,41 +360,42 @@ func (s *State) pruneIdem(at int64) {
 	cutoff := at - IdemTTL
 	for s.idemHead < len(s.idemFIFO) {
 		k := s.idemFIFO[s.idemHead]
-		if rec, ok := s.idem[k]; ok && rec.CreatedAt >= cutoff {
+		if rec, ok := s.idem.get(k); ok && rec.CreatedAt >= cutoff {
 			break
 		}
-		delete(s.idem, k)
-		s.idemFIFO[s.idemHead] = ""
+		s.idem.del(s.epoch, k)
+		if s.fifoEpoch == s.epoch {
+			s.idemFIFO[s.idemHead] = "" // let the key go; a frozen view may still read a shared array
+		}
 		s.idemHead++
 	}
 	if s.idemHead > 1024 && s.idemHead*2 > len(s.idemFIFO) {
 		s.idemFIFO = append([]string(nil), s.idemFIFO[s.idemHead:]...)
 		s.idemHead = 0
+		s.fifoEpoch = s.epoch
 	}
 }
 
 // Resource returns the committed resource (shared: do not modify; Clone it).
 func (s *State) Resource(id string) (*Resource, bool) {
-	r, ok := s.resources[id]
-	return r, ok
+	r := s.resource(id)
+	return r, r != nil
 }
 
 // Reservation returns a reservation by id.
 func (s *State) Reservation(id string) (Reservation, bool) {
-	r, ok := s.reservations[id]
-	return r, ok
+	return s.reservations.get(id)
 }
 
 // Idem returns the stored answer for (user, key).
 func (s *State) Idem(user, key string) (IdemRecord, bool) {
-	rec, ok := s.idem[idemMapKey(user, key)]
-	return rec, ok
+	return s.idem.get(idemMapKey(user, key))
 }
 
 // Counts returns how many resources, reservations and idempotency records the
 // state holds.
 func (s *State) Counts() (resources, reservations, idem, held int) {
-	return len(s.resources), len(s.reservations), len(s.idem), len(s.held)
+	return s.resources.len(), s.reservations.len(), s.idem.len(), s.held.len()
 }
 
 // ListResources calls fn for resources with ids after `after` (and with
@@ -330,7 +409,7 @@ func (s *State) ListResources(prefix, after string, fn func(*Resource) bool) {
 		if len(id) < len(prefix) || id[:len(prefix)] != prefix {
 			return false
 		}
-		return fn(s.resources[id])
+		return fn(s.resource(id))
 	})
 }
 
@@ -341,22 +420,21 @@ func (s *State) ListReservations(user, resource, after string, fn func(Reservati
 	var ids []string
 	switch {
 	case user != "":
-		ids = s.byUser[user]
+		e, _ := s.byUser.get(user)
+		ids = e.v
 	case resource != "":
-		ids = s.byResource[resource]
+		e, _ := s.byResource.get(resource)
+		ids = e.v
 	default:
-		ids = make([]string, 0, len(s.reservations))
-		for id := range s.reservations {
-			ids = append(ids, id)
-		}
-		sort.Strings(ids)
+		ids = s.reservations.sortedKeys()
 	}
 	i, found := slices.BinarySearch(ids, after)
 	if found {
 		i++
 	}
 	for ; i < len(ids); i++ {
-		if !fn(s.reservations[ids[i]]) {
+		res, _ := s.reservations.get(ids[i])
+		if !fn(res) {
 			return
 		}
 	}
@@ -364,8 +442,9 @@ func (s *State) ListReservations(user, resource, after string, fn func(Reservati
 
 // EachHeldOf calls fn for every held reservation of one resource.
 func (s *State) EachHeldOf(resourceID string, fn func(Reservation)) {
-	for _, id := range s.byResource[resourceID] {
-		if res := s.reservations[id]; res.Status == StatusHeld {
+	e, _ := s.byResource.get(resourceID)
+	for _, id := range e.v {
+		if res, _ := s.reservations.get(id); res.Status == StatusHeld {
 			fn(res)
 		}
 	}
@@ -373,8 +452,9 @@ func (s *State) EachHeldOf(resourceID string, fn func(Reservation)) {
 
 // EachHeld calls fn for every held reservation (the expiry index).
 func (s *State) EachHeld(fn func(Reservation)) {
-	for id := range s.held {
-		fn(s.reservations[id])
+	for id := range s.held.all() {
+		res, _ := s.reservations.get(id)
+		fn(res)
 	}
 }
 
@@ -382,7 +462,7 @@ func (s *State) EachHeld(fn func(Reservation)) {
 func (s *State) EachResource(fn func(*Resource) error) error {
 	var err error
 	s.resourceIDs.Ascend(func(id string) bool {
-		err = fn(s.resources[id])
+		err = fn(s.resource(id))
 		return err == nil
 	})
 	return err
@@ -390,13 +470,9 @@ func (s *State) EachResource(fn func(*Resource) error) error {
 
 // EachReservation calls fn for every reservation in id order (snapshots).
 func (s *State) EachReservation(fn func(Reservation) error) error {
-	ids := make([]string, 0, len(s.reservations))
-	for id := range s.reservations {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		if err := fn(s.reservations[id]); err != nil {
+	for _, id := range s.reservations.sortedKeys() {
+		res, _ := s.reservations.get(id)
+		if err := fn(res); err != nil {
 			return err
 		}
 	}
@@ -407,7 +483,7 @@ func (s *State) EachReservation(fn func(Reservation) error) error {
 // restoring in this order keeps pruning identical).
 func (s *State) EachIdem(fn func(IdemRecord) error) error {
 	for _, k := range s.idemFIFO[s.idemHead:] {
-		if rec, ok := s.idem[k]; ok {
+		if rec, ok := s.idem.get(k); ok {
 			if err := fn(rec); err != nil {
 				return err
 			}
@@ -422,75 +498,106 @@ func (s *State) LoadResource(r *Resource) {
 		r.UserUnits = make(map[string]int64)
 	}
 	s.setMembership(r.ID, nil, r.Spec.Limits)
-	s.resources[r.ID] = r
+	s.resources.set(s.epoch, r.ID, owned[*Resource]{v: r, epoch: s.epoch})
 	s.resourceIDs.ReplaceOrInsert(r.ID)
 }
 
 // LoadReservation adds a reservation while restoring a snapshot.
 func (s *State) LoadReservation(res Reservation) {
-	s.reservations[res.ID] = res
-	s.byUser[res.User] = insertSorted(s.byUser[res.User], res.ID)
-	s.byResource[res.ResourceID] = insertSorted(s.byResource[res.ResourceID], res.ID)
-	if res.Status == StatusHeld {
-		s.held[res.ID] = struct{}{}
+	r := s.resource(res.ResourceID)
+	if r != nil {
+		res.ResourceID = r.ID // as applyReserve shares it
 	}
-	s.indexFinished(&res)
-	if r := s.resources[res.ResourceID]; r != nil && res.Status.Taken() {
+	s.addReservation(s.reservations.hash(res.ID), &res)
+	if r != nil && res.Status.Taken() {
 		s.addShares(r, &res, 1)
 	}
 }
 
 // LoadIdem adds an idempotency record while restoring a snapshot.
-func (s *State) LoadIdem(rec IdemRecord) { s.putIdem(rec) }
+func (s *State) LoadIdem(rec IdemRecord) { s.putIdem(s.sharedIdem(rec)) }
 
-// Clone returns a deep copy, an immutable view for a snapshot to stream
-// while Apply goes on. It only reads s, so it may run alongside other
-// readers (and other Clones).
+// Clone returns a deep copy that shares nothing with s. It only reads s,
+// so it may run alongside other readers (and other Clones); Freeze is the
+// O(shards) way to a view that writes to s do not change.
 func (s *State) Clone() *State {
 	c := NewState()
-	for id, r := range s.resources {
-		c.resources[id] = r.Clone()
+	for id, e := range s.resources.all() {
+		c.resources.set(c.epoch, id, owned[*Resource]{v: e.v.Clone(), epoch: c.epoch})
 	}
 	// Not btree's Clone: that writes to the original's copy-on-write context.
 	s.resourceIDs.Ascend(func(id string) bool {
 		c.resourceIDs.ReplaceOrInsert(id)
 		return true
 	})
-	for id, res := range s.reservations {
-		c.reservations[id] = res
+	for id, res := range s.reservations.all() {
+		c.reservations.set(c.epoch, id, res)
 	}
-	for u, ids := range s.byUser {
-		c.byUser[u] = slices.Clone(ids)
+	for u, e := range s.byUser.all() {
+		c.byUser.set(c.epoch, u, idList{v: slices.Clone(e.v), epoch: c.epoch})
 	}
-	for r, ids := range s.byResource {
-		c.byResource[r] = slices.Clone(ids)
+	for r, e := range s.byResource.all() {
+		c.byResource.set(c.epoch, r, idList{v: slices.Clone(e.v), epoch: c.epoch})
 	}
-	for id := range s.held {
-		c.held[id] = struct{}{}
+	for id := range s.held.all() {
+		c.held.set(c.epoch, id, struct{}{})
 	}
 	s.finished.Ascend(func(k finishedKey) bool { // not btree's Clone, as above
 		c.finished.ReplaceOrInsert(k)
 		return true
 	})
-	for id, rt := range s.retired {
-		c.retired[id] = rt.clone()
+	for id, e := range s.retired.all() {
+		c.retired.set(c.epoch, id, owned[*Retired]{v: e.v.clone(), epoch: c.epoch})
 	}
-	for k, rec := range s.idem {
-		c.idem[k] = rec
+	for k, rec := range s.idem.all() {
+		c.idem.set(c.epoch, k, rec)
 	}
 	c.idemFIFO = slices.Clone(s.idemFIFO[s.idemHead:])
 	for id, m := range s.members {
 		c.members[id] = m
 	}
 	s.cloneWebhooks(c)
-	for id, l := range s.limits {
-		c.limits[id] = l.Clone()
+	for id, e := range s.limits.all() {
+		c.limits.set(c.epoch, id, owned[*Limit]{v: e.v.Clone(), epoch: c.epoch})
 	}
 	c.lastAt = s.lastAt
 	c.digest = s.digest
 	c.logFormat = s.logFormat
 	c.eventHead = s.eventHead
 	return c
+}
+
+// Freeze returns a view of the state as it is now, which later writes to
+// s do not change: what a snapshot streams while Apply goes on. It costs
+// O(shards), not O(state): the view shares everything with s, and each
+// writes in place only to parts it made or copied after the freeze
+// (cowmap.go). The view may be read on another goroutine while s is
+// applied to; it may be applied to as well, like a Clone.
+//
+// Freeze writes to s (its epoch, its btrees' copy-on-write contexts), so
+// it needs s to itself, as Apply does: no reader may run alongside it.
+func (s *State) Freeze() *State {
+	v := *s
+	v.resources = s.resources.freeze()
+	v.resourceIDs = s.resourceIDs.Clone()
+	v.reservations = s.reservations.freeze()
+	v.byUser = s.byUser.freeze()
+	v.byResource = s.byResource.freeze()
+	v.held = s.held.freeze()
+	v.finished = s.finished.Clone()
+	v.retired = s.retired.freeze()
+	v.idem = s.idem.freeze()
+	v.idemFIFO = slices.Clip(s.idemFIFO[s.idemHead:])
+	v.idemHead = 0
+	v.members = maps.Clone(s.members)
+	v.webhooks = make(map[string]*Webhook, len(s.webhooks))
+	s.cloneWebhooks(&v)
+	v.limits = s.limits.freeze()
+	v.epoch = s.epochs.Add(1)
+	s.epoch = s.epochs.Add(1)
+	// Neither may clear keys in the array they now share.
+	v.fifoEpoch, s.fifoEpoch = 0, 0
+	return &v
 }
 
 // CheckInvariants recounts every resource from its reservations and checks
@@ -505,7 +612,7 @@ func (s *State) CheckInvariants() error {
 	}
 	want := make(map[string]*counts)
 	held, finished := 0, 0
-	for _, res := range s.reservations {
+	for _, res := range s.reservations.all() {
 		if res.Status == StatusHeld {
 			held++
 		}
@@ -517,7 +624,7 @@ func (s *State) CheckInvariants() error {
 		if !res.Status.Taken() {
 			continue
 		}
-		r := s.resources[res.ResourceID]
+		r := s.resource(res.ResourceID)
 		if r == nil || r.Spec.Kind != res.Kind {
 			return fmt.Errorf("reservation %s (%s) takes units of %s, which is not a %s", res.ID, res.Status, res.ResourceID, res.Kind)
 		}
@@ -528,7 +635,7 @@ func (s *State) CheckInvariants() error {
 		}
 		c.users[res.User] += res.Quantity
 		isHeld := res.Status == StatusHeld
-		if _, indexed := s.held[res.ID]; isHeld != indexed {
+		if _, indexed := s.held.get(res.ID); isHeld != indexed {
 			return fmt.Errorf("reservation %s: status %s but expiry index says held=%v", res.ID, res.Status, indexed)
 		}
 		if r.Spec.Kind != KindRoom {
@@ -549,8 +656,9 @@ func (s *State) CheckInvariants() error {
 			c.nights[d] = n
 		}
 	}
-	for id, rt := range s.retired {
-		r := s.resources[id]
+	for id, e := range s.retired.all() {
+		rt := e.v
+		r := s.resource(id)
 		if r == nil {
 			return fmt.Errorf("retired units of %s, which does not exist", id)
 		}
@@ -572,10 +680,11 @@ func (s *State) CheckInvariants() error {
 	if finished != s.finished.Len() {
 		return fmt.Errorf("%d reservations are finished but the finished index has %d", finished, s.finished.Len())
 	}
-	if held != len(s.held) {
-		return fmt.Errorf("%d reservations are held but the expiry index has %d", held, len(s.held))
+	if held != s.held.len() {
+		return fmt.Errorf("%d reservations are held but the expiry index has %d", held, s.held.len())
 	}
-	for id, r := range s.resources {
+	for id, e := range s.resources.all() {
+		r := e.v
 		if err := r.CheckInvariant(); err != nil {
 			return err
 		}
@@ -633,7 +742,7 @@ func (s *State) Hash() [32]byte {
 		h.Write(buf)
 		return nil
 	})
-	buf = binary.AppendUvarint(buf[:0], uint64(len(s.held)))
+	buf = binary.AppendUvarint(buf[:0], uint64(s.held.len()))
 	h.Write(buf)
 	s.hashMembers(buf, func(b []byte) { h.Write(b) })
 	h.Write(binary.AppendVarint(buf[:0], s.lastAt))

@@ -2,6 +2,8 @@ package domain
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -297,16 +299,27 @@ func (r *Resource) Clone() *Resource {
 	return &c
 }
 
-// Reservation is one booking of Quantity units (rooms: per night of the stay).
+// cowClone returns a copy for Apply to change in place while frozen views
+// keep the original (cowmap.go): the counts are copied, the spec is shared,
+// since Apply replaces a spec whole and never changes one in place.
+func (r *Resource) cowClone() *Resource {
+	c := *r
+	c.Nights = slices.Clone(r.Nights)
+	c.UserUnits = maps.Clone(r.UserUnits)
+	return &c
+}
+
+// Reservation is one booking of Quantity units (rooms: per night of the
+// stay). The fields are ordered to pack: the state holds millions.
 type Reservation struct {
 	ID         string
 	ResourceID string
-	Kind       Kind
 	User       string
 	Quantity   int64
-	Status     Status
 	CheckIn    Day // rooms only
 	CheckOut   Day // rooms only, exclusive
+	Kind       Kind
+	Status     Status
 	CreatedAt  int64
 	ExpiresAt  int64 // held only
 	UpdatedAt  int64
