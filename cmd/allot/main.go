@@ -27,7 +27,7 @@ const usage = `allot: a reservation engine for flash crowds
 usage:
   allot serve [--node-id n1] [--data-dir ./allot-data] [--http-addr 127.0.0.1:8080]
               [--raft-addr 127.0.0.1:7000] [--bootstrap] [--join http://HOST:PORT[,...]]
-              [--auth-secret-file PATH] [--log-level info] [--config FILE]
+              [--bootstrap-expect N] [--auth-secret-file PATH] [--log-level info] [--config FILE]
               [--rate-limit 100] [--admin-rate-limit 0] [--ip-rate-limit 1000]
               [--max-token-ttl 720h] [--max-body 65536] [--token-cache-size 16384]
               [--read-header-timeout 5s] [--read-timeout 15s] [--write-timeout 30s]
@@ -79,6 +79,7 @@ type serveOpts struct {
 	httpAddr   string
 	raftAddr   string
 	bootstrap  bool
+	expect     int
 	join       string
 	secretFile string
 	logLevel   string
@@ -118,6 +119,7 @@ func newServeFlags(stderr io.Writer) (*flag.FlagSet, *serveOpts) {
 	fs.StringVar(&o.httpAddr, "http-addr", def.HTTPAddr, "HTTP API listen address")
 	fs.StringVar(&o.raftAddr, "raft-addr", def.RaftAddr, "Raft listen address")
 	fs.BoolVar(&o.bootstrap, "bootstrap", false, "found a new cluster with this node (implied when --join is empty)")
+	fs.IntVar(&o.expect, "bootstrap-expect", 0, "found the cluster once this many nodes (this one and those in --join) are up; 0 = off")
 	fs.StringVar(&o.join, "join", "", "comma-separated HTTP addresses of running nodes to ask to add this one")
 	fs.StringVar(&o.secretFile, "auth-secret-file", "", "file holding the JWT secret")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -156,6 +158,7 @@ func (o *serveOpts) config(bootstrap bool) server.Config {
 	cfg := server.DefaultConfig()
 	cfg.NodeID, cfg.DataDir, cfg.HTTPAddr, cfg.RaftAddr = o.nodeID, o.dataDir, o.httpAddr, o.raftAddr
 	cfg.Bootstrap = bootstrap
+	cfg.BootstrapExpect = o.expect
 	cfg.Retention, cfg.EventRetention = o.retention, o.eventRetention
 	cfg.Cluster.TLSCertFile, cfg.Cluster.TLSKeyFile, cfg.Cluster.TLSCAFile = o.raftTLSCert, o.raftTLSKey, o.raftTLSCA
 	cfg.TLSCertFile, cfg.TLSKeyFile = o.tlsCert, o.tlsKey
@@ -223,12 +226,12 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if o.bootstrap && len(joinURLs) > 0 {
-		return errors.New("--bootstrap and --join exclude each other: found a new cluster or join a running one")
+	if err := o.checkFounding(joinURLs); err != nil {
+		return err
 	}
-	// A lone node (no --join) founds its own cluster the first time; with
-	// state in the data dir both flags are moot.
-	cfg := o.config(o.bootstrap || len(joinURLs) == 0)
+	// A lone node (no --join, no --bootstrap-expect) founds its own cluster
+	// the first time; with state in the data dir these flags are moot.
+	cfg := o.config(o.bootstrap || (len(joinURLs) == 0 && o.expect == 0))
 	if o.jwksFile != "" {
 		if cfg.HTTP.PublicKeys, err = httpapi.LoadJWKS(o.jwksFile); err != nil {
 			return fmt.Errorf("--jwks-file: %w", err)
@@ -249,6 +252,13 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.expect > 0 {
+		if err := srv.AwaitFounding(ctx, joinURLs); err != nil {
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return errors.Join(err, srv.Shutdown(shutdownCtx))
+		}
+	}
 	if len(joinURLs) > 0 {
 		if err := srv.Join(ctx, joinURLs); err != nil {
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -262,6 +272,22 @@ func serve(args []string, stderr io.Writer) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// checkFounding refuses combinations of --bootstrap, --join and
+// --bootstrap-expect that cannot found or join a cluster.
+func (o *serveOpts) checkFounding(joinURLs []string) error {
+	switch {
+	case o.bootstrap && len(joinURLs) > 0:
+		return errors.New("--bootstrap and --join exclude each other: found a new cluster or join a running one")
+	case o.expect < 0:
+		return errors.New("--bootstrap-expect must not be negative (0 = off)")
+	case o.expect > 0 && o.bootstrap:
+		return errors.New("--bootstrap and --bootstrap-expect exclude each other: --bootstrap founds a cluster of this node alone")
+	case o.expect > 1 && len(joinURLs) < o.expect-1:
+		return fmt.Errorf("--bootstrap-expect %d needs the other nodes in --join (this node's own address may be listed too); --join lists %d", o.expect, len(joinURLs))
+	}
+	return nil
 }
 
 // parseJoin splits --join into base URLs ("host:port" is taken as http).

@@ -35,6 +35,10 @@ type Config struct {
 	RaftAddr string
 	// Bootstrap makes a node without state found a new one-node cluster.
 	Bootstrap bool
+	// BootstrapExpect, when positive, is the number of nodes a node
+	// without state founds a cluster with (AwaitFounding); Bootstrap must
+	// then be false.
+	BootstrapExpect int
 	// JoinTimeout bounds Join: how long a new node keeps asking the running
 	// ones to add it.
 	JoinTimeout time.Duration
@@ -115,6 +119,9 @@ func Start(cfg Config) (*Server, error) {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Bootstrap && cfg.BootstrapExpect > 0 {
+		return nil, errors.New("server: Bootstrap and BootstrapExpect exclude each other")
 	}
 	s := &Server{cfg: cfg, log: logger, registry: newRegistry(), served: make(chan error, 1)}
 	peerTLS, serverTLS, err := httpsConfigs(cfg)

@@ -1,0 +1,156 @@
+//go:build e2e
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestE2EBootstrapExpect starts three processes with identical founding
+// flags, as an orchestrator does (--bootstrap-expect 3 and every node in
+// --join, its own address included), at different times and the lowest id
+// last, and gets one cluster: one cluster id, one leader, three voters, a
+// write visible on every node. Stopping all three and starting them again
+// with the same flags keeps that cluster.
+// Run it with: go test -tags e2e -run TestE2EBootstrapExpect -count=1 ./cmd/allot/
+func TestE2EBootstrapExpect(t *testing.T) {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	procs := []*proc{newProc(t, "n1"), newProc(t, "n2"), newProc(t, "n3")}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range procs {
+				t.Logf("--- log of %s:\n%s", p.id, p.tail(40))
+			}
+		}
+	})
+	bases := make([]string, len(procs))
+	for i, p := range procs {
+		bases[i] = p.base
+	}
+	flags := []string{"--bootstrap-expect", "3", "--join", strings.Join(bases, ",")}
+
+	// n2 first, n3 a second later, n1 (the founder) four seconds after that.
+	procs[1].start(flags...)
+	time.Sleep(time.Second)
+	procs[2].start(flags...)
+	time.Sleep(4 * time.Second)
+	procs[0].start(flags...)
+	id := waitOneCluster(t, hc, procs)
+	mustStatus(t, hc, "PUT", procs[2].base+"/v1/resources/before", `{"kind":"voucher","capacity":5}`, http.StatusCreated)
+	waitVisible(t, hc, procs, "before")
+
+	for _, p := range procs {
+		p.signal(syscall.SIGTERM)
+	}
+	for _, p := range procs {
+		p.mu.Lock()
+		cmd := p.cmd
+		p.cmd = nil
+		p.mu.Unlock()
+		_ = cmd.Wait()
+	}
+	for _, p := range procs {
+		p.start(flags...)
+	}
+	if got := waitOneCluster(t, hc, procs); got != id {
+		t.Fatalf("cluster id %s after the restart, %s before", got, id)
+	}
+	mustStatus(t, hc, "PUT", procs[0].base+"/v1/resources/after", `{"kind":"voucher","capacity":5}`, http.StatusCreated)
+	waitVisible(t, hc, procs, "before")
+	waitVisible(t, hc, procs, "after")
+}
+
+// waitOneCluster waits until every process is ready, all name the same
+// leader and list the three as voters with their HTTP addresses, and all
+// hold the same cluster id; it returns that id.
+func waitOneCluster(t *testing.T, hc *http.Client, procs []*proc) string {
+	t.Helper()
+	for _, p := range procs {
+		p.waitReady(hc, 90*time.Second)
+	}
+	var last string
+	if !pollUntil(30*time.Second, func() bool {
+		leader := ""
+		for _, p := range procs {
+			var info struct {
+				Leader *struct {
+					ID string `json:"id"`
+				} `json:"leader"`
+				Nodes []struct {
+					ID       string `json:"id"`
+					HTTPAddr string `json:"http_addr"`
+					Voter    bool   `json:"voter"`
+				} `json:"nodes"`
+			}
+			code, body, err := call(hc, "GET", p.base+"/v1/cluster", "ops", "admin", nil, "")
+			if err == nil && code == http.StatusOK {
+				err = json.Unmarshal(body, &info)
+			}
+			switch {
+			case err != nil || code != http.StatusOK:
+				last = fmt.Sprintf("%s: %d %v", p.id, code, err)
+				return false
+			case info.Leader == nil || (leader != "" && info.Leader.ID != leader):
+				last = fmt.Sprintf("%s names leader %+v, another %q", p.id, info.Leader, leader)
+				return false
+			}
+			leader = info.Leader.ID
+			voters := 0
+			for _, nd := range info.Nodes {
+				if nd.Voter && nd.HTTPAddr != "" {
+					voters++
+				}
+			}
+			if voters != len(procs) || len(info.Nodes) != len(procs) {
+				last = fmt.Sprintf("%s: %s", p.id, body)
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("no single cluster of %d: %s", len(procs), last)
+	}
+	id := ""
+	for _, p := range procs {
+		raw, err := os.ReadFile(filepath.Join(p.dir, "cluster.id"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.TrimSpace(string(raw))
+		if id != "" && got != id {
+			t.Fatalf("%s has cluster id %s, another node %s", p.id, got, id)
+		}
+		id = got
+	}
+	return id
+}
+
+// waitVisible waits until every process holds resource in its own
+// committed state.
+func waitVisible(t *testing.T, hc *http.Client, procs []*proc, resource string) {
+	t.Helper()
+	for _, p := range procs {
+		if !pollUntil(10*time.Second, func() bool {
+			code, _, err := call(hc, "GET", p.base+"/v1/resources/"+resource+"?consistency=stale", "ops", "admin", nil, "")
+			return err == nil && code == http.StatusOK
+		}) {
+			t.Fatalf("%s does not show %s", p.id, resource)
+		}
+	}
+}
+
+func mustStatus(t *testing.T, hc *http.Client, method, url, body string, want int) {
+	t.Helper()
+	code, resp, err := call(hc, method, url, "ops", "admin", []byte(body), "")
+	if err != nil || code != want {
+		t.Fatalf("%s %s: %d %s %v, want %d", method, url, code, resp, err, want)
+	}
+}
