@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"time"
-
 )
 
 // Join asks the running nodes at urls (HTTP base URLs; any member will do,
