@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -127,9 +128,13 @@ func joinUntilDone(t *testing.T, nodes []*Node, m domain.Member) {
 	})
 }
 
-func foundingConfig(t *testing.T, id, dir string) Config {
+// foundingConfig binds Raft on every interface at port and advertises it
+// under a name, as nodes in containers do.
+func foundingConfig(t *testing.T, id, dir string, port int) Config {
 	cfg := testConfig(t, dir, nil)
 	cfg.NodeID = id
+	cfg.RaftAddr = fmt.Sprintf("0.0.0.0:%d", port)
+	cfg.RaftAdvertise = fmt.Sprintf("localhost:%d", port)
 	cfg.HTTPAddr = "http://127.0.0.1:1808" + id[1:]
 	cfg.Bootstrap = false
 	cfg.HeartbeatTimeout = 200 * time.Millisecond
@@ -141,22 +146,23 @@ func foundingConfig(t *testing.T, id, dir string) Config {
 // TestFoundingByExpectation: three nodes started the same way and at
 // different times, the founder last, form one cluster of three voters with
 // one cluster id; a write is applied on all; after all three restart they
-// are still that one cluster.
+// are still that one cluster. Raft addresses are names (localhost:port).
 func TestFoundingByExpectation(t *testing.T) {
+	ports := map[string]int{}
 	ids := []string{"n2", "n3", "n1"} // the founder, n1, starts last
 	dirs := map[string]string{}
-	net := &foundingNet{nodes: map[string]*Node{}}
+	peers := &foundingNet{nodes: map[string]*Node{}}
 	var nodes []*Node
 	errs := make(chan error, len(ids))
 	for i, id := range ids {
-		dirs[id] = t.TempDir()
-		nd, err := Start(foundingConfig(t, id, dirs[id]))
+		dirs[id], ports[id] = t.TempDir(), freePort(t)
+		nd, err := Start(foundingConfig(t, id, dirs[id], ports[id]))
 		if err != nil {
 			t.Fatal(err)
 		}
 		nodes = append(nodes, nd)
-		net.add(nd)
-		go func() { errs <- nd.AwaitFounding(context.Background(), 3, net.ask) }()
+		peers.add(nd)
+		go func() { errs <- nd.AwaitFounding(context.Background(), 3, peers.ask) }()
 		if i < len(ids)-1 {
 			time.Sleep(time.Duration(i+1) * 400 * time.Millisecond)
 		}
@@ -177,30 +183,29 @@ func TestFoundingByExpectation(t *testing.T) {
 	checkOneCluster(t, nodes, "v1")
 
 	clusterID := nodes[0].clusterID.String()
-	raftAddrs := map[string]string{}
 	for _, nd := range nodes {
-		raftAddrs[nd.ID()] = nd.RaftAddr()
+		if want := fmt.Sprintf("localhost:%d", ports[nd.ID()]); nd.RaftAddr() != want {
+			t.Fatalf("%s advertises %s, want %s", nd.ID(), nd.RaftAddr(), want)
+		}
 		if err := nd.Shutdown(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	nodes = nodes[:0]
-	net = &foundingNet{nodes: map[string]*Node{}}
+	peers = &foundingNet{nodes: map[string]*Node{}}
 	for _, id := range ids {
-		cfg := foundingConfig(t, id, dirs[id])
-		cfg.RaftAddr = raftAddrs[id]
-		nd, err := Start(cfg)
+		nd, err := Start(foundingConfig(t, id, dirs[id], ports[id]))
 		if err != nil {
 			t.Fatal(err)
 		}
 		nodes = append(nodes, nd)
-		net.add(nd)
+		peers.add(nd)
 	}
 	for _, nd := range nodes {
 		if !nd.HadState() {
 			t.Fatalf("%s restarted without state", nd.ID())
 		}
-		if err := nd.AwaitFounding(context.Background(), 3, net.ask); err != nil {
+		if err := nd.AwaitFounding(context.Background(), 3, peers.ask); err != nil {
 			t.Fatal(err)
 		}
 		if got := nd.clusterID.String(); got != clusterID {
@@ -208,6 +213,16 @@ func TestFoundingByExpectation(t *testing.T) {
 		}
 	}
 	checkOneCluster(t, nodes, "v2")
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // checkOneCluster checks that nodes are one cluster: one id, one leader,

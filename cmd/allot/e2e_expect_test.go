@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,7 +19,8 @@ import (
 // flags, as an orchestrator does (--bootstrap-expect 3 and every node in
 // --join, its own address included), at different times and the lowest id
 // last, and gets one cluster: one cluster id, one leader, three voters, a
-// write visible on every node. Stopping all three and starting them again
+// write visible on every node. The nodes bind every interface and
+// advertise a name (--advertise-host), as in a container. Stopping all three and starting them again
 // with the same flags keeps that cluster.
 // Run it with: go test -tags e2e -run TestE2EBootstrapExpect -count=1 ./cmd/allot/
 func TestE2EBootstrapExpect(t *testing.T) {
@@ -35,14 +37,20 @@ func TestE2EBootstrapExpect(t *testing.T) {
 	for i, p := range procs {
 		bases[i] = p.base
 	}
-	flags := []string{"--bootstrap-expect", "3", "--join", strings.Join(bases, ",")}
+	// As in a container: bind every interface, advertise a name.
+	flags := func(p *proc) []string {
+		_, httpPort, _ := net.SplitHostPort(p.httpAddr)
+		_, raftPort, _ := net.SplitHostPort(p.raftAddr)
+		return []string{"--http-addr", "0.0.0.0:" + httpPort, "--raft-addr", "0.0.0.0:" + raftPort, "--advertise-host", "localhost",
+			"--bootstrap-expect", "3", "--join", strings.Join(bases, ",")}
+	}
 
 	// n2 first, n3 a second later, n1 (the founder) four seconds after that.
-	procs[1].start(flags...)
+	procs[1].start(flags(procs[1])...)
 	time.Sleep(time.Second)
-	procs[2].start(flags...)
+	procs[2].start(flags(procs[2])...)
 	time.Sleep(4 * time.Second)
-	procs[0].start(flags...)
+	procs[0].start(flags(procs[0])...)
 	id := waitOneCluster(t, hc, procs)
 	mustStatus(t, hc, "PUT", procs[2].base+"/v1/resources/before", `{"kind":"voucher","capacity":5}`, http.StatusCreated)
 	waitVisible(t, hc, procs, "before")
@@ -58,7 +66,7 @@ func TestE2EBootstrapExpect(t *testing.T) {
 		_ = cmd.Wait()
 	}
 	for _, p := range procs {
-		p.start(flags...)
+		p.start(flags(p)...)
 	}
 	if got := waitOneCluster(t, hc, procs); got != id {
 		t.Fatalf("cluster id %s after the restart, %s before", got, id)
@@ -105,7 +113,7 @@ func waitOneCluster(t *testing.T, hc *http.Client, procs []*proc) string {
 			leader = info.Leader.ID
 			voters := 0
 			for _, nd := range info.Nodes {
-				if nd.Voter && nd.HTTPAddr != "" {
+				if nd.Voter && strings.HasPrefix(nd.HTTPAddr, "http://localhost:") {
 					voters++
 				}
 			}

@@ -27,7 +27,7 @@ const usage = `allot: a reservation engine for flash crowds
 usage:
   allot serve [--node-id n1] [--data-dir ./allot-data] [--http-addr 127.0.0.1:8080]
               [--raft-addr 127.0.0.1:7000] [--bootstrap] [--join http://HOST:PORT[,...]]
-              [--bootstrap-expect N] [--auth-secret-file PATH] [--log-level info] [--config FILE]
+              [--bootstrap-expect N] [--advertise-host HOST] [--auth-secret-file PATH] [--log-level info] [--config FILE]
               [--rate-limit 100] [--admin-rate-limit 0] [--ip-rate-limit 1000]
               [--max-token-ttl 720h] [--max-body 65536] [--token-cache-size 16384]
               [--read-header-timeout 5s] [--read-timeout 15s] [--write-timeout 30s]
@@ -78,6 +78,7 @@ type serveOpts struct {
 	dataDir    string
 	httpAddr   string
 	raftAddr   string
+	advertise  string
 	bootstrap  bool
 	expect     int
 	join       string
@@ -118,6 +119,7 @@ func newServeFlags(stderr io.Writer) (*flag.FlagSet, *serveOpts) {
 	fs.StringVar(&o.dataDir, "data-dir", def.DataDir, "directory for the Raft log, snapshots and auth secret")
 	fs.StringVar(&o.httpAddr, "http-addr", def.HTTPAddr, "HTTP API listen address")
 	fs.StringVar(&o.raftAddr, "raft-addr", def.RaftAddr, "Raft listen address")
+	fs.StringVar(&o.advertise, "advertise-host", "", "host name or IP the other nodes reach this one at, with the ports of --http-addr and --raft-addr (which may then be 0.0.0.0); empty = the bound addresses")
 	fs.BoolVar(&o.bootstrap, "bootstrap", false, "found a new cluster with this node (implied when --join is empty)")
 	fs.IntVar(&o.expect, "bootstrap-expect", 0, "found the cluster once this many nodes (this one and those in --join) are up; 0 = off")
 	fs.StringVar(&o.join, "join", "", "comma-separated HTTP addresses of running nodes to ask to add this one")
@@ -157,6 +159,7 @@ func burst(perSecond float64) int { return max(1, int(math.Ceil(2*perSecond))) }
 func (o *serveOpts) config(bootstrap bool) server.Config {
 	cfg := server.DefaultConfig()
 	cfg.NodeID, cfg.DataDir, cfg.HTTPAddr, cfg.RaftAddr = o.nodeID, o.dataDir, o.httpAddr, o.raftAddr
+	cfg.AdvertiseHost = o.advertise
 	cfg.Bootstrap = bootstrap
 	cfg.BootstrapExpect = o.expect
 	cfg.Retention, cfg.EventRetention = o.retention, o.eventRetention

@@ -33,6 +33,12 @@ type Config struct {
 	HTTPAddr string
 	// RaftAddr is where Raft listens; port 0 picks a free port.
 	RaftAddr string
+	// AdvertiseHost, when set, is the host name (or IP) the other nodes
+	// reach this one at: the node advertises it with the ports of HTTPAddr
+	// and RaftAddr, which may then bind every interface (0.0.0.0). A DNS
+	// name keeps a node's addresses when its IP changes (a rescheduled
+	// container). Empty advertises the bound addresses.
+	AdvertiseHost string
 	// Bootstrap makes a node without state found a new one-node cluster.
 	Bootstrap bool
 	// BootstrapExpect, when positive, is the number of nodes a node
@@ -145,7 +151,18 @@ func Start(cfg Config) (*Server, error) {
 	cc := cfg.Cluster
 	cc.NodeID, cc.DataDir, cc.RaftAddr = cfg.NodeID, cfg.DataDir, cfg.RaftAddr
 	cc.EventRetention = cfg.EventRetention
-	cc.HTTPAddr = scheme + ln.Addr().String()
+	advertised := ln.Addr().String()
+	if cfg.AdvertiseHost != "" {
+		_, httpPort, _ := net.SplitHostPort(advertised)
+		_, raftPort, err := net.SplitHostPort(cfg.RaftAddr)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("raft addr %q: %w", cfg.RaftAddr, err)
+		}
+		advertised = net.JoinHostPort(cfg.AdvertiseHost, httpPort)
+		cc.RaftAdvertise = net.JoinHostPort(cfg.AdvertiseHost, raftPort)
+	}
+	cc.HTTPAddr = scheme + advertised
 	cc.Bootstrap = cfg.Bootstrap
 	cc.Secret = cfg.AuthSecret
 	cc.Logger = logger.With("component", "cluster")
