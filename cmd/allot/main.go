@@ -1,7 +1,9 @@
-// Command allot runs a node of the allot reservation engine (`allot serve`)
-// and mints API tokens (`allot token`). Every flag can also be set through
-// the environment as ALLOT_<FLAG> (upper case, "-" as "_") and as a key of
-// the same name in the YAML file of --config: flag > env > file > default.
+// Command allot runs a node of the allot reservation engine (`allot serve`),
+// mints API tokens (`allot token`) and probes a node on this host (`allot
+// health`, the health check of a container image). Every flag can also be
+// set through the environment as ALLOT_<FLAG> (upper case, "-" as "_") and
+// as a key of the same name in the YAML file of --config: flag > env > file
+// > default.
 package main
 
 import (
@@ -36,6 +38,7 @@ usage:
               [--raft-tls-cert PEM --raft-tls-key PEM --raft-tls-ca PEM]
   allot token --sub USER [--role user|admin|consumer] [--ttl 24h] [--data-dir ./allot-data]
               [--auth-secret-file PATH] [--max-token-ttl 720h] [--config FILE]
+  allot health [--ready] [--http-addr 127.0.0.1:8080] [--tls-cert PEM] [--timeout 3s] [--config FILE]
 
 Every flag is also ALLOT_<FLAG> in the environment and a key of the YAML
 file of --config; a flag beats the environment, which beats the file.
@@ -61,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serve(args[1:], stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
+	case "health":
+		return health(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
