@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -16,6 +17,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,8 +38,8 @@ usage:
               [--idle-timeout 2m] [--retention 720h] [--event-retention 168h]
               [--jwks-file PATH --jwt-issuer ISS [--jwt-audience AUD]] [--tls-cert PEM --tls-key PEM]
               [--raft-tls-cert PEM --raft-tls-key PEM --raft-tls-ca PEM]
-  allot token --sub USER [--role user|admin|consumer] [--ttl 24h] [--data-dir ./allot-data]
-              [--auth-secret-file PATH] [--max-token-ttl 720h] [--config FILE]
+  allot token (--sub USER | --prefix P [--count N]) [--role user|admin|consumer] [--ttl 24h]
+              [--data-dir ./allot-data] [--auth-secret-file PATH] [--max-token-ttl 720h] [--config FILE]
   allot health [--ready] [--http-addr 127.0.0.1:8080] [--tls-cert PEM] [--timeout 3s] [--config FILE]
 
 Every flag is also ALLOT_<FLAG> in the environment and a key of the YAML
@@ -318,7 +320,9 @@ func token(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.String(configFlag, "", "the serve config file, for data-dir, auth-secret-file and max-token-ttl")
-	sub := fs.String("sub", "", "user id (required)")
+	sub := fs.String("sub", "", "user id (required unless --prefix)")
+	prefix := fs.String("prefix", "", "mint --count tokens for users PREFIX1..PREFIXN instead of one for --sub")
+	count := fs.Int("count", 1, "with --prefix: how many tokens, one per line")
 	role := fs.String("role", httpapi.RoleUser, "user, admin or consumer (reads everything, writes nothing)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "validity")
 	def := server.DefaultConfig()
@@ -330,8 +334,14 @@ func token(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	switch {
-	case *sub == "":
-		return errors.New("--sub is required")
+	case *sub == "" && *prefix == "":
+		return errors.New("--sub (or --prefix with --count) is required")
+	case *sub != "" && *prefix != "":
+		return errors.New("--sub and --prefix exclude each other: one user, or users PREFIX1..PREFIXN")
+	case *count < 1:
+		return errors.New("--count must be at least 1")
+	case *count > 1 && *prefix == "":
+		return errors.New("--count needs --prefix: the users are PREFIX1..PREFIXN")
 	case *role != httpapi.RoleUser && *role != httpapi.RoleAdmin && *role != httpapi.RoleConsumer:
 		return fmt.Errorf("--role must be user, admin or consumer, not %q", *role)
 	case *ttl <= 0:
@@ -344,10 +354,21 @@ func token(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w (start `allot serve` once, or set ALLOT_AUTH_SECRET)", err)
 	}
-	tok, err := httpapi.MintToken(secret, *sub, *role, *ttl)
-	if err != nil {
-		return err
+	subs := []string{*sub}
+	if *prefix != "" {
+		subs = make([]string, *count)
+		for i := range subs {
+			subs[i] = *prefix + strconv.Itoa(i+1)
+		}
 	}
-	fmt.Fprintln(stdout, tok)
-	return nil
+	out := bufio.NewWriter(stdout)
+	for _, s := range subs {
+		tok, err := httpapi.MintToken(secret, s, *role, *ttl)
+		if err != nil {
+			return fmt.Errorf("token for %q: %w", s, err)
+		}
+		out.WriteString(tok)
+		out.WriteByte('\n')
+	}
+	return out.Flush()
 }
