@@ -21,7 +21,8 @@ import (
 // last, and gets one cluster: one cluster id, one leader, three voters, a
 // write visible on every node. The nodes bind every interface and
 // advertise a name (--advertise-host), as in a container. Stopping all three and starting them again
-// with the same flags keeps that cluster.
+// with the same flags keeps that cluster, and so does a node that comes
+// back with an empty data dir.
 // Run it with: go test -tags e2e -run TestE2EBootstrapExpect -count=1 ./cmd/allot/
 func TestE2EBootstrapExpect(t *testing.T) {
 	hc := &http.Client{Timeout: 5 * time.Second}
@@ -73,6 +74,18 @@ func TestE2EBootstrapExpect(t *testing.T) {
 	}
 	mustStatus(t, hc, "PUT", procs[0].base+"/v1/resources/after", `{"kind":"voucher","capacity":5}`, http.StatusCreated)
 	waitVisible(t, hc, procs, "before")
+	waitVisible(t, hc, procs, "after")
+
+	// A node that lost its data comes back with the same flags: it sees
+	// that the others belong to a cluster and joins it, founding nothing.
+	procs[2].kill()
+	if err := os.RemoveAll(procs[2].dir); err != nil {
+		t.Fatal(err)
+	}
+	procs[2].start(flags(procs[2])...)
+	if got := waitOneCluster(t, hc, procs); got != id {
+		t.Fatalf("cluster id %s after the wiped node came back, %s before", got, id)
+	}
 	waitVisible(t, hc, procs, "after")
 }
 
