@@ -89,14 +89,26 @@ func (f *founding) commit(set []string) {
 	}
 }
 
-// Hello is this node's hello.
+// Hello is this node's hello. A founder that restarted before the first
+// election (its log holds only the founding configuration) reports that
+// configuration's ids as its founding set: the other nodes may then still
+// commit to it, and the cluster gets its first quorum.
 func (n *Node) Hello() Hello {
 	last := n.raft.LastIndex()
-	return Hello{
+	h := Hello{
 		ID: n.cfg.NodeID, RaftAddr: n.raftAddr, HTTPAddr: n.cfg.HTTPAddr,
 		ClusterID: n.clusterID.String(), HasState: n.hadState || last > 0, LastIndex: last,
 		Founding: n.founding.get(),
 	}
+	if h.Founding == nil && h.HasState && last == 1 {
+		if servers, err := n.servers(); err == nil && len(servers) > 1 {
+			for _, s := range servers {
+				h.Founding = append(h.Founding, string(s.ID))
+			}
+			slices.Sort(h.Founding)
+		}
+	}
+	return h
 }
 
 // foundingStep is what a node waiting for its founding set does next.

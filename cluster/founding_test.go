@@ -268,3 +268,37 @@ func checkOneCluster(t *testing.T, nodes []*Node, voucher string) {
 		return nil
 	})
 }
+
+// TestFounderRestartedBeforeElection: a founder that stops before its
+// cluster's first election still tells its founding set after a restart,
+// so that nodes that lost their commitment meanwhile can commit to it.
+func TestFounderRestartedBeforeElection(t *testing.T) {
+	dir, port := t.TempDir(), freePort(t)
+	n1, err := Start(foundingConfig(t, "n1", dir, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := []Hello{{ID: "n1", RaftAddr: n1.RaftAddr()}, {ID: "n2", RaftAddr: "localhost:1"}, {ID: "n3", RaftAddr: "localhost:2"}}
+	if err := n1.commitFounding(idsOf(set), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.foundWith(set, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.Shutdown(); err != nil { // n2 and n3 never ran: no election was won
+		t.Fatal(err)
+	}
+	n1, err = Start(foundingConfig(t, "n1", dir, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n1.Shutdown()
+	h := n1.Hello()
+	if !h.HasState || h.LastIndex != 1 || !slices.Equal(h.Founding, []string{"n1", "n2", "n3"}) || h.ClusterID == "" {
+		t.Fatalf("restarted founder's hello %+v", h)
+	}
+	step, got, why := decideFounding(foundingView{self: blank("n2"), peers: []Hello{h}, expect: 3})
+	if step != stepCommit || !slices.Equal(idsOf(got), h.Founding) {
+		t.Fatalf("a blank n2 does %d with %v (%s), want to commit to %v", step, idsOf(got), why, h.Founding)
+	}
+}
