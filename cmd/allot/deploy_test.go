@@ -19,6 +19,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 
+	"allot/cluster"
 	"allot/cmd/allot/server"
 )
 
@@ -63,6 +64,20 @@ func serveSettings(t *testing.T, where string, args []string, env map[string]str
 		t.Fatalf("%s: %v", where, err)
 	}
 	if err := o.checkFounding(join); err != nil {
+		t.Fatalf("%s: %v", where, err)
+	}
+	// The Raft side as the node would start it (server.Start advertises
+	// --advertise-host with the bound ports).
+	cc := cluster.DefaultConfig()
+	cc.NodeID, cc.DataDir, cc.RaftAddr, cc.Secret = o.nodeID, o.dataDir, o.raftAddr, []byte(strings.Repeat("s", 32))
+	cc.HTTPAddr = "http://" + o.httpAddr
+	if o.advertise != "" {
+		_, raftPort, _ := net.SplitHostPort(o.raftAddr)
+		_, httpPort, _ := net.SplitHostPort(o.httpAddr)
+		cc.RaftAdvertise = net.JoinHostPort(o.advertise, raftPort)
+		cc.HTTPAddr = "http://" + net.JoinHostPort(o.advertise, httpPort)
+	}
+	if err := cc.Validate(); err != nil {
 		t.Fatalf("%s: %v", where, err)
 	}
 	return o
