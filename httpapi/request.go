@@ -229,10 +229,16 @@ func validPathID(id string) bool {
 	return domain.ValidID(id) && strings.Trim(id, ".") != ""
 }
 
-// withTimeout bounds one engine or reader call by Config.RequestTimeout.
-func (s *Server) withTimeout(c *gin.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(c.Request.Context(), s.cfg.RequestTimeout)
+// withTimeout bounds one engine or reader call by Config.RequestTimeout
+// (deadline.go: the context is shared with calls that started at nearly
+// the same time, and the returned cancel does nothing).
+func (s *Server) withTimeout(*gin.Context) (context.Context, context.CancelFunc) {
+	return s.deadlines.context(time.Now()), noCancel
 }
+
+// noCancel is withTimeout's cancel: a shared deadline is released by its
+// own timer.
+func noCancel() {}
 
 // read runs fn on committed state at the request's consistency level. A
 // deadline passing on a read is unavailable: a read has no outcome to lose.

@@ -57,6 +57,8 @@ type Server struct {
 	macs    *sync.Pool
 	metrics *httpMetrics
 	fwd     *forwarder
+	// deadlines bounds engine and reader calls (deadline.go).
+	deadlines *sharedDeadlines
 
 	// bufs holds *bytes.Buffer for request bodies, reused across requests
 	// because every write reads its whole body (it is hashed for the
@@ -101,6 +103,7 @@ func New(cfg Config) (*Server, error) {
 		reqIDPrefix: hex.EncodeToString(seed[:]) + "-",
 		nodeHeader:  []string{cfg.NodeID},
 		macs:        newHS256Pool(cfg.AuthSecret),
+		deadlines:   newSharedDeadlines(cfg.RequestTimeout),
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	s.answers.New = func() any { b := make([]byte, 0, 512); return &b }
