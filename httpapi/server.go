@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -307,7 +306,7 @@ func (s *Server) recovered(c *gin.Context, p any) {
 	if c.Writer.Written() {
 		return
 	}
-	s.writeProblem(c, classify(errors.New("panic")), "internal error; see the server log for request "+c.Writer.Header().Get(headerRequestID), nil)
+	s.writeProblem(c, kindOf(string(domain.CodeInternal)), "internal error; see the server log for request "+c.Writer.Header().Get(headerRequestID), nil)
 }
 
 // healthTimeLayout is RFC 3339 in UTC with all nine fractional digits.
