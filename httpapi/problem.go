@@ -132,6 +132,20 @@ func problemStatus(code string) (int, string) {
 	return p.Status, p.Title
 }
 
+// handler is a gin handler that returns its failure instead of answering
+// it; answer is the one place that turns such an error into a problem.
+type handler func(c *gin.Context) error
+
+// answer adapts h to gin: a non-nil error from h is answered with fail. A
+// handler that has started its answer returns nil.
+func (s *Server) answer(h handler) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := h(c); err != nil {
+			s.fail(c, err)
+		}
+	}
+}
+
 // fail answers err as a problem details body. 5xx answers are logged; a
 // 500's detail is generic so internals do not leak to clients.
 func (s *Server) fail(c *gin.Context, err error) {

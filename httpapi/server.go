@@ -166,13 +166,13 @@ func NewHTTPServerTimeouts(addr string, h http.Handler, t Timeouts) *http.Server
 func (s *Server) routes() {
 	r := s.router
 	r.Use(s.requestHeaders)
-	r.NoRoute(s.instrumentUnmatched(), func(c *gin.Context) {
-		s.fail(c, fmt.Errorf("no route for %s %s: %w", c.Request.Method, c.Request.URL.Path, domain.ErrNotFound))
-	})
-	r.NoMethod(s.instrumentUnmatched(), func(c *gin.Context) {
-		s.fail(c, fmt.Errorf("%s is not allowed on %s (allowed: %s): %w",
-			c.Request.Method, c.Request.URL.Path, c.Writer.Header().Get("Allow"), errMethodNotAllowed))
-	})
+	r.NoRoute(s.instrumentUnmatched(), s.answer(func(c *gin.Context) error {
+		return fmt.Errorf("no route for %s %s: %w", c.Request.Method, c.Request.URL.Path, domain.ErrNotFound)
+	}))
+	r.NoMethod(s.instrumentUnmatched(), s.answer(func(c *gin.Context) error {
+		return fmt.Errorf("%s is not allowed on %s (allowed: %s): %w",
+			c.Request.Method, c.Request.URL.Path, c.Writer.Header().Get("Allow"), errMethodNotAllowed)
+	}))
 
 	s.handle(http.MethodGet, "/healthz", s.healthz)
 	s.handle(http.MethodGet, "/readyz", s.readyz)
