@@ -92,12 +92,6 @@ func (e *Engine) Close() {
 	e.system.Shutdown()
 }
 
-func (e *Engine) current() *term {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.term
-}
-
 // Reserve implements httpapi.Engine.
 func (e *Engine) Reserve(ctx context.Context, cmd domain.ReserveCommand) (domain.Outcome, error) {
 	r := &request{op: opReserve, reserve: cmd.Request, caller: cmd.Caller, idem: cmd.Idem}

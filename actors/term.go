@@ -81,3 +81,10 @@ func (t *term) stop() {
 	t.proposer.close() // no actor is left to hand it events
 	t.wg.Wait()
 }
+
+// current is the term being led, nil while not leading.
+func (e *Engine) current() *term {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.term
+}
