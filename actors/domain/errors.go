@@ -171,6 +171,9 @@ func ProblemOf(code Code) Problem {
 // API.md, also a metric label), or "internal" for an error that is none of
 // ours.
 func ErrorCode(err error) string {
+	if i, ok := rowOfChain(err); ok {
+		return string(problems[i].Code)
+	}
 	for i := range problems {
 		p := &problems[i]
 		if errors.Is(err, p.Err) {
@@ -183,6 +186,47 @@ func ErrorCode(err error) string {
 		}
 	}
 	return string(CodeInternal)
+}
+
+// rowOfChain finds err's row in one walk of its chain when the chain is
+// plain: each error wraps at most one other (Unwrap() error) and none has
+// an Is method. errors.Is(err, s) then holds exactly when s is in the
+// chain, so the first row of any error in the chain is the row the loop of
+// ErrorCode would find, without its walk of the chain per row (rejections
+// are most of a flash crowd's answers). ok is false for any other chain.
+func rowOfChain(err error) (row int, ok bool) {
+	row = len(problems) - 1 // "internal"
+	for err != nil {
+		if _, custom := err.(interface{ Is(error) bool }); custom {
+			return 0, false
+		}
+		row = min(row, rowOf(err))
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			return 0, false
+		default:
+			err = nil
+		}
+	}
+	return row, true
+}
+
+// rowOf is the row whose sentinel err is, len(problems) for none. Every
+// sentinel is comparable, so == cannot panic.
+func rowOf(err error) int {
+	for i := range problems {
+		if err == problems[i].Err {
+			return i
+		}
+		for _, e := range problems[i].also {
+			if err == e {
+				return i
+			}
+		}
+	}
+	return len(problems)
 }
 
 // ErrorOfCode is the inverse of ErrorCode: the sentinel error of a problem

@@ -187,3 +187,63 @@ func TestProblemStatusesMatchContract(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkErrorCode is the code of the flash crowd's usual answer, a
+// wrapped sold out, which every rejected request is classified by.
+func BenchmarkErrorCode(b *testing.B) {
+	err := fmt.Errorf("resource v: 0 of 1 left: %w", fmt.Errorf("wrapped: %w", ErrSoldOut))
+	b.ReportAllocs()
+	for b.Loop() {
+		if ErrorCode(err) != string(CodeSoldOut) {
+			b.Fatal("wrong code")
+		}
+	}
+}
+
+// referenceCode is ErrorCode by its definition: the first row, in order,
+// that errors.Is matches.
+func referenceCode(err error) string {
+	for _, p := range problems {
+		for _, e := range append([]error{p.Err}, p.also...) {
+			if errors.Is(err, e) {
+				return string(p.Code)
+			}
+		}
+	}
+	return string(CodeInternal)
+}
+
+// isSoldOut matches ErrSoldOut through an Is method only.
+type isSoldOut struct{}
+
+func (isSoldOut) Error() string        { return "sold out, by its Is method" }
+func (isSoldOut) Is(target error) bool { return target == ErrSoldOut }
+
+// TestErrorCodeShortcutAgrees checks ErrorCode's one-walk shortcut against
+// the definition on plain chains of every sentinel and on the shapes the
+// shortcut hands over (several wrapped errors, an Is method).
+func TestErrorCodeShortcutAgrees(t *testing.T) {
+	var all []error
+	for _, p := range problems {
+		all = append(all, p.Err)
+		all = append(all, p.also...)
+	}
+	all = append(all, ErrDuplicateKey, ErrCorrupt, errors.New("foreign"), isSoldOut{})
+	check := func(err error) {
+		t.Helper()
+		if got, want := ErrorCode(err), referenceCode(err); got != want {
+			t.Errorf("ErrorCode(%v) = %s, want %s", err, got, want)
+		}
+	}
+	for _, a := range all {
+		check(a)
+		check(fmt.Errorf("x: %w", a))
+		check(fmt.Errorf("x: %w", fmt.Errorf("y: %w", a)))
+		check(&DuplicateKeyError{})
+		for _, b := range all {
+			check(fmt.Errorf("%w: %w", a, b))
+			check(errors.Join(fmt.Errorf("x: %w", a), b))
+		}
+	}
+	check(nil)
+}
