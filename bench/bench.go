@@ -315,7 +315,7 @@ func (b *bench) load(ctx context.Context, targets []string, scn *scenario.Scenar
 		Ops: scenario.OpNames(), Client: loadgen.NewClient(conc, b.opts.timeout),
 	}
 	defer cfg.Client.CloseIdleConnections()
-	live := newLiveLine(b.out)
+	live := newProgressLine(b.out, b.log)
 	cfg.Progress = live.update
 	b.say("running %s against %s for %v", scn.Name(), strings.Join(targets, ","), b.opts.warmup+b.opts.duration)
 	res, err := loadgen.Run(ctx, cfg, scn)
@@ -653,42 +653,4 @@ func waitFor(ctx context.Context, cond func() error) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-// liveLine is the progress line, drawn only when the output is a terminal.
-type liveLine struct {
-	w     io.Writer
-	tty   bool
-	last  loadgen.Progress
-	drawn bool
-}
-
-func newLiveLine(w io.Writer) *liveLine {
-	l := &liveLine{w: w}
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			l.tty = true
-		}
-	}
-	return l
-}
-
-// update is loadgen's Progress callback (one goroutine, once a second).
-func (l *liveLine) update(p loadgen.Progress) {
-	if !l.tty {
-		return
-	}
-	rate := float64(p.Requests-l.last.Requests) / max((p.Elapsed-l.last.Elapsed).Seconds(), 1e-9)
-	l.last = p
-	fmt.Fprintf(l.w, "\r\x1b[K%5.0fs %10d req %9.0f req/s   2xx %d  409/422 %d  429/503 %d  failed %d",
-		p.Elapsed.Seconds(), p.Requests, rate, p.OK, p.Rejected, p.Throttled, p.Failed)
-	l.drawn = true
-}
-
-// done ends the line; loadgen.Run has returned, so update no longer runs.
-func (l *liveLine) done() {
-	if l.drawn {
-		fmt.Fprintln(l.w)
-	}
-	l.last, l.drawn = loadgen.Progress{}, false
 }

@@ -60,6 +60,7 @@ type options struct {
 	requests       int64
 	timeout        time.Duration
 	jsonPath       string
+	htmlPath       string // --html: the report as a self-contained page
 	baseline       bool
 	redis          bool
 	sweep          []int // concurrencies, one run each; empty: --concurrency alone
@@ -91,6 +92,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.requests, "requests", 0, "end the measured phase after this many requests (0: --duration only)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the report as JSON to this file")
+	fs.StringVar(&o.htmlPath, "html", "", "also write the report as one self-contained HTML file (charts over time, outcome mix, checks, settings) to this file")
 	fs.BoolVar(&o.baseline, "baseline", false, "first run the same load against a bare in-process gin JSON handler and state allot's throughput as a ratio of it")
 	fs.BoolVar(&o.redis, "redis", false, "also run the same load against gin + go-redis + the classic seckill Lua script on a redis-server of the bench's own (persistence off; needs redis-server on PATH) and state allot's throughput as a ratio of it; seckill, soldout and accept only")
 	var sweep string
@@ -124,6 +126,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 			return o, errors.New("--scale runs its own embedded node: not with --target")
 		case sweep != "":
 			return o, errors.New("--scale runs no scenario: not with --sweep")
+		case o.htmlPath != "":
+			return o, errors.New("--scale has no HTML report: use --json")
 		}
 		return o, o.validateScale()
 	}
@@ -241,6 +245,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if opts.jsonPath != "" {
 		if jerr := b.rep.WriteJSON(opts.jsonPath); jerr != nil {
 			fmt.Fprintln(stderr, "bench: writing the JSON report:", jerr)
+			return exitError
+		}
+	}
+	if opts.htmlPath != "" {
+		if herr := b.rep.WriteHTML(opts.htmlPath); herr != nil {
+			fmt.Fprintln(stderr, "bench: writing the HTML report:", herr)
 			return exitError
 		}
 	}

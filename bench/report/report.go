@@ -53,6 +53,19 @@ type Run struct {
 	Ops           []Op             `json:"operations"`
 	Responses     map[string]int64 `json:"responses"` // "201", "409 sold_out", "timeout" ...
 	LateSends     int64            `json:"late_sends"`
+	// Timeline is the measured phase second by second.
+	Timeline []Interval `json:"timeline,omitempty"`
+}
+
+// Interval is one second of a run: answers by class and their latency
+// (from histograms of 2 significant digits).
+type Interval struct {
+	StartS    float64 `json:"start_s"`   // from the start of the measured phase
+	OK        int64   `json:"ok"`        // 2xx
+	Rejected  int64   `json:"rejected"`  // 409, 422: sold out, limited, not open...
+	Throttled int64   `json:"throttled"` // 429, 503
+	Failed    int64   `json:"failed"`    // anything else, timeouts and transport errors included
+	Latency   Latency `json:"latency"`
 }
 
 // Verification is the correctness verdict of a run.
@@ -138,6 +151,12 @@ func NewRun(res *loadgen.Result, s Shape) *Run {
 	}
 	for k, n := range res.Codes {
 		r.Responses[k.String()] += n
+	}
+	for _, sec := range res.Timeline {
+		r.Timeline = append(r.Timeline, Interval{
+			StartS: sec.Offset.Seconds(), OK: sec.OK, Rejected: sec.Rejected, Throttled: sec.Throttled,
+			Failed: sec.Failed, Latency: latency(sec.Latency),
+		})
 	}
 	return r
 }
