@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -141,24 +142,27 @@ func (s *openAPISpec) check(req *http.Request, status int, header http.Header, b
 }
 
 // checkUnrouted checks the answer to a path or method the description does
-// not have: the server's 404 or 405 problem.
+// not have: the server's 404 or 405 problem, as the NotFound and
+// MethodNotAllowed responses of the description show them.
 func (s *openAPISpec) checkUnrouted(req *http.Request, status int, header http.Header, body []byte, routeErr error) error {
+	var name string
 	switch status {
 	case http.StatusNotFound:
+		name = "NotFound"
 	case http.StatusMethodNotAllowed:
-		if header.Get("Allow") == "" {
-			return errors.New("405 without an Allow header")
-		}
+		name = "MethodNotAllowed"
 	default:
 		return fmt.Errorf("no operation in the description (%v)", routeErr)
 	}
-	if ct := header.Get("Content-Type"); ct != contentTypeProblem[0] {
-		return fmt.Errorf("no operation in the description (%v), and Content-Type %q is no problem", routeErr, ct)
-	}
-	for _, h := range []string{headerRequestID, headerNode} {
-		if header.Get(h) == "" {
-			return fmt.Errorf("header %s missing", h)
+	resp := s.doc.Components.Responses[name].Value
+	for h, ref := range resp.Headers {
+		if ref.Value.Required && header.Get(h) == "" {
+			return fmt.Errorf("no operation in the description (%v), and header %s missing", routeErr, h)
 		}
+	}
+	mt := resp.Content.Get(header.Get("Content-Type"))
+	if mt == nil {
+		return fmt.Errorf("no operation in the description (%v), and Content-Type %q is not the %s response's", routeErr, header.Get("Content-Type"), name)
 	}
 	if req.Method == http.MethodHead {
 		return nil
@@ -167,7 +171,7 @@ func (s *openAPISpec) checkUnrouted(req *http.Request, status int, header http.H
 	if err != nil {
 		return err
 	}
-	return s.problem.VisitJSON(v)
+	return mt.Schema.Value.VisitJSON(v)
 }
 
 func decodeJSONValue(b []byte) (any, error) {
@@ -187,7 +191,8 @@ func TestOpenAPIValid(t *testing.T) {
 }
 
 // TestOpenAPIProblemCodes: the description's problem codes are exactly the
-// codes the server can answer.
+// codes the server can answer, and each problem response of the
+// description allows the codes of its status and no others.
 func TestOpenAPIProblemCodes(t *testing.T) {
 	spec := mustOpenAPI(t)
 	var inSpec []string
@@ -199,6 +204,45 @@ func TestOpenAPIProblemCodes(t *testing.T) {
 	slices.Sort(codes)
 	if !slices.Equal(inSpec, codes) {
 		t.Fatalf("ProblemCode enum %v, the server's codes %v", inSpec, codes)
+	}
+	// Every problem response narrows Problem to one status and its codes.
+	byStatus := make(map[int][]string)
+	for name, ref := range spec.doc.Components.Responses {
+		mt := ref.Value.Content.Get(contentTypeProblem[0])
+		if mt == nil {
+			continue
+		}
+		all := mt.Schema.Value.AllOf
+		if len(all) != 2 || all[0].Ref != "#/components/schemas/Problem" {
+			t.Fatalf("response %s: want allOf [Problem, {status, code}]", name)
+		}
+		st, cs := all[1].Value.Properties["status"].Value.Enum, all[1].Value.Properties["code"].Value.Enum
+		if len(st) != 1 {
+			t.Fatalf("response %s: status enum %v, want one", name, st)
+		}
+		status := int(st[0].(float64))
+		if len(byStatus[status]) > 0 {
+			t.Fatalf("two problem responses for status %d", status)
+		}
+		for _, c := range cs {
+			byStatus[status] = append(byStatus[status], c.(string))
+		}
+	}
+	want := make(map[int][]string)
+	for _, code := range problemCodes {
+		status, _ := problemStatus(code)
+		want[status] = append(want[status], code)
+	}
+	for status, cs := range want {
+		got := byStatus[status]
+		slices.Sort(got)
+		slices.Sort(cs)
+		if !slices.Equal(got, cs) {
+			t.Errorf("status %d: the description's problem response has codes %v, the server's are %v", status, got, cs)
+		}
+	}
+	if len(byStatus) != len(want) {
+		t.Errorf("problem responses for statuses %v, the server's problems have %v", slices.Sorted(maps.Keys(byStatus)), slices.Sorted(maps.Keys(want)))
 	}
 }
 
@@ -309,7 +353,10 @@ func TestOpenAPICheckCatches(t *testing.T) {
 	}
 	res := `{"id":"r","resource_id":"v","kind":"voucher","user":"alice","quantity":1,"status":"held",` +
 		`"created_at":"2026-11-21T11:00:00Z","expires_at":"2026-11-21T11:15:00Z","updated_at":"2026-11-21T11:00:00Z"}`
-	problem := `{"type":"https://allot.dev/problems/sold_out","title":"Sold out","status":409,"detail":"d","code":"sold_out"}`
+	problemOf := func(status int, code string) string {
+		return fmt.Sprintf(`{"type":"https://allot.dev/problems/%s","title":"T","status":%d,"detail":"d","code":"%s"}`, code, status, code)
+	}
+	problem := problemOf(409, "sold_out")
 	req := func(method, path string) *http.Request {
 		r, _ := http.NewRequest(method, "http://127.0.0.1:1"+path, nil)
 		return r
@@ -332,9 +379,15 @@ func TestOpenAPICheckCatches(t *testing.T) {
 		{"an unknown problem code", reserve, 409, hdr("Content-Type", "application/problem+json"), strings.ReplaceAll(problem, "sold_out", "gone"), false},
 		{"the wrong content type", reserve, 409, hdr("Content-Type", "application/json"), problem, false},
 		{"no X-Allot-Node", reserve, 201, http.Header{headerRequestID: {"r1"}, "Content-Type": {"application/json"}}, res, false},
-		{"503 without Retry-After", reserve, 503, hdr("Content-Type", "application/problem+json"), strings.ReplaceAll(problem, "sold_out", "unavailable"), false},
+		{"a 503", reserve, 503, hdr("Content-Type", "application/problem+json", "Retry-After", "1"), problemOf(503, "outcome_unknown"), true},
+		{"a 503 without Retry-After", reserve, 503, hdr("Content-Type", "application/problem+json"), problemOf(503, "outcome_unknown"), false},
 		{"a body on 204", req(http.MethodDelete, "/v1/resources/v"), 204, hdr(), "{}", false},
-		{"an unknown path's 404", req(http.MethodGet, "/v1/nope"), 404, hdr("Content-Type", "application/problem+json"), strings.ReplaceAll(problem, "sold_out", "not_found"), true},
+		{"a 409 with a 503 code", reserve, 409, hdr("Content-Type", "application/problem+json"), problemOf(409, "unavailable"), false},
+		{"a problem whose status differs", reserve, 409, hdr("Content-Type", "application/problem+json"), problemOf(400, "sold_out"), false},
+		{"a time not in UTC", reserve, 201, hdr("Content-Type", "application/json"), strings.Replace(res, "11:00:00Z", "12:00:00+01:00", 1), false},
+		{"an unknown path's 404", req(http.MethodGet, "/v1/nope"), 404, hdr("Content-Type", "application/problem+json"), problemOf(404, "not_found"), true},
+		{"an unknown method's 405", req(http.MethodPatch, "/v1/resources/v"), 405, hdr("Content-Type", "application/problem+json", "Allow", "GET, PUT"), problemOf(405, "method_not_allowed"), true},
+		{"a 405 without Allow", req(http.MethodPatch, "/v1/resources/v"), 405, hdr("Content-Type", "application/problem+json"), problemOf(405, "method_not_allowed"), false},
 		{"an unknown path's 200", req(http.MethodGet, "/v1/nope"), 200, hdr("Content-Type", "application/json"), "{}", false},
 		{"HEAD of an undocumented status", req(http.MethodHead, "/v1/resources/v"), 409, hdr(), "", false},
 	}
