@@ -425,7 +425,7 @@ func (e *testEnv) do(method, path, token, body string, hdr ...string) response {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
-	b := readAllAndCheck(e.t, req, resp)
+	b := readAllAndCheck(e.t, e.srv, req, resp)
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 

@@ -70,10 +70,11 @@ func mustOpenAPI(t testing.TB) *openAPISpec {
 }
 
 // checkOpenAPI fails the test unless the answer to req is one the
-// description allows.
-func checkOpenAPI(t testing.TB, req *http.Request, status int, header http.Header, body []byte) {
+// description allows. srv is the server that answered, nil for one that
+// routes every operation.
+func checkOpenAPI(t testing.TB, srv *Server, req *http.Request, status int, header http.Header, body []byte) {
 	t.Helper()
-	if err := mustOpenAPI(t).check(req, status, header, body, true); err != nil {
+	if err := mustOpenAPI(t).check(servedRoutes(srv), req, status, header, body, true); err != nil {
 		t.Fatalf("%s %s answered %d, which docs/openapi.yaml does not allow: %v\nbody: %.500s",
 			req.Method, req.URL.Path, status, err, body)
 	}
@@ -84,7 +85,7 @@ func checkOpenAPI(t testing.TB, req *http.Request, status int, header http.Heade
 func openAPICheck(req *http.Request, status int, header http.Header, body []byte) error {
 	spec, err := loadOpenAPI()
 	if err == nil {
-		err = spec.check(req, status, header, body, true)
+		err = spec.check(nil, req, status, header, body, true)
 	}
 	if err != nil {
 		return fmt.Errorf("%s %s answered %d, which docs/openapi.yaml does not allow: %w", req.Method, req.URL.Path, status, err)
@@ -96,16 +97,31 @@ func openAPICheck(req *http.Request, status int, header http.Header, body []byte
 // the test reads on: its status and headers only.
 func checkOpenAPIHeaders(t testing.TB, req *http.Request, status int, header http.Header) {
 	t.Helper()
-	if err := mustOpenAPI(t).check(req, status, header, nil, false); err != nil {
+	if err := mustOpenAPI(t).check(nil, req, status, header, nil, false); err != nil {
 		t.Fatalf("%s %s answered %d, which docs/openapi.yaml does not allow: %v", req.Method, req.URL.Path, status, err)
 	}
+}
+
+// servedRoutes are the operations srv routes, as "METHOD /path/{param}";
+// nil (every operation) for a nil srv. A server without webhooks
+// configured (tests only) routes no webhook operation.
+func servedRoutes(srv *Server) map[string]bool {
+	if srv == nil {
+		return nil
+	}
+	routes := make(map[string]bool)
+	for _, r := range srv.router.Routes() {
+		routes[r.Method+" "+openAPIPath(r.Path)] = true
+	}
+	return routes
 }
 
 // check validates one answer: its status must be documented for the
 // operation, its headers and (with withBody) its body must match. A HEAD
 // is checked as the GET it mirrors, without a body. A request no operation
-// matches must have been answered 404 or 405 with a problem.
-func (s *openAPISpec) check(req *http.Request, status int, header http.Header, body []byte, withBody bool) error {
+// matches, or whose operation the server does not route (served, when not
+// nil), must have been answered 404 or 405 with a problem.
+func (s *openAPISpec) check(served map[string]bool, req *http.Request, status int, header http.Header, body []byte, withBody bool) error {
 	find := req
 	if req.Method == http.MethodHead {
 		find = req.Clone(context.Background())
@@ -116,9 +132,13 @@ func (s *openAPISpec) check(req *http.Request, status int, header http.Header, b
 		return nil
 	}
 	route, params, err := s.router.FindRoute(find)
-	if err == nil && expandPath(route.Path, params) != req.URL.Path {
+	switch {
+	case err != nil:
+	case expandPath(route.Path, params) != req.URL.Path:
 		// The router forgives a trailing slash; the server does not.
 		err = fmt.Errorf("%s only resembles %s", req.URL.Path, route.Path)
+	case served != nil && !served[route.Method+" "+route.Path]:
+		err = fmt.Errorf("this server does not route %s %s", route.Method, route.Path)
 	}
 	if err != nil {
 		return s.checkUnrouted(req, status, header, body, err)
@@ -392,7 +412,7 @@ func TestOpenAPICheckCatches(t *testing.T) {
 		{"HEAD of an undocumented status", req(http.MethodHead, "/v1/resources/v"), 409, hdr(), "", false},
 	}
 	for _, tc := range cases {
-		err := spec.check(tc.req, tc.status, tc.header, []byte(tc.body), true)
+		err := spec.check(nil, tc.req, tc.status, tc.header, []byte(tc.body), true)
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: error %v, want ok=%v", tc.name, err, tc.ok)
 		}
@@ -400,12 +420,12 @@ func TestOpenAPICheckCatches(t *testing.T) {
 }
 
 // readAllAndCheck reads resp's body in full and checks the answer.
-func readAllAndCheck(t testing.TB, req *http.Request, resp *http.Response) []byte {
+func readAllAndCheck(t testing.TB, srv *Server, req *http.Request, resp *http.Response) []byte {
 	t.Helper()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("reading body: %v", err)
 	}
-	checkOpenAPI(t, req, resp.StatusCode, resp.Header, b)
+	checkOpenAPI(t, srv, req, resp.StatusCode, resp.Header, b)
 	return b
 }
