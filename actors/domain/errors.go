@@ -78,6 +78,18 @@ func ErrorCode(err error) string {
 	return "internal"
 }
 
+// ErrorOfCode is the sentinel error of a problem code, the inverse of
+// ErrorCode (the first sentinel of that code), or nil for a code that has
+// none: clients turn a problem body back into an error errors.Is matches.
+func ErrorOfCode(code string) error {
+	for _, c := range errorCodes {
+		if c.code == code {
+			return c.err
+		}
+	}
+	return nil
+}
+
 // errorCodes is ordered: for an error that wraps several sentinels the first
 // match wins, and "outcome unknown" outranks everything, because a client
 // that takes an ambiguous write for a failure may book twice.
