@@ -4,7 +4,12 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 )
+
+// downFor is how long a node that could not be reached is passed over for
+// the leader's traffic, so that writes do not each knock on it first.
+const downFor = 2 * time.Second
 
 // router picks the node of each attempt. Writes and leader reads go to the
 // leader when the client knows its address: a follower would forward them,
@@ -24,12 +29,12 @@ type router struct {
 	next        int               // index into nodes
 	leader      string            // node id; "" unknown
 	addrs       map[string]string // node id -> base URL
-	unreachable map[string]bool   // learnt addresses that failed: not used again
+	downUntil   map[string]time.Time // base URL -> when to try it again as the leader
 	refresh     bool              // leader's address unknown: ask /v1/cluster
 }
 
 func newRouter(nodes []string) *router {
-	r := &router{nodes: nodes, addrs: make(map[string]string), unreachable: make(map[string]bool)}
+	r := &router{nodes: nodes, addrs: make(map[string]string), downUntil: make(map[string]time.Time)}
 	if u, err := url.Parse(nodes[0]); err == nil {
 		r.scheme = u.Scheme
 	}
@@ -42,7 +47,7 @@ func (r *router) pick(toLeader bool) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if toLeader && r.leader != "" {
-		if a := r.addrs[r.leader]; a != "" {
+		if a := r.addrs[r.leader]; a != "" && time.Now().After(r.downUntil[a]) {
 			return a
 		}
 	}
@@ -77,7 +82,7 @@ func (r *router) answered(base, node string, self, leads bool) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if self && !r.unreachable[base] {
+	if self {
 		r.addrs[node] = base
 	}
 	if leads && node != r.leader {
@@ -97,26 +102,12 @@ func (r *router) failed(base string, unreachable bool) {
 	if r.leader != "" && r.addrs[r.leader] == base {
 		r.leader = ""
 	}
-	if unreachable && !r.configured(base) {
-		r.unreachable[base] = true
-		for id, a := range r.addrs {
-			if a == base {
-				delete(r.addrs, id)
-			}
-		}
+	if unreachable {
+		r.downUntil[base] = time.Now().Add(downFor)
 	}
-	if r.nodes[r.next] == base || !r.configured(base) {
+	if r.nodes[r.next] == base {
 		r.next = (r.next + 1) % len(r.nodes)
 	}
-}
-
-func (r *router) configured(base string) bool {
-	for _, n := range r.nodes {
-		if n == base {
-			return true
-		}
-	}
-	return false
 }
 
 // learn records a /v1/cluster answer: every member's address and the
@@ -125,13 +116,13 @@ func (r *router) learn(info *ClusterInfo) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, n := range info.Nodes {
-		if a := r.baseURL(n.HTTPAddr); a != "" && !r.unreachable[a] {
+		if a := r.baseURL(n.HTTPAddr); a != "" {
 			r.addrs[n.ID] = a
 		}
 	}
 	if info.Leader != nil && info.Leader.ID != "" {
 		r.leader = info.Leader.ID
-		if a := r.baseURL(info.Leader.HTTPAddr); a != "" && !r.unreachable[a] {
+		if a := r.baseURL(info.Leader.HTTPAddr); a != "" {
 			r.addrs[info.Leader.ID] = a
 		}
 	}
