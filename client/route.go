@@ -25,12 +25,12 @@ type router struct {
 	nodes  []string
 	scheme string // of the first node, for addresses given as host:port
 
-	mu          sync.Mutex
-	next        int               // index into nodes
-	leader      string            // node id; "" unknown
-	addrs       map[string]string // node id -> base URL
-	downUntil   map[string]time.Time // base URL -> when to try it again as the leader
-	refresh     bool              // leader's address unknown: ask /v1/cluster
+	mu        sync.Mutex
+	next      int                  // index into nodes
+	leader    string               // node id; "" unknown
+	addrs     map[string]string    // node id -> base URL
+	downUntil map[string]time.Time // base URL -> when to try it again as the leader
+	refresh   bool                 // leader's address unknown: ask /v1/cluster
 }
 
 func newRouter(nodes []string) *router {
