@@ -97,6 +97,9 @@ type Report struct {
 	Command   string    `json:"command"`
 	CPUs      int       `json:"cpus"`
 	Scenario  string    `json:"scenario"`
+	// VerifyOnly names the targets of a --verify-only run (no load: the
+	// verification of the state they hold); empty otherwise.
+	VerifyOnly string `json:"verify_only,omitempty"`
 	Resources int       `json:"resources"`
 	Limits    int       `json:"limit_groups"`
 	SetupS    float64   `json:"setup_s"`
@@ -194,6 +197,11 @@ func (r *Report) WriteText(w io.Writer) {
 	groups := ""
 	if r.Limits > 0 {
 		groups = fmt.Sprintf(" in %d limit groups", r.Limits)
+	}
+	if r.VerifyOnly != "" {
+		fmt.Fprintf(w, "verify-only: the state of %s, %d resources%s\n", r.VerifyOnly, r.Resources, groups)
+		writeVerify(w, r.Measured.Verify, false)
+		return
 	}
 	fmt.Fprintf(w, "scenario %s, %d resources%s (setup %.1fs), %d CPUs\n", r.Scenario, r.Resources, groups, r.SetupS, r.CPUs)
 	if d := r.Disk; d != nil {
