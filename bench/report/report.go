@@ -99,10 +99,10 @@ type Report struct {
 	Scenario  string    `json:"scenario"`
 	// VerifyOnly names the targets of a --verify-only run (no load: the
 	// verification of the state they hold); empty otherwise.
-	VerifyOnly string `json:"verify_only,omitempty"`
-	Resources int       `json:"resources"`
-	Limits    int       `json:"limit_groups"`
-	SetupS    float64   `json:"setup_s"`
+	VerifyOnly string  `json:"verify_only,omitempty"`
+	Resources  int     `json:"resources"`
+	Limits     int     `json:"limit_groups"`
+	SetupS     float64 `json:"setup_s"`
 	// Disk is how fast the embedded nodes' disk makes a page durable
 	// (bench/disk), absent against --target.
 	Disk *disk.Probe `json:"disk,omitempty"`
