@@ -20,6 +20,7 @@ var runChecks = map[string]bool{
 	"idempotency":                       true,
 	"no_false_sold_out":                 true,
 	"no_unexpected_responses":           true,
+	"limit_acknowledged_per_user":       true,
 	"stream_acks_created_once":          true,
 	"stream_acknowledged_transitions":   true,
 }

@@ -312,7 +312,7 @@ func writeVerify(w io.Writer, v *Verification, brief bool) {
 	case s.Skipped != "":
 		fmt.Fprintf(w, "  stream: SKIPPED, not checked: %s\n", s.Skipped)
 	default:
-		fmt.Fprintf(w, "  stream: %d events (%d..%d), %d reservations of this run: %d created, %d later transitions\n",
+		fmt.Fprintf(w, "  stream: %d events (%d..%d), %d reservations on the resources checked: %d created, %d later transitions\n",
 			s.Events, s.After+1, s.Head, s.Reservations, s.Created, s.Transitions)
 	}
 	for _, c := range v.Checks {
