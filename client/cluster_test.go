@@ -382,3 +382,20 @@ func TestUnknownOutcomeIsRetriedOnce(t *testing.T) {
 		t.Fatalf("reservations %+v, want exactly %s", list, r.ID)
 	}
 }
+
+// TestClusterInfo: the client reads the cluster's view and learns the
+// leader from it.
+func TestClusterInfo(t *testing.T) {
+	c := newCluster(t)
+	leader := c.Leader()
+	info, err := c.admin.Cluster(context.Background(), client.WithStateHash())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Leader == nil || info.Leader.ID != leader.ID() || len(info.Nodes) != 3 || info.StateHash == "" || info.ID == "" {
+		t.Fatalf("cluster %+v", info)
+	}
+	if c.admin.LeaderURL() != leader.URL() {
+		t.Errorf("leader URL %q, want %s", c.admin.LeaderURL(), leader.URL())
+	}
+}

@@ -194,7 +194,14 @@ type ClusterInfo struct {
 	Ready        bool        `json:"ready"`
 	Reason       string      `json:"reason,omitempty"`
 	ApplyLag     uint64      `json:"apply_lag"`
-	Nodes        []NodeInfo  `json:"nodes"`
+	LastLogIndex uint64      `json:"last_log_index"`
+	// LastContactSeconds is how long ago the node heard from a leader (0
+	// on the leader, nil if never).
+	LastContactSeconds  *float64 `json:"last_contact_seconds"`
+	InvariantViolations uint64   `json:"invariant_violations"`
+	// StateHash is set when asked with WithStateHash (admin only).
+	StateHash string     `json:"state_hash,omitempty"`
+	Nodes     []NodeInfo `json:"nodes"`
 }
 
 // LeaderInfo names the leader.
