@@ -282,6 +282,9 @@ func TestEventsResumeWithoutLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Each node serves the stream from its own copy; a follower may be a
+	// moment behind, and a reader there is caught up at its head.
+	c.WaitConverged()
 	feed := c.as("feed", httpapi.RoleConsumer)
 	all := collect(t, feed.EventReader(0, client.EventQuery{PageSize: 1000}).All(ctx))
 	if len(all) < 21 {
