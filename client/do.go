@@ -92,18 +92,7 @@ func (c *Client) do(ctx context.Context, req request, opts []CallOption) error {
 		}
 		base := c.route.pick(toLeader)
 		a, err := c.attempt(ctx, req, base, target, body, key, cl.requestID)
-		if cl.resp != nil {
-			cl.resp.Attempts = attempt
-			cl.resp.URL = base
-			if a != nil {
-				cl.resp.Status, cl.resp.Node, cl.resp.RequestID = a.status, a.node, a.header.Get("X-Request-ID")
-				cl.resp.Replayed = a.header.Get("Idempotent-Replayed") == "true"
-				cl.resp.Header = a.header
-				if d, err := http.ParseTime(a.header.Get("Date")); err == nil {
-					cl.resp.Date = d
-				}
-			}
-		}
+		cl.record(attempt, base, a)
 		var retryAfter time.Duration
 		switch {
 		case err != nil:
@@ -144,6 +133,24 @@ func (c *Client) do(ctx context.Context, req request, opts []CallOption) error {
 		if err := c.pause(ctx, attempt, retryAfter); err != nil {
 			return last
 		}
+	}
+}
+
+// record fills the caller's Capture, if any, with attempt's answer a (nil
+// when there was none) from base.
+func (cl *call) record(attempt int, base string, a *answer) {
+	r := cl.resp
+	if r == nil {
+		return
+	}
+	r.Attempts, r.URL = attempt, base
+	if a == nil {
+		return
+	}
+	r.Status, r.Node, r.RequestID, r.Header = a.status, a.node, a.header.Get("X-Request-ID"), a.header
+	r.Replayed = a.header.Get("Idempotent-Replayed") == "true"
+	if d, err := http.ParseTime(a.header.Get("Date")); err == nil {
+		r.Date = d
 	}
 }
 
