@@ -2,36 +2,29 @@ package client
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"allot/actors/domain"
 )
 
-// Errors for problem codes that have no sentinel in package domain: the
-// ones the HTTP layer itself answers.
+// Errors of the problem codes the HTTP layer itself answers, for
+// errors.Is; the same values as package domain's.
 var (
 	// ErrOffsetCompacted: the events after the asked offset are no longer
 	// kept (410 offset_compacted); ProblemError.Earliest is the oldest kept.
-	ErrOffsetCompacted = errors.New("offset compacted")
+	ErrOffsetCompacted = domain.ErrOffsetCompacted
 	// ErrPayloadTooLarge: the request body is over the server's limit.
-	ErrPayloadTooLarge = errors.New("payload too large")
+	ErrPayloadTooLarge = domain.ErrPayloadTooLarge
 	// ErrInternal: the server failed (500 internal); the detail names the
 	// request id to look up in its log.
-	ErrInternal = errors.New("internal server error")
+	ErrInternal = domain.ErrInternal
 )
-
-// clientCodes maps the codes above to their errors.
-var clientCodes = map[string]error{
-	"offset_compacted":  ErrOffsetCompacted,
-	"payload_too_large": ErrPayloadTooLarge,
-	"internal":          ErrInternal,
-}
 
 // ProblemError is an RFC 9457 problem answer (any status from 400 up).
 // errors.Is matches it against the sentinel of its code: domain.ErrSoldOut
 // for "sold_out", domain.ErrOutcomeUnknown for "outcome_unknown",
-// ErrOffsetCompacted for "offset_compacted", and so on.
+// domain.ErrOffsetCompacted (also ErrOffsetCompacted here) for
+// "offset_compacted", and so on.
 type ProblemError struct {
 	// Method and Path are the request's ("POST /v1/resources/x/reservations").
 	Method, Path string
@@ -65,18 +58,9 @@ func (e *ProblemError) Error() string {
 	return msg
 }
 
-// Unwrap is the sentinel errors of the problem's code, so that errors.Is
-// matches them.
-func (e *ProblemError) Unwrap() []error {
-	var out []error
-	if err := domain.ErrorOfCode(e.Code); err != nil {
-		out = append(out, err)
-	}
-	if err := clientCodes[e.Code]; err != nil {
-		out = append(out, err)
-	}
-	return out
-}
+// Unwrap is the sentinel error of the problem's code (domain.ErrorOfCode),
+// so that errors.Is matches it; nil for a code without one.
+func (e *ProblemError) Unwrap() error { return domain.ErrorOfCode(e.Code) }
 
 // Retryable reports whether the same request, with the same
 // Idempotency-Key, may succeed later: rate_limited, unavailable,
