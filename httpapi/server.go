@@ -187,6 +187,7 @@ func (s *Server) routes() {
 	})
 	s.handle(http.MethodGet, "/metrics", gin.WrapH(metrics))
 	s.pprofRoutes()
+	s.handle(http.MethodGet, "/v1/openapi.yaml", openAPI)
 
 	// Writes and default reads need the leader: a follower forwards them
 	// (after authenticating and rate limiting the caller itself).

@@ -110,9 +110,12 @@ type Report struct {
 	Command   string    `json:"command"`
 	CPUs      int       `json:"cpus"`
 	Scenario  string    `json:"scenario"`
-	Resources int       `json:"resources"`
-	Limits    int       `json:"limit_groups"`
-	SetupS    float64   `json:"setup_s"`
+	// VerifyOnly names the targets of a --verify-only run (no load: the
+	// verification of the state they hold); empty otherwise.
+	VerifyOnly string  `json:"verify_only,omitempty"`
+	Resources  int     `json:"resources"`
+	Limits     int     `json:"limit_groups"`
+	SetupS     float64 `json:"setup_s"`
 	// Disk is how fast the embedded nodes' disk makes a page durable
 	// (bench/disk), absent against --target.
 	Disk *disk.Probe `json:"disk,omitempty"`
@@ -213,6 +216,11 @@ func (r *Report) WriteText(w io.Writer) {
 	groups := ""
 	if r.Limits > 0 {
 		groups = fmt.Sprintf(" in %d limit groups", r.Limits)
+	}
+	if r.VerifyOnly != "" {
+		fmt.Fprintf(w, "verify-only: the state of %s, %d resources%s\n", r.VerifyOnly, r.Resources, groups)
+		writeVerify(w, r.Measured.Verify, false)
+		return
 	}
 	fmt.Fprintf(w, "scenario %s, %d resources%s (setup %.1fs), %d CPUs\n", r.Scenario, r.Resources, groups, r.SetupS, r.CPUs)
 	if d := r.Disk; d != nil {
@@ -323,7 +331,7 @@ func writeVerify(w io.Writer, v *Verification, brief bool) {
 	case s.Skipped != "":
 		fmt.Fprintf(w, "  stream: SKIPPED, not checked: %s\n", s.Skipped)
 	default:
-		fmt.Fprintf(w, "  stream: %d events (%d..%d), %d reservations of this run: %d created, %d later transitions\n",
+		fmt.Fprintf(w, "  stream: %d events (%d..%d), %d reservations on the resources checked: %d created, %d later transitions\n",
 			s.Events, s.After+1, s.Head, s.Reservations, s.Created, s.Transitions)
 	}
 	for _, c := range v.Checks {
