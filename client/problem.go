@@ -38,6 +38,9 @@ type ProblemError struct {
 	// Limit is the limit group that refused a reservation (limit_exceeded;
 	// "" for the resource's own per_user_limit).
 	Limit string
+	// Rule is the bound of the limit that refused (limit_exceeded):
+	// "per_user" or "capacity".
+	Rule string
 	// Earliest is the oldest offset still kept (offset_compacted).
 	Earliest int64
 	// Node is the node that answered (its X-Allot-Node header).
@@ -79,6 +82,7 @@ type problemBody struct {
 	Title    string `json:"title"`
 	Detail   string `json:"detail"`
 	Limit    string `json:"limit"`
+	Rule     string `json:"rule"`
 	Earliest int64  `json:"earliest"`
 }
 
@@ -87,7 +91,7 @@ func newProblem(method, path string, status int, node string, body []byte) *Prob
 	e := &ProblemError{Method: method, Path: path, Status: status, Node: node, Body: body}
 	var p problemBody
 	if json.Unmarshal(body, &p) == nil {
-		e.Code, e.Title, e.Detail, e.Limit, e.Earliest = p.Code, p.Title, p.Detail, p.Limit, p.Earliest
+		e.Code, e.Title, e.Detail, e.Limit, e.Rule, e.Earliest = p.Code, p.Title, p.Detail, p.Limit, p.Rule, p.Earliest
 	} else {
 		e.Detail = string(body[:min(len(body), 200)])
 	}

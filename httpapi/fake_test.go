@@ -450,6 +450,7 @@ type problemJSON struct {
 	Detail string  `json:"detail"`
 	Code   string  `json:"code"`
 	Limit  *string `json:"limit"` // limit_exceeded only
+	Rule   string  `json:"rule"`  // limit_exceeded only: per_user or capacity
 }
 
 // wantProblem fails the test unless the answer is a problem details body
@@ -470,6 +471,9 @@ func (r response) wantProblem(t testing.TB, status int, code string) problemJSON
 	}
 	if p.Type != typeBase+code || p.Title == "" || p.Detail == "" {
 		t.Fatalf("incomplete problem %+v", p)
+	}
+	if (p.Limit != nil) != (code == "limit_exceeded") || p.Limit != nil && p.Rule != "per_user" && p.Rule != "capacity" {
+		t.Fatalf("problem %s: limit_exceeded, and only it, names its limit and a rule of per_user or capacity", r.body)
 	}
 	return p
 }

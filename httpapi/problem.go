@@ -181,20 +181,23 @@ func (s *Server) fail(c *gin.Context, err error) {
 		more = m
 	}
 	if pk.code == string(domain.CodeLimitExceeded) {
-		if id, ok := domain.LimitExceededID(err); ok {
-			more = limitMember(id)
+		if id, rule, ok := domain.LimitRefusal(err); ok {
+			more = limitMembers{id: id, rule: rule}
 		}
 	}
 	s.writeProblem(c, pk, detail, more)
 }
 
-// limitMember is the "limit" member of a limit_exceeded problem: the id of
-// the limit group that refused, "" for the resource's own per_user_limit.
-type limitMember string
+// limitMembers are the "limit" and "rule" members of a limit_exceeded
+// problem: the id of the limit group that refused ("" for the resource's
+// own per_user_limit) and which of its bounds, "per_user" or "capacity".
+type limitMembers struct{ id, rule string }
 
-func (l limitMember) appendProblemMembers(b []byte) []byte {
+func (l limitMembers) appendProblemMembers(b []byte) []byte {
 	b = append(b, `,"limit":`...)
-	return jsonview.AppendString(b, string(l))
+	b = jsonview.AppendString(b, l.id)
+	b = append(b, `,"rule":`...)
+	return jsonview.AppendString(b, l.rule)
 }
 
 // writeProblem writes an RFC 9457 body by hand, into a pooled buffer:

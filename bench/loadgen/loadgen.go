@@ -58,6 +58,7 @@ type Response struct {
 	Status     int           // HTTP status; 0 when no response came
 	Code       string        // problem details "code" of an error; "timeout" or "transport_error" when Status is 0
 	Limit      string        // limit_exceeded: the refusing limit group's id, "" for the resource's own per_user_limit
+	Rule       string        // limit_exceeded: the bound that refused, "per_user" or "capacity"
 	Body       []byte        // valid only until Done returns
 	RetryAfter time.Duration // from Retry-After, 0 if absent
 	Replayed   bool          // Idempotent-Replayed: true
@@ -149,11 +150,14 @@ type Progress struct {
 // CodeKey identifies a kind of answer: HTTP status plus problem code.
 // Group tells a limit_exceeded of a limit group (one booking a day
 // whichever slot, a campaign's quota) from one of the resource's own
-// per_user_limit: they are different outcomes of a run.
+// per_user_limit, and Rule a group's per-user bound from its capacity
+// ("per_user", "capacity"; "" from a server that does not say): they
+// are different outcomes of a run.
 type CodeKey struct {
 	Status int
 	Code   string
 	Group  bool
+	Rule   string
 }
 
 func (k CodeKey) String() string {
@@ -162,6 +166,8 @@ func (k CodeKey) String() string {
 		return k.Code
 	case k.Code == "":
 		return strconv.Itoa(k.Status)
+	case k.Group && k.Rule != "":
+		return strconv.Itoa(k.Status) + " " + k.Code + " (limit group " + k.Rule + ")"
 	case k.Group:
 		return strconv.Itoa(k.Status) + " " + k.Code + " (limit group)"
 	}

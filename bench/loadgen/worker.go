@@ -32,6 +32,7 @@ type worker struct {
 	problem struct {
 		Code  string `json:"code"`
 		Limit string `json:"limit"`
+		Rule  string `json:"rule"`
 	}
 
 	hist     []*hdrhistogram.Histogram // per op, created on first use
@@ -149,9 +150,9 @@ func (w *worker) send(ctx context.Context) {
 		}
 	}
 	if res.StatusCode >= 400 {
-		w.problem.Code, w.problem.Limit = "", ""
+		w.problem.Code, w.problem.Limit, w.problem.Rule = "", "", ""
 		if json.Unmarshal(w.resp.Body, &w.problem) == nil {
-			w.resp.Code, w.resp.Limit = w.problem.Code, w.problem.Limit
+			w.resp.Code, w.resp.Limit, w.resp.Rule = w.problem.Code, w.problem.Limit, w.problem.Rule
 		}
 	}
 }
@@ -189,6 +190,10 @@ func (w *worker) record(measured bool, done time.Time) {
 	us := min(max(r.Latency.Microseconds(), histMin), histMax)
 	_ = h.RecordValue(us) // clamped: cannot fail
 	w.pending.add(w.d.timeline, done, class, us)
-	w.codes[CodeKey{Status: r.Status, Code: r.Code, Group: r.Limit != ""}]++
+	key := CodeKey{Status: r.Status, Code: r.Code}
+	if r.Limit != "" {
+		key.Group, key.Rule = true, r.Rule
+	}
+	w.codes[key]++
 	w.lastDone = done
 }
