@@ -27,6 +27,6 @@ type NodeHello struct {
 
 // clusterHello is GET /v1/cluster/hello: answered by the node asked, with
 // or without a cluster.
-func (s *Server) clusterHello(c *gin.Context, _ domain.Principal) {
-	s.writeJSON(c, http.StatusOK, s.cfg.Cluster.Hello())
+func (s *Server) clusterHello(c *gin.Context, _ domain.Principal) error {
+	return s.writeJSON(c, http.StatusOK, s.cfg.Cluster.Hello())
 }

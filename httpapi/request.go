@@ -94,14 +94,15 @@ func decodeJSON(data []byte, v any) error {
 }
 
 // writeJSON answers v encoded with encoding/json (the cold paths; the
-// reservation, the hot path, is encoded by hand).
-func (s *Server) writeJSON(c *gin.Context, status int, v any) {
+// reservation, the hot path, is encoded by hand). An error means nothing
+// was written.
+func (s *Server) writeJSON(c *gin.Context, status int, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		s.fail(c, fmt.Errorf("encoding response: %w", err))
-		return
+		return fmt.Errorf("encoding response: %w", err)
 	}
 	c.Data(status, "application/json", b)
+	return nil
 }
 
 // idemKey reads the Idempotency-Key header: nil without one; the key must
@@ -229,10 +230,16 @@ func validPathID(id string) bool {
 	return domain.ValidID(id) && strings.Trim(id, ".") != ""
 }
 
-// withTimeout bounds one engine or reader call by Config.RequestTimeout.
-func (s *Server) withTimeout(c *gin.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(c.Request.Context(), s.cfg.RequestTimeout)
+// withTimeout bounds one engine or reader call by Config.RequestTimeout
+// (deadline.go: the context is shared with calls that started at nearly
+// the same time, and the returned cancel does nothing).
+func (s *Server) withTimeout(*gin.Context) (context.Context, context.CancelFunc) {
+	return s.deadlines.context(time.Now()), noCancel
 }
+
+// noCancel is withTimeout's cancel: a shared deadline is released by its
+// own timer.
+func noCancel() {}
 
 // read runs fn on committed state at the request's consistency level. A
 // deadline passing on a read is unavailable: a read has no outcome to lose.

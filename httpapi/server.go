@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -57,6 +56,8 @@ type Server struct {
 	macs    *sync.Pool
 	metrics *httpMetrics
 	fwd     *forwarder
+	// deadlines bounds engine and reader calls (deadline.go).
+	deadlines *sharedDeadlines
 
 	// bufs holds *bytes.Buffer for request bodies, reused across requests
 	// because every write reads its whole body (it is hashed for the
@@ -101,6 +102,7 @@ func New(cfg Config) (*Server, error) {
 		reqIDPrefix: hex.EncodeToString(seed[:]) + "-",
 		nodeHeader:  []string{cfg.NodeID},
 		macs:        newHS256Pool(cfg.AuthSecret),
+		deadlines:   newSharedDeadlines(cfg.RequestTimeout),
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	s.answers.New = func() any { b := make([]byte, 0, 512); return &b }
@@ -167,13 +169,13 @@ func NewHTTPServerTimeouts(addr string, h http.Handler, t Timeouts) *http.Server
 func (s *Server) routes() {
 	r := s.router
 	r.Use(s.requestHeaders)
-	r.NoRoute(s.instrumentUnmatched(), func(c *gin.Context) {
-		s.fail(c, fmt.Errorf("no route for %s %s: %w", c.Request.Method, c.Request.URL.Path, domain.ErrNotFound))
-	})
-	r.NoMethod(s.instrumentUnmatched(), func(c *gin.Context) {
-		s.fail(c, fmt.Errorf("%s is not allowed on %s (allowed: %s): %w",
-			c.Request.Method, c.Request.URL.Path, c.Writer.Header().Get("Allow"), errMethodNotAllowed))
-	})
+	r.NoRoute(s.instrumentUnmatched(), s.answer(func(c *gin.Context) error {
+		return fmt.Errorf("no route for %s %s: %w", c.Request.Method, c.Request.URL.Path, domain.ErrNotFound)
+	}))
+	r.NoMethod(s.instrumentUnmatched(), s.answer(func(c *gin.Context) error {
+		return fmt.Errorf("%s is not allowed on %s (allowed: %s): %w",
+			c.Request.Method, c.Request.URL.Path, c.Writer.Header().Get("Allow"), errMethodNotAllowed)
+	}))
 
 	s.handle(http.MethodGet, "/healthz", s.healthz)
 	s.handle(http.MethodGet, "/readyz", s.readyz)
@@ -185,6 +187,7 @@ func (s *Server) routes() {
 	})
 	s.handle(http.MethodGet, "/metrics", gin.WrapH(metrics))
 	s.pprofRoutes()
+	s.handle(http.MethodGet, "/v1/openapi.yaml", openAPI)
 
 	// Writes and default reads need the leader: a follower forwards them
 	// (after authenticating and rate limiting the caller itself).
@@ -308,7 +311,7 @@ func (s *Server) recovered(c *gin.Context, p any) {
 	if c.Writer.Written() {
 		return
 	}
-	s.writeProblem(c, classify(errors.New("panic")), "internal error; see the server log for request "+c.Writer.Header().Get(headerRequestID), nil)
+	s.writeProblem(c, kindOf(string(domain.CodeInternal)), "internal error; see the server log for request "+c.Writer.Header().Get(headerRequestID), nil)
 }
 
 // healthTimeLayout is RFC 3339 in UTC with all nine fractional digits.

@@ -6,51 +6,19 @@
 package baseline
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"allot/bench/localhttp"
 )
 
-// Server is a running baseline server.
-type Server struct {
-	srv  *http.Server
-	ln   net.Listener
-	done chan error
-}
-
 // Start serves Handler on 127.0.0.1 at a free port.
-func Start() (*Server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{
-		srv:  &http.Server{Handler: Handler(), ReadHeaderTimeout: 10 * time.Second},
-		ln:   ln,
-		done: make(chan error, 1),
-	}
-	go func() { s.done <- s.srv.Serve(ln) }()
-	return s, nil
-}
-
-// URL is the server's base URL.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
-
-// Shutdown stops the server, waiting for requests in flight until ctx ends.
-func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
-	if serr := <-s.done; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	return err
-}
+func Start() (*localhttp.Server, error) { return localhttp.Start(Handler()) }
 
 // reserveRequest mirrors the body of POST /v1/resources/{id}/reservations.
 type reserveRequest struct {

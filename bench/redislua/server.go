@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
+
+	"allot/bench/localhttp"
 )
 
 // Config says where the server's Redis is and how it authenticates.
@@ -31,9 +32,7 @@ type Config struct {
 // Server is the running seckill service.
 type Server struct {
 	rdb  *redis.Client
-	srv  *http.Server
-	ln   net.Listener
-	done chan error
+	http *localhttp.Server
 	jwt  *jwt.Parser
 	key  jwt.Keyfunc
 	seq  atomic.Int64
@@ -43,34 +42,26 @@ type Server struct {
 
 // Start serves the seckill service on 127.0.0.1 at a free port.
 func Start(cfg Config) (*Server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
 	s := &Server{
 		rdb:  redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, PoolSize: max(cfg.PoolSize, 1), MinIdleConns: max(cfg.PoolSize, 1)}),
-		ln:   ln,
-		done: make(chan error, 1),
 		jwt:  jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithExpirationRequired()),
 		key:  func(*jwt.Token) (any, error) { return cfg.Secret, nil },
 		caps: make(map[string]int64),
 	}
-	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { s.done <- s.srv.Serve(ln) }()
+	var err error
+	if s.http, err = localhttp.Start(s.Handler()); err != nil {
+		return nil, errors.Join(err, s.rdb.Close())
+	}
 	return s, nil
 }
 
 // URL is the server's base URL.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+func (s *Server) URL() string { return s.http.URL() }
 
 // Shutdown stops the server, waiting for requests in flight until ctx
 // ends, and closes its Redis connections.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
-	if serr := <-s.done; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	return errors.Join(err, s.rdb.Close())
+	return errors.Join(s.http.Shutdown(ctx), s.rdb.Close())
 }
 
 // claims are the parts of a bearer token the service reads.
