@@ -31,7 +31,6 @@ import (
 // the data volume is mounted at the data dir, selectors select the pods,
 // and the peer names in --join are the names the headless Service gives.
 
-
 // serveSettings parses a node's command line and environment the way
 // `allot serve` does, and checks them as serve does before it starts.
 func serveSettings(t *testing.T, where string, args []string, env map[string]string) *serveOpts {
