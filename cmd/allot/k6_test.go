@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -29,7 +30,8 @@ import (
 // script's setup, then its default function once per token over a few VUs.
 // Every k6 check must pass, and the state the run leaves must be
 // consistent (units taken match the reservations; per-user and day limits
-// hold).
+// hold), and the bench's verifier (go run ./bench --verify-only) must pass
+// on the state the three runs left.
 
 const k6Dir = repoRoot + "/deploy/k6"
 
@@ -365,6 +367,20 @@ func TestK6Scripts(t *testing.T) {
 			checkConsistent(t, client, base, admin, prefix)
 		})
 	}
+
+	// Then, as docs/BENCHMARKS.md says to after a k6 run, the bench's
+	// verifier checks the whole state the three runs left.
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to run the bench's --verify-only with")
+	}
+	cmd := exec.Command(goTool, "run", filepath.Join(repoRoot, "bench"), "--verify-only", "--target", base)
+	cmd.Env = append(os.Environ(), "ALLOT_AUTH_SECRET="+secret)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "verify: PASS") {
+		t.Fatalf("go run ./bench --verify-only: %v\n%s", err, out)
+	}
+	t.Logf("go run ./bench --verify-only --target %s:\n%s", base, out)
 }
 
 // checkConsistent checks the state a run left: for every resource of the
