@@ -175,3 +175,30 @@ func mustStatus(t *testing.T, hc *http.Client, method, url, body string, want in
 		t.Fatalf("%s %s: %d %s %v, want %d", method, url, code, resp, err, want)
 	}
 }
+
+// TestE2EBootstrapExpectStopsCleanly: a node still waiting for its peers
+// stops on SIGTERM with exit status 0, as an orchestrator scaling down or
+// rolling back expects.
+func TestE2EBootstrapExpectStopsCleanly(t *testing.T) {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	p := newProc(t, "n1")
+	p.start("--bootstrap-expect", "3", "--join", "http://"+freeAddr(t)+",http://"+freeAddr(t))
+	if !pollUntil(30*time.Second, func() bool {
+		resp, err := hc.Get(p.base + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}) {
+		t.Fatalf("no /healthz:\n%s", p.tail(20))
+	}
+	p.signal(syscall.SIGTERM)
+	p.mu.Lock()
+	cmd := p.cmd
+	p.cmd = nil
+	p.mu.Unlock()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM while waiting for peers: %v\n%s", err, p.tail(20))
+	}
+}

@@ -266,6 +266,10 @@ func serve(args []string, stderr io.Writer) error {
 		if err := srv.AwaitFounding(ctx, joinURLs); err != nil {
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
+			if ctx.Err() != nil { // stopped while waiting for the other nodes: a clean stop
+				logger.Info("stopped before the cluster was founded", "reason", err)
+				return srv.Shutdown(shutdownCtx)
+			}
 			return errors.Join(err, srv.Shutdown(shutdownCtx))
 		}
 	}
