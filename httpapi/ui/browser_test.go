@@ -332,7 +332,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	if value(t, ctx, "markup check", chromedp.Evaluate[int](`document.querySelectorAll('#res-detail b').length`)) != 0 {
 		t.Fatal("an attribute value was rendered as HTML")
 	}
+	// A room: its row sums room-nights, its detail shows each night.
+	admin.Must("PUT", "/v1/resources/suite-1", map[string]any{"kind": "room",
+		"inventory": []map[string]any{{"from": "2030-01-01", "to": "2030-01-04", "rooms": 2}}}, http.StatusCreated)
+	admin.As("u50", httpapi.RoleUser).Must("POST", "/v1/resources/suite-1/reservations",
+		`{"check_in":"2030-01-01","check_out":"2030-01-03"}`, http.StatusCreated)
+	eventually(t, ctx, "suite-1", "the room's room-nights", func(s pageState) bool {
+		return s.Available == "4" && s.Held == "2" && s.Confirmed == "0"
+	})
 	screenshot(t, ctx, "console.png")
+	run(t, ctx, "select the room", chromedp.Click(chromedp.CSS(`#res-list tr[data-id="suite-1"]`)))
+	poll(t, ctx, `(() => { const n = document.querySelector('#rd-nights tr[data-night="2030-01-01"] td.available');
+		const m = document.querySelector('#rd-nights tr[data-night="2030-01-03"] td.available');
+		return !!n && n.textContent === '1' && !!m && m.textContent === '2'; })()`)
 	t.Logf("admin view reached the committed state after %v", time.Since(start).Round(time.Millisecond))
 
 	// A user, in a tab of its own (session storage is per tab): the same
