@@ -5,6 +5,7 @@ package ui_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"image/png"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"allot/cluster/testpki"
+	"allot/cmd/allot/server"
 	"allot/cmd/allot/server/servertest"
 	"allot/httpapi"
 )
@@ -43,12 +46,13 @@ func chromiumPath(t *testing.T) string {
 
 // browser starts headless Chromium and returns a context for its first
 // tab.
-func browser(t *testing.T) context.Context {
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.NoSandbox, // CI runs as root
 		chromedp.WindowSize(1280, 1000),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(actx)
@@ -358,5 +362,59 @@ func TestConsoleInBrowser(t *testing.T) {
 		return want(s) && !s.AdminShown && strings.Contains(s.EventsNote, "needs an admin or consumer token")
 	})
 	screenshot(t, uctx, "console-user.png")
+	// The admin form, made visible by hand, gets the API's 403 and says so.
+	run(t, uctx, "a user's admin request",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('admin').hidden = false`),
+		chromedp.SetValue(chromedp.CSS(`#res-form [name=id]`), "flash-1"),
+		chromedp.SetValue(chromedp.CSS(`#res-form [name=capacity]`), "99"),
+		chromedp.Click(chromedp.CSS(`#res-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("confirm")),
+		chromedp.Click(chromedp.ID("confirm-ok")),
+	)
+	poll(t, uctx, `document.getElementById('admin-result').textContent.startsWith('not allowed for this token (403)')`)
+	if err := admin.Must("GET", "/v1/resources/flash-1", nil, http.StatusOK).Decode(&res); err != nil || res.Available != 1 {
+		t.Fatalf("the user's PUT changed the voucher: %+v (%v)", res, err)
+	}
 	t.Logf("test took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestConsoleOverHTTPS: a node serving the API over HTTPS (--tls-cert)
+// serves a console that works there unchanged: relative URLs keep the
+// scheme, and the event stream reaches the page over TLS.
+func TestConsoleOverHTTPS(t *testing.T) {
+	pki := testpki.NewCA(t)
+	_, cert, key := pki.WriteFiles(t, t.TempDir(), "node")
+	// The test CA is not the browser's; the check of the certificate
+	// itself is the API's HTTPS tests' business.
+	ctx := browser(t, chromedp.Flag("ignore-certificate-errors", true))
+	faults := watchPage(ctx)
+	defer faults.check(t)
+	c := servertest.MakeCluster(t, 1, servertest.Options{Tune: func(_ int, cfg *server.Config) {
+		cfg.TLSCertFile, cfg.TLSKeyFile = cert, key
+	}})
+	base := "https://" + strings.TrimPrefix(c.Node(0).URL(), "http://")
+	signIn(t, ctx, base, c.Token("root", httpapi.RoleAdmin))
+	eventually(t, ctx, "tls-1", "the leader over https", func(s pageState) bool { return s.Leader == "n1" })
+
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool}}
+	t.Cleanup(tr.CloseIdleConnections)
+	req, err := http.NewRequest("PUT", base+"/v1/resources/tls-1", strings.NewReader(`{"kind":"voucher","capacity":3}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token("root", httpapi.RoleAdmin))
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT over https: %d", resp.StatusCode)
+	}
+	eventually(t, ctx, "tls-1", "the voucher and its event over https", func(s pageState) bool {
+		return s.Available == "3" && len(s.Types) == 1 && s.Types[0] == "resource.created"
+	})
+	if proto := value(t, ctx, "the page's scheme", chromedp.Evaluate[string](`location.protocol`)); proto != "https:" {
+		t.Fatalf("the console was served over %s", proto)
+	}
 }
