@@ -418,3 +418,35 @@ func TestConsoleOverHTTPS(t *testing.T) {
 		t.Fatalf("the console was served over %s", proto)
 	}
 }
+
+// TestConsoleOnFollower: the console of a follower of three nodes shows
+// the whole cluster, streams the follower's own committed events and
+// re-reads counts from it, and says that its decision counters are the
+// leader's to show.
+func TestConsoleOnFollower(t *testing.T) {
+	ctx := browser(t)
+	faults := watchPage(ctx)
+	defer faults.check(t)
+	c := servertest.MakeCluster(t, 3, servertest.Options{})
+	leader := c.Leader()
+	follower := c.Followers()[0]
+	signIn(t, ctx, follower.URL(), c.Token("root", httpapi.RoleAdmin))
+	admin := c.Client(leader.Index())
+	admin.Must("PUT", "/v1/resources/flash-2", map[string]any{"kind": "voucher", "capacity": 40}, http.StatusCreated)
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			if _, err := admin.As(fmt.Sprintf("x%02d", i), httpapi.RoleUser).Do("POST", "/v1/resources/flash-2/reservations", `{}`); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	eventually(t, ctx, "flash-2", "the follower's counts and events", func(s pageState) bool {
+		return s.Leader == leader.ID() && s.Available == "0" && s.Held == "40" &&
+			len(s.Offsets) > 0 && s.Offsets[0] == 41 && s.Accepted == "40"
+	})
+	poll(t, ctx, `document.querySelectorAll('#cl-nodes tr').length === 3 &&
+		document.getElementById('rates-source').textContent.includes('This node does not lead')`)
+	screenshot(t, ctx, "console-cluster.png")
+}

@@ -9,6 +9,7 @@ export class ClusterView {
     this.onError = onError;
     this.timer = null;
     this.info = null;
+    this.failed = false;
   }
 
   start(everyMs) {
@@ -23,9 +24,11 @@ export class ClusterView {
     try {
       info = await this.api.get('/v1/cluster');
     } catch (err) {
+      this.failed = true;
       this.onError('cluster: ' + err.message);
       return;
     }
+    if (this.failed) { this.failed = false; this.onError(''); }
     this.info = info;
     const leader = info.leader ? info.leader.id : 'none known';
     setText('cl-leader', leader);

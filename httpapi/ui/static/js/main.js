@@ -52,9 +52,10 @@ class Session {
       const i = this.cluster.info;
       if (i) this.rates.setLeads(!!i.leader && i.leader.id === i.id);
     }, 1000);
-    await this.resources.reload();
     // The stream needs an admin or consumer token; the API says so with
-    // 403, and then the console polls.
+    // 403, and then the console polls. The cursor is taken before the
+    // resources are read, so that every event the first read may have
+    // missed is streamed and re-read.
     let after = 0;
     try {
       const first = await this.api.get('/v1/events?limit=1&after=0');
@@ -63,9 +64,11 @@ class Session {
       for (const ev of page.events) this.events.add(ev);
       after = page.next;
     } catch (err) {
+      await this.resources.reload();
       if (err.status !== 401) this.pollInstead(err);
       return;
     }
+    await this.resources.reload();
     this.rates.start(true);
     this.resources.live();
     this.stream = new EventStream({
