@@ -27,7 +27,6 @@ export class EventStream {
     while (!this.stopped) {
       try {
         await this.once();
-        this.backoff = 500;
       } catch (err) {
         if (this.stopped) return;
         if (err instanceof APIError && err.status === 403) { this.o.onDenied(err); return; }
@@ -56,6 +55,7 @@ export class EventStream {
       throw new APIError(resp.status, p);
     }
     this.o.onState('');
+    this.backoff = 500;
     const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
     let buf = '';
     let frame = { id: null, event: '', data: [] };
