@@ -110,6 +110,7 @@ type pageState struct {
 	Types      []string `json:"types"`
 	Accepted   string   `json:"accepted"`
 	SoldOut    string   `json:"sold_out"`
+	Limited    string   `json:"limited"`
 	AdminShown bool     `json:"admin_shown"`
 	EventsNote string   `json:"events_note"`
 }
@@ -124,6 +125,7 @@ const readState = `(() => {
     available: txt(row + 'td.available'), held: txt(row + 'td.held'), confirmed: txt(row + 'td.confirmed'),
     offsets: evs.map((e) => Number(e.dataset.offset)), types: evs.map((e) => e.dataset.type),
     accepted: txt('.rate[data-rate="accepted"] .total'), sold_out: txt('.rate[data-rate="sold_out"] .total'),
+    limited: txt('.rate[data-rate="limited"] .total'),
     admin_shown: !q('#admin').hidden, events_note: txt('#ev-list td.muted'),
   };
 })()`
@@ -285,6 +287,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		admin.As(user, httpapi.RoleUser).Must("POST", "/v1/reservations/"+id+"/confirm", nil, http.StatusOK)
 	}
 
+	// A second try of one who has a unit: the per-user limit (1) refuses it.
+	_, user0, _ := strings.Cut(held[0], " ")
+	if r := admin.As(user0, httpapi.RoleUser).Must("POST", "/v1/resources/flash-1/reservations", `{}`, http.StatusConflict); !strings.Contains(string(r.Body), "limit_exceeded") {
+		t.Fatalf("second try: %s", r.Body)
+	}
+
 	// Cancel one hold through the console (its row in the detail panel).
 	cancelID, _, _ := strings.Cut(held[confirms], " ")
 	row := `#rd-reservations tr[data-rid="` + cancelID + `"] button.cancel`
@@ -317,7 +325,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	st := eventually(t, ctx, "flash-1", "the committed counts and events", func(s pageState) bool {
 		return want(s) && len(s.Offsets) == evs.Head && s.Offsets[0] == evs.Head &&
-			s.Accepted == strconv.Itoa(capacity) && s.SoldOut == strconv.Itoa(crowd-capacity)
+			s.Accepted == strconv.Itoa(capacity) && s.SoldOut == strconv.Itoa(crowd-capacity) && s.Limited == "1"
 	})
 	for i, off := range st.Offsets {
 		if off != evs.Head-i {
