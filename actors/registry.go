@@ -120,3 +120,12 @@ func (r *registry) size() int {
 	}
 	return n
 }
+
+// fnv32 is FNV-1a, the hash that picks a shard here and in inflightKeys.
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
+}

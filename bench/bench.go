@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"allot/actors/domain"
-	"allot/bench/api"
+	"allot/bench/admin"
 	"allot/bench/baseline"
 	"allot/bench/disk"
 	"allot/bench/loadgen"
@@ -178,7 +178,7 @@ func (b *bench) measure(ctx context.Context, conc int, m *report.Measured) error
 // adminClient is the admin client of targets, once they are ready: one
 // admin identity per parallel setup call, as the server rate-limits each
 // user.
-func (b *bench) adminClient(ctx context.Context, prefix string, targets []string) (*api.Client, error) {
+func (b *bench) adminClient(ctx context.Context, prefix string, targets []string) (*admin.Admin, error) {
 	admins := make([]string, setupParallel)
 	var err error
 	for i := range admins {
@@ -186,7 +186,10 @@ func (b *bench) adminClient(ctx context.Context, prefix string, targets []string
 			return nil, fmt.Errorf("minting an admin token: %w", err)
 		}
 	}
-	client := api.New(targets, loadgen.NewClient(setupParallel, 30*time.Second), admins)
+	client, err := admin.New(targets, loadgen.NewClient(setupParallel, 30*time.Second), admins)
+	if err != nil {
+		return nil, err
+	}
 	rctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	return client, client.WaitReady(rctx)
@@ -231,7 +234,7 @@ func (b *bench) newScenario(prefix string) (*scenario.Scenario, error) {
 // plays its presale against targets, and says how long it took. On a
 // target without limit groups the resources are made without them: the
 // load runs, the limit checks are skipped.
-func (b *bench) setup(ctx context.Context, client *api.Client, scn *scenario.Scenario, conc int, targets []string) (time.Duration, error) {
+func (b *bench) setup(ctx context.Context, client *admin.Admin, scn *scenario.Scenario, conc int, targets []string) (time.Duration, error) {
 	start := time.Now()
 	err := b.create(ctx, client, scn)
 	if err == nil {
@@ -241,7 +244,7 @@ func (b *bench) setup(ctx context.Context, client *api.Client, scn *scenario.Sce
 }
 
 // create makes the scenario's limit groups and resources.
-func (b *bench) create(ctx context.Context, client *api.Client, scn *scenario.Scenario) error {
+func (b *bench) create(ctx context.Context, client *admin.Admin, scn *scenario.Scenario) error {
 	defs := scn.Resources()
 	limits := scn.Limits()
 	b.rep.Resources, b.rep.Limits = len(defs), len(limits)
@@ -251,7 +254,7 @@ func (b *bench) create(ctx context.Context, client *api.Client, scn *scenario.Sc
 		b.say("creating %d limit groups", len(limits))
 		err := client.PutLimits(sctx, limits, setupParallel)
 		switch {
-		case errors.Is(err, api.ErrNoLimits):
+		case errors.Is(err, admin.ErrNoLimits):
 			b.noLimits = err.Error()
 			b.rep.Limits = 0
 			b.say("limit groups skipped: %v", err)
@@ -315,7 +318,7 @@ func (b *bench) load(ctx context.Context, targets []string, scn *scenario.Scenar
 		Ops: scenario.OpNames(), Client: loadgen.NewClient(conc, b.opts.timeout),
 	}
 	defer cfg.Client.CloseIdleConnections()
-	live := newLiveLine(b.out)
+	live := newProgressLine(b.out, b.log)
 	cfg.Progress = live.update
 	b.say("running %s against %s for %v", scn.Name(), strings.Join(targets, ","), b.opts.warmup+b.opts.duration)
 	res, err := loadgen.Run(ctx, cfg, scn)
@@ -410,7 +413,7 @@ func (b *bench) runRedis(ctx context.Context, prefix string, conc int, m *report
 
 // check reads the final state back and verifies it against what the run
 // saw.
-func (b *bench) check(ctx context.Context, client *api.Client, scn *scenario.Scenario, m *report.Measured) error {
+func (b *bench) check(ctx context.Context, client *admin.Admin, scn *scenario.Scenario, m *report.Measured) error {
 	vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
 	defer cancel()
 	start := time.Now()
@@ -445,7 +448,7 @@ func (b *bench) check(ctx context.Context, client *api.Client, scn *scenario.Sce
 	var skipped *verify.StreamSummary
 	stream, err := client.ReadStream(vctx)
 	switch {
-	case errors.Is(err, api.ErrNoStream):
+	case errors.Is(err, admin.ErrNoStream):
 		skipped = &verify.StreamSummary{Skipped: err.Error()}
 		b.say("stream checks skipped: %v", err)
 	case err != nil:
@@ -492,7 +495,7 @@ const (
 // its members' reservations disagree. Members of a limit that moved are
 // read again, into resources, once the counts have been quiet for
 // limitQuiet (the expiries are over, or paused).
-func (b *bench) settleLimits(ctx context.Context, reader *api.Reader, lids []string, before []verify.Limit, resources []verify.Resource) ([]verify.Limit, error) {
+func (b *bench) settleLimits(ctx context.Context, reader *admin.Reader, lids []string, before []verify.Limit, resources []verify.Resource) ([]verify.Limit, error) {
 	if len(lids) == 0 {
 		return nil, nil
 	}
@@ -653,42 +656,4 @@ func waitFor(ctx context.Context, cond func() error) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-// liveLine is the progress line, drawn only when the output is a terminal.
-type liveLine struct {
-	w     io.Writer
-	tty   bool
-	last  loadgen.Progress
-	drawn bool
-}
-
-func newLiveLine(w io.Writer) *liveLine {
-	l := &liveLine{w: w}
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			l.tty = true
-		}
-	}
-	return l
-}
-
-// update is loadgen's Progress callback (one goroutine, once a second).
-func (l *liveLine) update(p loadgen.Progress) {
-	if !l.tty {
-		return
-	}
-	rate := float64(p.Requests-l.last.Requests) / max((p.Elapsed-l.last.Elapsed).Seconds(), 1e-9)
-	l.last = p
-	fmt.Fprintf(l.w, "\r\x1b[K%5.0fs %10d req %9.0f req/s   2xx %d  409/422 %d  429/503 %d  failed %d",
-		p.Elapsed.Seconds(), p.Requests, rate, p.OK, p.Rejected, p.Throttled, p.Failed)
-	l.drawn = true
-}
-
-// done ends the line; loadgen.Run has returned, so update no longer runs.
-func (l *liveLine) done() {
-	if l.drawn {
-		fmt.Fprintln(l.w)
-	}
-	l.last, l.drawn = loadgen.Progress{}, false
 }

@@ -12,7 +12,12 @@
 //	               [--concurrency 64 | --rate 5000 | --sweep 64,256,1024]
 //	               [--duration 20s] [--warmup 0s] [--requests N] [--baseline] [--redis] [--json FILE]
 //	go run ./bench --target http://host:8080[,http://...]   (secret in ALLOT_AUTH_SECRET)
+//	go run ./bench --verify-only --target http://host:8080[,http://...]
 //	go run ./bench --scale [--scale-resources 1000000] [--scale-reservations 10000000] [--scale-timeout 30m] [--json FILE]
+//
+// --verify-only runs no load: it verifies the whole state a running cluster
+// holds (after a load test made with any tool), prints PASS or FAIL and
+// exits 1 on FAIL.
 //
 // --scale is another mode (package bench/scale): it loads one embedded node
 // with a large state and measures memory, the snapshot's pause, restart
@@ -50,20 +55,23 @@ func main() {
 
 // options are the command line.
 type options struct {
-	scenario       string
-	targets        []string // empty: embedded
-	nodes          int
-	concurrency    int
-	rate           float64
-	duration       time.Duration
-	warmup         time.Duration
-	requests       int64
-	timeout        time.Duration
-	jsonPath       string
-	baseline       bool
-	redis          bool
-	sweep          []int // concurrencies, one run each; empty: --concurrency alone
-	verify         bool
+	scenario    string
+	targets     []string // empty: embedded
+	nodes       int
+	concurrency int
+	rate        float64
+	duration    time.Duration
+	warmup      time.Duration
+	requests    int64
+	timeout     time.Duration
+	jsonPath    string
+	htmlPath    string // --html: the report as a self-contained page
+	baseline    bool
+	redis       bool
+	sweep       []int // concurrencies, one run each; empty: --concurrency alone
+	verify      bool
+	// verifyOnly runs the verifier alone against --target's current state.
+	verifyOnly     bool
 	authSecretFile string
 	seed           uint64
 	params         scenario.Params
@@ -91,11 +99,13 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.requests, "requests", 0, "end the measured phase after this many requests (0: --duration only)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the report as JSON to this file")
+	fs.StringVar(&o.htmlPath, "html", "", "also write the report as one self-contained HTML file (charts over time, outcome mix, checks, settings) to this file")
 	fs.BoolVar(&o.baseline, "baseline", false, "first run the same load against a bare in-process gin JSON handler and state allot's throughput as a ratio of it")
 	fs.BoolVar(&o.redis, "redis", false, "also run the same load against gin + go-redis + the classic seckill Lua script on a redis-server of the bench's own (persistence off; needs redis-server on PATH) and state allot's throughput as a ratio of it; seckill, soldout and accept only")
 	var sweep string
 	fs.StringVar(&sweep, "sweep", "", "comma-separated concurrencies, e.g. 64,256,1024: run everything once per concurrency, each on fresh resources, and report a table (closed loop only; replaces --concurrency)")
 	fs.BoolVar(&o.verify, "verify", true, "read the final state back and verify it")
+	fs.BoolVar(&o.verifyOnly, "verify-only", false, "run no load: verify the whole current state of the cluster at --target (every resource, reservation and limit group, and the change stream), print PASS or FAIL, exit 1 on FAIL")
 	fs.StringVar(&o.authSecretFile, "auth-secret-file", "", "with --target: file holding the cluster's JWT secret")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the workers' random choices (0: from the clock)")
 	fs.IntVar(&o.params.Vouchers, "vouchers", o.params.Vouchers, "seckill: vouchers on sale")
@@ -124,6 +134,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 			return o, errors.New("--scale runs its own embedded node: not with --target")
 		case sweep != "":
 			return o, errors.New("--scale runs no scenario: not with --sweep")
+		case o.htmlPath != "":
+			return o, errors.New("--scale has no HTML report: use --json")
 		}
 		return o, o.validateScale()
 	}
@@ -137,6 +149,11 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 				return o, fmt.Errorf("--sweep: %q is not a concurrency of at least 1", f)
 			}
 			o.sweep = append(o.sweep, n)
+		}
+	}
+	if o.verifyOnly {
+		if err := o.validateVerifyOnly(target, sweep); err != nil {
+			return o, err
 		}
 	}
 	if target != "" {
@@ -162,8 +179,24 @@ func (o *options) validateScale() error {
 		return errors.New("--scale starts its nodes itself: not with --nodes")
 	case o.baseline || o.redis:
 		return errors.New("--scale has no baseline: not with --baseline or --redis")
+	case o.verifyOnly:
+		return errors.New("--scale runs its own embedded node: not with --verify-only")
 	}
 	return o.scale.Validate()
+}
+
+// validateVerifyOnly refuses what --verify-only has no use for: it loads
+// nothing and starts no node.
+func (o *options) validateVerifyOnly(target, sweep string) error {
+	switch {
+	case target == "":
+		return errors.New("--verify-only checks a running cluster: give its nodes with --target (and its secret in ALLOT_AUTH_SECRET or --auth-secret-file)")
+	case sweep != "" || o.baseline || o.redis:
+		return errors.New("--verify-only runs no load: not with --sweep, --baseline or --redis")
+	case !o.verify:
+		return errors.New("--verify-only with --verify=false would do nothing")
+	}
+	return nil
 }
 
 func (o *options) validate() error {
@@ -233,7 +266,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runScale(ctx, opts, args, stdout, stderr)
 	}
 	b := newBench(opts, args, stdout, stderr)
-	err = b.execute(ctx)
+	if opts.verifyOnly {
+		err = b.verifyOnly(ctx)
+	} else {
+		err = b.execute(ctx)
+	}
 	if err != nil {
 		b.rep.Error = err.Error()
 	}
@@ -241,6 +278,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if opts.jsonPath != "" {
 		if jerr := b.rep.WriteJSON(opts.jsonPath); jerr != nil {
 			fmt.Fprintln(stderr, "bench: writing the JSON report:", jerr)
+			return exitError
+		}
+	}
+	if opts.htmlPath != "" {
+		if herr := b.rep.WriteHTML(opts.htmlPath); herr != nil {
+			fmt.Fprintln(stderr, "bench: writing the HTML report:", herr)
 			return exitError
 		}
 	}

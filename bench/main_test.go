@@ -199,8 +199,11 @@ func TestEmbeddedCampaign(t *testing.T) {
 	if !rep.Verify.Pass || rep.Limits != 1 {
 		t.Fatalf("report: %+v", rep)
 	}
-	if rep.Allot.Responses["409 limit_exceeded (limit group)"] == 0 || rep.Allot.Responses["409 sold_out"] != 0 {
-		t.Errorf("responses %v: want the quota refusing, no voucher sold out", rep.Allot.Responses)
+	// The quota refuses for its capacity; a user's second coupon, had the
+	// quota room left, for the per-user bound: counted apart.
+	if rep.Allot.Responses["409 limit_exceeded (limit group capacity)"] == 0 || rep.Allot.Responses["409 sold_out"] != 0 ||
+		rep.Allot.Responses["409 limit_exceeded (limit group)"] != 0 {
+		t.Errorf("responses %v: want the quota refusing by its capacity, no voucher sold out", rep.Allot.Responses)
 	}
 	checked := map[string]int64{}
 	for _, c := range rep.Verify.Checks {

@@ -59,7 +59,7 @@ type AuditPeerInfo struct {
 }
 
 // clusterAudit is GET /v1/cluster/audit (admin): answered by the node asked.
-func (s *Server) clusterAudit(c *gin.Context, _ domain.Principal) {
+func (s *Server) clusterAudit(c *gin.Context, _ domain.Principal) error {
 	info := s.cfg.Cluster.Audit()
 	info.ID = s.cfg.NodeID
 	if info.Points == nil {
@@ -68,5 +68,5 @@ func (s *Server) clusterAudit(c *gin.Context, _ domain.Principal) {
 	if info.Peers == nil {
 		info.Peers = []AuditPeerInfo{}
 	}
-	s.writeJSON(c, http.StatusOK, info)
+	return s.writeJSON(c, http.StatusOK, info)
 }

@@ -232,8 +232,9 @@ func (s *Server) keyFunc(t *jwt.Token) (any, error) {
 	return s.cfg.PublicKeys.verifyKey(t)
 }
 
-// authedHandler is a /v1 handler with its authenticated caller.
-type authedHandler func(c *gin.Context, p domain.Principal)
+// authedHandler is a /v1 handler with its authenticated caller. Like a
+// handler, it returns its failure rather than answering it.
+type authedHandler func(c *gin.Context, p domain.Principal) error
 
 // authed wraps h with, in this order: the per-IP limit (before any token
 // is looked at, so a flood of garbage tokens costs little), authentication,
@@ -242,14 +243,13 @@ type authedHandler func(c *gin.Context, p domain.Principal)
 // another method. The caller is passed as an argument rather than stored in
 // the gin context: no map, no boxing, no type assertion.
 func (s *Server) authed(h authedHandler, adminOnly bool) gin.HandlerFunc {
-	return func(c *gin.Context) {
+	return s.answer(func(c *gin.Context) error {
 		now := time.Now()
 		if s.ipLimiter != nil && !s.mark.valid(c.Request.Header.Get(headerForwarded)) {
 			ip := c.RemoteIP()
 			if ok, wait := s.ipLimiter.allow(ip, s.ipLimiter.at(now)); !ok {
 				c.Header("Retry-After", strconv.FormatInt(retryAfterSeconds(wait), 10))
-				s.fail(c, fmt.Errorf("address %s is over %g requests/s: %w", ip, s.cfg.IPRateLimit.PerSecond, domain.ErrRateLimited))
-				return
+				return fmt.Errorf("address %s is over %g requests/s: %w", ip, s.cfg.IPRateLimit.PerSecond, domain.ErrRateLimited)
 			}
 		}
 		header := c.Request.Header.Get("Authorization")
@@ -260,8 +260,7 @@ func (s *Server) authed(h authedHandler, adminOnly bool) gin.HandlerFunc {
 			} else {
 				c.Header("WWW-Authenticate", `Bearer realm="allot", error="invalid_token"`)
 			}
-			s.fail(c, err)
-			return
+			return err
 		}
 		lim, rate := s.limiter, s.cfg.RateLimit.PerSecond
 		if who.role != RoleUser {
@@ -270,20 +269,17 @@ func (s *Server) authed(h authedHandler, adminOnly bool) gin.HandlerFunc {
 		if lim != nil {
 			if ok, wait := lim.allow(who.p.User, lim.at(now)); !ok {
 				c.Header("Retry-After", strconv.FormatInt(retryAfterSeconds(wait), 10))
-				s.fail(c, fmt.Errorf("user %q is over %g requests/s: %w", who.p.User, rate, domain.ErrRateLimited))
-				return
+				return fmt.Errorf("user %q is over %g requests/s: %w", who.p.User, rate, domain.ErrRateLimited)
 			}
 		}
 		switch {
 		case who.role == RoleConsumer && c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead:
-			s.fail(c, fmt.Errorf("%s %s is a write and a consumer token writes nothing: %w", c.Request.Method, c.FullPath(), domain.ErrPermissionDenied))
-			return
+			return fmt.Errorf("%s %s is a write and a consumer token writes nothing: %w", c.Request.Method, c.FullPath(), domain.ErrPermissionDenied)
 		case adminOnly && who.role != RoleAdmin:
-			s.fail(c, fmt.Errorf("%s %s needs the admin role: %w", c.Request.Method, c.FullPath(), domain.ErrPermissionDenied))
-			return
+			return fmt.Errorf("%s %s needs the admin role: %w", c.Request.Method, c.FullPath(), domain.ErrPermissionDenied)
 		}
-		h(c, who.p)
-	}
+		return h(c, who.p)
+	})
 }
 
 // retryAfterSeconds rounds a wait up to whole seconds, at least 1, as the

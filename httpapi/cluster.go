@@ -63,47 +63,42 @@ func memberFromBody(b nodeBody) (domain.Member, error) {
 
 // addNode is POST /v1/cluster/nodes, run on the leader: it answers with the
 // leader's view of the cluster, the new node included.
-func (s *Server) addNode(c *gin.Context, _ domain.Principal) {
+func (s *Server) addNode(c *gin.Context, _ domain.Principal) error {
 	buf, err := s.readBody(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var body nodeBody
 	err = decodeJSON(buf.Bytes(), &body)
 	s.putBuf(buf)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	m, err := memberFromBody(body)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	ctx, cancel := s.withTimeout(c)
 	defer cancel()
 	if err := s.cfg.Cluster.AddVoter(ctx, m); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
-	s.writeJSON(c, http.StatusOK, s.localInfo(false))
+	return s.writeJSON(c, http.StatusOK, s.localInfo(false))
 }
 
 // removeNode is DELETE /v1/cluster/nodes/{id}, run on the leader.
-func (s *Server) removeNode(c *gin.Context, _ domain.Principal) {
+func (s *Server) removeNode(c *gin.Context, _ domain.Principal) error {
 	id := c.Param("id")
 	if !validPathID(id) {
-		s.fail(c, fmt.Errorf("node id %q: want 1-%d of [A-Za-z0-9._:-], not only dots: %w", id, domain.MaxMemberIDLen, domain.ErrInvalidArgument))
-		return
+		return fmt.Errorf("node id %q: want 1-%d of [A-Za-z0-9._:-], not only dots: %w", id, domain.MaxMemberIDLen, domain.ErrInvalidArgument)
 	}
 	ctx, cancel := s.withTimeout(c)
 	defer cancel()
 	if err := s.cfg.Cluster.RemoveServer(ctx, id); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.Status(http.StatusNoContent)
+	return nil
 }
 
 // clusterInfo is GET /v1/cluster: this node's view, with the state of every
@@ -113,24 +108,21 @@ func (s *Server) removeNode(c *gin.Context, _ domain.Principal) {
 // not to consumers
 // (they are where the cluster plane listens), and only admins may ask for
 // ?hash=true (it costs the node a pass over its whole state).
-func (s *Server) clusterInfo(c *gin.Context, p domain.Principal) {
+func (s *Server) clusterInfo(c *gin.Context, p domain.Principal) error {
 	if _, err := domain.ParseConsistency(c.Query("consistency")); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	withHash := false
 	if v, ok := c.GetQuery("hash"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			s.fail(c, fmt.Errorf("hash must be true or false: %w", domain.ErrInvalidArgument))
-			return
+			return fmt.Errorf("hash must be true or false: %w", domain.ErrInvalidArgument)
 		}
 		withHash = b
 	}
 	operator := p.Admin && !p.ReadOnly
 	if withHash && !operator {
-		s.fail(c, fmt.Errorf("hash=true needs the admin role: %w", domain.ErrPermissionDenied))
-		return
+		return fmt.Errorf("hash=true needs the admin role: %w", domain.ErrPermissionDenied)
 	}
 	info := s.localInfo(withHash)
 	if c.Request.Header.Get(headerForwarded) == "" {
@@ -141,7 +133,7 @@ func (s *Server) clusterInfo(c *gin.Context, p domain.Principal) {
 			info.Nodes[i].RaftAddr = ""
 		}
 	}
-	s.writeJSON(c, http.StatusOK, info)
+	return s.writeJSON(c, http.StatusOK, info)
 }
 
 func (s *Server) localInfo(withHash bool) ClusterInfo {

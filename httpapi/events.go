@@ -279,20 +279,17 @@ func (p *eventPage) full() bool { return p.n >= p.limit || p.seen >= p.scan }
 // started, its event log stops at its snapshot's head (0 without one), so
 // it would answer a head and an earliest it had moved past before it
 // stopped; it answers 503 instead, as stale reads there are answered.
-func (s *Server) eventsReady(c *gin.Context, p domain.Principal) bool {
+func (s *Server) eventsReady(c *gin.Context, p domain.Principal) error {
 	switch {
 	case !p.Admin:
-		s.fail(c, fmt.Errorf("%s %s needs the admin or consumer role: %w", c.Request.Method, c.FullPath(), domain.ErrPermissionDenied))
-		return false
+		return fmt.Errorf("%s %s needs the admin or consumer role: %w", c.Request.Method, c.FullPath(), domain.ErrPermissionDenied)
 	case s.cfg.Events == nil:
-		s.fail(c, fmt.Errorf("this node serves no change stream: %w", domain.ErrUnavailable))
-		return false
+		return fmt.Errorf("this node serves no change stream: %w", domain.ErrUnavailable)
 	}
 	if err := s.cfg.Reader.Read(c.Request.Context(), domain.ReadStale, func(*domain.State) error { return nil }); err != nil {
-		s.fail(c, fmt.Errorf("events: %w", err))
-		return false
+		return fmt.Errorf("events: %w", err)
 	}
-	return true
+	return nil
 }
 
 // extendDeadlines moves the connection's read and write deadlines to d
@@ -309,9 +306,9 @@ func extendDeadlines(rc *http.ResponseController, d time.Duration) {
 // listEvents serves GET /v1/events: a page of events after ?after=, and
 // with ?wait= a long-poll that answers as soon as an event that passes the
 // filters is committed here, or when wait is over with what it examined.
-func (s *Server) listEvents(c *gin.Context, p domain.Principal) {
-	if !s.eventsReady(c, p) {
-		return
+func (s *Server) listEvents(c *gin.Context, p domain.Principal) error {
+	if err := s.eventsReady(c, p); err != nil {
+		return err
 	}
 	q, err := parseEventQuery(c)
 	if err == nil {
@@ -321,8 +318,7 @@ func (s *Server) listEvents(c *gin.Context, p domain.Principal) {
 		q.wait, err = parseWait(c.Query("wait"))
 	}
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if c.Request.Method == http.MethodHead {
 		q.wait = 0 // nothing would be sent after the wait
@@ -347,8 +343,7 @@ func (s *Server) listEvents(c *gin.Context, p domain.Principal) {
 		earliest, err = page.read(ev)
 		if err != nil {
 			*bp = page.buf
-			s.fail(c, err)
-			return
+			return err
 		}
 		if page.n > 0 || page.full() || q.wait == 0 {
 			break
@@ -371,6 +366,7 @@ func (s *Server) listEvents(c *gin.Context, p domain.Principal) {
 	*bp = b
 	c.Header("Cache-Control", "no-store")
 	c.Data(http.StatusOK, "application/json", b)
+	return nil
 }
 
 // streamEvents serves GET /v1/events/stream: the events after the cursor
@@ -378,9 +374,9 @@ func (s *Server) listEvents(c *gin.Context, p domain.Principal) {
 // client goes, the server shuts down or the stream falls behind retention.
 // The cursor is Last-Event-ID when sent (what an EventSource sends when it
 // reconnects, to the URL it first opened) and ?after= otherwise.
-func (s *Server) streamEvents(c *gin.Context, p domain.Principal) {
-	if !s.eventsReady(c, p) {
-		return
+func (s *Server) streamEvents(c *gin.Context, p domain.Principal) error {
+	if err := s.eventsReady(c, p); err != nil {
+		return err
 	}
 	q, err := parseEventQuery(c)
 	if err == nil {
@@ -389,8 +385,7 @@ func (s *Server) streamEvents(c *gin.Context, p domain.Principal) {
 		}
 	}
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	ev := s.cfg.Events
 	page := newEventPage(&q.filter, sseBurst, maxEventsScan, true)
@@ -400,8 +395,7 @@ func (s *Server) streamEvents(c *gin.Context, p domain.Principal) {
 	changed := ev.Changed()
 	if _, err := page.read(ev); err != nil {
 		s.events.putBuf(bp)
-		s.fail(c, err)
-		return
+		return err
 	}
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -410,7 +404,7 @@ func (s *Server) streamEvents(c *gin.Context, p domain.Principal) {
 	if c.Request.Method == http.MethodHead {
 		s.events.putBuf(bp)
 		c.Status(http.StatusOK)
-		return
+		return nil
 	}
 	rc := http.NewResponseController(c.Writer)
 	keepAlive := s.cfg.EventKeepAlive
@@ -443,7 +437,7 @@ func (s *Server) streamEvents(c *gin.Context, p domain.Principal) {
 			if !s.writeBurst(rc, c.Writer, lease, page.buf) {
 				*bp = page.buf
 				s.events.putBuf(bp)
-				return
+				return nil
 			}
 			tick.Reset(keepAlive)
 		}
@@ -455,12 +449,12 @@ func (s *Server) streamEvents(c *gin.Context, p domain.Principal) {
 				wait = false
 			case <-tick.C:
 				if !s.writeBurst(rc, c.Writer, lease, keepAliveFrame) {
-					return
+					return nil
 				}
 			case <-ctx.Done():
-				return
+				return nil
 			case <-s.events.done:
-				return
+				return nil
 			}
 		}
 		changed = ev.Changed()
@@ -473,7 +467,7 @@ func (s *Server) streamEvents(c *gin.Context, p domain.Principal) {
 			if !errors.Is(err, errOffsetCompacted) {
 				s.log.Warn("event stream ended", "request_id", c.Writer.Header().Get(headerRequestID), "error", err.Error())
 			}
-			return
+			return nil
 		}
 	}
 }

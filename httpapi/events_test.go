@@ -313,6 +313,9 @@ func (e *eventsEnv) longPoll(query string) <-chan polled {
 			err = fmt.Errorf("status %d: %s", resp.StatusCode, b)
 		}
 		if err == nil {
+			err = openAPICheck(req, resp.StatusCode, resp.Header, b)
+		}
+		if err == nil {
 			err = json.Unmarshal(b, &p)
 		}
 		out <- polled{page: p, at: time.Now(), err: err}
@@ -504,6 +507,7 @@ func openStreamAt(t testing.TB, base, token, query string, hdr []string) *sseStr
 		cancel()
 		t.Fatalf("stream: %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
+	checkOpenAPIHeaders(t, req, resp.StatusCode, resp.Header)
 	s := &sseStream{resp: resp, frames: make(chan sseFrame, 4096), done: make(chan error, 1), cancel: cancel}
 	t.Cleanup(s.close)
 	go s.readFrames()

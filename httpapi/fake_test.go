@@ -319,8 +319,8 @@ func (f *fakeCluster) Info() ClusterInfo {
 	}
 	return ClusterInfo{
 		Leader: &LeaderInfo{ID: "n1", HTTPAddr: "127.0.0.1:8080"},
-		Term:   3, CommitIndex: 123, AppliedIndex: 123,
-		Nodes: nodes,
+		Term:   3, CommitIndex: 123, AppliedIndex: 123, LastLogIndex: 123,
+		State: "leader", Ready: f.notReady == nil, Nodes: nodes,
 	}
 }
 
@@ -402,7 +402,8 @@ type response struct {
 	body   []byte
 }
 
-// do sends a request; hdr holds extra header name/value pairs.
+// do sends a request; hdr holds extra header name/value pairs. The answer
+// must be one docs/openapi.yaml allows (openapi_test.go).
 func (e *testEnv) do(method, path, token, body string, hdr ...string) response {
 	e.t.Helper()
 	var rd io.Reader
@@ -424,10 +425,7 @@ func (e *testEnv) do(method, path, token, body string, hdr ...string) response {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatalf("reading body: %v", err)
-	}
+	b := readAllAndCheck(e.t, e.srv, req, resp)
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
@@ -452,6 +450,7 @@ type problemJSON struct {
 	Detail string  `json:"detail"`
 	Code   string  `json:"code"`
 	Limit  *string `json:"limit"` // limit_exceeded only
+	Rule   string  `json:"rule"`  // limit_exceeded only: per_user or capacity
 }
 
 // wantProblem fails the test unless the answer is a problem details body
@@ -472,6 +471,9 @@ func (r response) wantProblem(t testing.TB, status int, code string) problemJSON
 	}
 	if p.Type != typeBase+code || p.Title == "" || p.Detail == "" {
 		t.Fatalf("incomplete problem %+v", p)
+	}
+	if (p.Limit != nil) != (code == "limit_exceeded") || p.Limit != nil && p.Rule != "per_user" && p.Rule != "capacity" {
+		t.Fatalf("problem %s: limit_exceeded, and only it, names its limit and a rule of per_user or capacity", r.body)
 	}
 	return p
 }

@@ -69,20 +69,19 @@ func newForwarder(requestTimeout, writeTimeout time.Duration, peerTLS *tls.Confi
 // just lost: the engine's ErrNotLeader then means nothing was enqueued, and
 // the client's retry is forwarded).
 func (s *Server) viaLeader(r routing, h authedHandler) authedHandler {
-	return func(c *gin.Context, p domain.Principal) {
+	return func(c *gin.Context, p domain.Principal) error {
 		if r == leaderRead && c.Query("consistency") == "stale" {
-			h(c, p)
-			return
+			return h(c, p)
 		}
 		leader, ok := s.cfg.Cluster.LeaderHTTPAddr()
 		switch {
 		case !ok:
-			h(c, p)
+			return h(c, p)
 		case c.Request.Header.Get(headerForwarded) != "":
-			s.fail(c, fmt.Errorf("a forwarded request reached a node that does not lead (the leader is at %s): %w",
-				leader, domain.ErrUnavailable))
+			return fmt.Errorf("a forwarded request reached a node that does not lead (the leader is at %s): %w",
+				leader, domain.ErrUnavailable)
 		default:
-			s.forward(c, leader, r == leaderRead)
+			return s.forward(c, leader, r == leaderRead)
 		}
 	}
 }
@@ -90,11 +89,10 @@ func (s *Server) viaLeader(r routing, h authedHandler) authedHandler {
 // forward proxies the request to the leader at base and copies its answer
 // back. The leader's answer carries its own X-Allot-Node and the request's
 // X-Request-ID, which is sent along so both nodes log the same id.
-func (s *Server) forward(c *gin.Context, base string, read bool) {
+func (s *Server) forward(c *gin.Context, base string, read bool) error {
 	target, err := url.Parse(base)
 	if err != nil || target.Host == "" {
-		s.fail(c, fmt.Errorf("leader address %q is not a URL: %w", base, domain.ErrUnavailable))
-		return
+		return fmt.Errorf("leader address %q is not a URL: %w", base, domain.ErrUnavailable)
 	}
 	h := c.Writer.Header()
 	reqID := h.Get(headerRequestID)
@@ -113,6 +111,9 @@ func (s *Server) forward(c *gin.Context, base string, read bool) {
 		ErrorLog: s.fwd.errorLog,
 	}
 	body := &trackedBody{rc: c.Request.Body}
+	// The proxy calls ErrorHandler before it has written anything and
+	// returns right after; its error is this handler's.
+	var failed error
 	proxy.ErrorHandler = func(_ http.ResponseWriter, _ *http.Request, err error) {
 		h.Set(headerRequestID, reqID)
 		h.Set(headerNode, s.cfg.NodeID)
@@ -123,10 +124,10 @@ func (s *Server) forward(c *gin.Context, base string, read bool) {
 			if berr == nil {
 				berr = os.ErrDeadlineExceeded
 			}
-			s.fail(c, bodyReadError(c, berr))
+			failed = bodyReadError(c, berr)
 			return
 		}
-		s.fail(c, forwardError(base, err, read))
+		failed = forwardError(base, err, read)
 	}
 	out := c.Request.WithContext(ctx)
 	if c.Request.Body != nil && c.Request.Body != http.NoBody {
@@ -135,6 +136,7 @@ func (s *Server) forward(c *gin.Context, base string, read bool) {
 		body.eof = true
 	}
 	proxy.ServeHTTP(c.Writer, out)
+	return failed
 }
 
 // trackedBody is a request body that remembers whether it was read to the

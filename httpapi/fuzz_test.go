@@ -141,6 +141,7 @@ func FuzzHTTP(f *testing.F) {
 		}
 
 		status := rec.Code
+		checkOpenAPI(t, e.srv, req, status, rec.Result().Header, rec.Body.Bytes())
 		if status >= 500 {
 			t.Fatalf("%s %s: %d %s", method, target, status, rec.Body.Bytes())
 		}

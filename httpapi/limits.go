@@ -72,16 +72,14 @@ func limitID(c *gin.Context) (string, error) {
 	return id, nil
 }
 
-func (s *Server) putLimit(c *gin.Context, _ domain.Principal) {
+func (s *Server) putLimit(c *gin.Context, _ domain.Principal) error {
 	id, err := limitID(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	buf, err := s.readBody(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var body limitBody
 	if buf.Len() == 0 {
@@ -91,60 +89,53 @@ func (s *Server) putLimit(c *gin.Context, _ domain.Principal) {
 	}
 	s.putBuf(buf)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	spec := domain.LimitSpec{PerUser: body.PerUser, Capacity: body.Capacity, Attributes: body.Attributes}
 	if err := spec.Validate(); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	ctx, cancel := s.withTimeout(c)
 	defer cancel()
 	l, created, err := s.cfg.Engine.PutLimit(ctx, id, spec)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
 	}
-	s.writeJSON(c, status, renderLimit(l, ""))
+	return s.writeJSON(c, status, renderLimit(l, ""))
 }
 
-func (s *Server) deleteLimit(c *gin.Context, _ domain.Principal) {
+func (s *Server) deleteLimit(c *gin.Context, _ domain.Principal) error {
 	id, err := limitID(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	ctx, cancel := s.withTimeout(c)
 	defer cancel()
 	if err := s.cfg.Engine.DeleteLimit(ctx, id); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.Status(http.StatusNoContent)
+	return nil
 }
 
 // getLimit serves admins and consumers, and a user asking for its own
 // count (?user=<itself>): enough to show "you have booked today already"
 // without showing anyone else's.
-func (s *Server) getLimit(c *gin.Context, p domain.Principal) {
+func (s *Server) getLimit(c *gin.Context, p domain.Principal) error {
 	id, err := limitID(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	user := c.Query("user")
 	if len(user) > domain.MaxUserLen {
-		s.fail(c, fmt.Errorf("user is at most %d bytes: %w", domain.MaxUserLen, domain.ErrInvalidArgument))
-		return
+		return fmt.Errorf("user is at most %d bytes: %w", domain.MaxUserLen, domain.ErrInvalidArgument)
 	}
 	if !p.Admin && !p.ReadOnly && (user == "" || user != p.User) {
-		s.fail(c, fmt.Errorf("a user may read a limit only with user=<itself>: %w", domain.ErrPermissionDenied))
-		return
+		return fmt.Errorf("a user may read a limit only with user=<itself>: %w", domain.ErrPermissionDenied)
 	}
 	var out limitJSON
 	err = s.read(c, func(st *domain.State) error {
@@ -156,34 +147,29 @@ func (s *Server) getLimit(c *gin.Context, p domain.Principal) {
 		return nil
 	})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if !p.Admin && !p.ReadOnly {
 		out.Resources = []string{} // which resources share a quota is the operator's business
 	}
-	s.writeJSON(c, http.StatusOK, out)
+	return s.writeJSON(c, http.StatusOK, out)
 }
 
-func (s *Server) listLimits(c *gin.Context, p domain.Principal) {
+func (s *Server) listLimits(c *gin.Context, p domain.Principal) error {
 	if !p.Admin && !p.ReadOnly {
-		s.fail(c, fmt.Errorf("listing limits is for admins and consumers: %w", domain.ErrPermissionDenied))
-		return
+		return fmt.Errorf("listing limits is for admins and consumers: %w", domain.ErrPermissionDenied)
 	}
 	prefix := c.Query("prefix")
 	if prefix != "" && !domain.ValidID(prefix) {
-		s.fail(c, fmt.Errorf("prefix %q: want characters of [A-Za-z0-9._:-]: %w", prefix, domain.ErrInvalidArgument))
-		return
+		return fmt.Errorf("prefix %q: want characters of [A-Za-z0-9._:-]: %w", prefix, domain.ErrInvalidArgument)
 	}
 	limit, err := pageLimit(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	after, err := cursor(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	page := limitPage{Items: make([]limitJSON, 0, min(limit, 16))}
 	err = s.read(c, func(st *domain.State) error {
@@ -198,8 +184,7 @@ func (s *Server) listLimits(c *gin.Context, p domain.Principal) {
 		return nil
 	})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
-	s.writeJSON(c, http.StatusOK, page)
+	return s.writeJSON(c, http.StatusOK, page)
 }

@@ -76,9 +76,10 @@ func TestLimitRoutes(t *testing.T) {
 	r.wantProblem(t, http.StatusConflict, "limit_exceeded")
 	var p struct {
 		Limit *string `json:"limit"`
+		Rule  string  `json:"rule"`
 		Title string  `json:"title"`
 	}
-	if err := json.Unmarshal(r.body, &p); err != nil || p.Limit == nil || *p.Limit != "day" || p.Title != "Limit exceeded" {
+	if err := json.Unmarshal(r.body, &p); err != nil || p.Limit == nil || *p.Limit != "day" || p.Rule != "per_user" || p.Title != "Limit exceeded" {
 		t.Fatalf("problem %s", r.body)
 	}
 	// The resource's own per-user limit names no limit group.
@@ -86,7 +87,7 @@ func TestLimitRoutes(t *testing.T) {
 	e.do("POST", "/v1/resources/own/reservations", e.bob, `{}`).want(t, http.StatusCreated, nil)
 	r = e.do("POST", "/v1/resources/own/reservations", e.bob, `{}`)
 	r.wantProblem(t, http.StatusConflict, "limit_exceeded")
-	if !strings.Contains(string(r.body), `"limit":""`) {
+	if !strings.Contains(string(r.body), `"limit":"","rule":"per_user"`) {
 		t.Fatalf("own limit problem %s", r.body)
 	}
 
@@ -118,4 +119,19 @@ func TestLimitRoutes(t *testing.T) {
 	e.do("PUT", "/v1/resources/s1", e.admin, `{"kind":"slot","capacity":5}`).wantProblem(t, http.StatusConflict, "invalid_state")
 	e.do("DELETE", "/v1/limits/day", e.admin, ``).wantProblem(t, http.StatusConflict, "invalid_state")
 	e.do("DELETE", "/v1/limits/campaign", e.admin, ``).want(t, http.StatusNoContent, nil)
+}
+
+// TestLimitCapacityRule: a group's capacity refuses with rule "capacity",
+// its per-user bound with "per_user"; capacity is checked first.
+func TestLimitCapacityRule(t *testing.T) {
+	e := newEnv(t, nil)
+	e.do("PUT", "/v1/limits/quota", e.admin, `{"capacity":1,"per_user":1}`).want(t, http.StatusCreated, nil)
+	e.do("PUT", "/v1/resources/q1", e.admin, `{"kind":"voucher","capacity":5,"per_user_limit":5,"limits":["quota"]}`).want(t, http.StatusCreated, nil)
+	e.do("POST", "/v1/resources/q1/reservations", e.alice, `{}`).want(t, http.StatusCreated, nil)
+	for _, who := range []string{e.bob, e.alice} {
+		r := e.do("POST", "/v1/resources/q1/reservations", who, `{}`)
+		if p := r.wantProblem(t, http.StatusConflict, "limit_exceeded"); *p.Limit != "quota" || p.Rule != "capacity" {
+			t.Fatalf("capacity problem %s", r.body)
+		}
+	}
 }

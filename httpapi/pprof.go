@@ -25,7 +25,7 @@ func (s *Server) pprofRoutes() {
 	s.handle(http.MethodPost, "/debug/pprof/*profile", h) // symbol lookups post their addresses
 }
 
-func servePprof(c *gin.Context, _ domain.Principal) {
+func servePprof(c *gin.Context, _ domain.Principal) error {
 	w, r := c.Writer, c.Request
 	switch name := strings.TrimPrefix(c.Param("profile"), "/"); name {
 	case "":
@@ -41,4 +41,5 @@ func servePprof(c *gin.Context, _ domain.Principal) {
 	default: // heap, goroutine, allocs, block, mutex, threadcreate; 404 for others
 		pprof.Handler(name).ServeHTTP(w, r)
 	}
+	return nil
 }

@@ -13,12 +13,13 @@ import (
 	"allot/httpapi/jsonview"
 )
 
-// Errors that only the HTTP layer produces; the rest are domain sentinels.
+// The errors only the HTTP layer produces. They are domain sentinels, so
+// that the one problem table (domain.Problems) holds their codes too.
 var (
-	errPayloadTooLarge  = errors.New("payload too large")
-	errMethodNotAllowed = errors.New("method not allowed")
-	errRequestTimeout   = errors.New("request body not received in time")
-	errOffsetCompacted  = errors.New("offset compacted") // events.go: the events after the cursor were pruned
+	errPayloadTooLarge  = domain.ErrPayloadTooLarge
+	errMethodNotAllowed = domain.ErrMethodNotAllowed
+	errRequestTimeout   = domain.ErrRequestTimeout
+	errOffsetCompacted  = domain.ErrOffsetCompacted // events.go: the events after the cursor were pruned
 )
 
 // problemMembers is an error that adds members to its problem body
@@ -43,14 +44,15 @@ type problemKind struct {
 	tail   []byte // ,"code":"..."
 }
 
-// problemCodes lists every code classify can give.
-var problemCodes = [...]string{
-	"invalid_argument", "unauthenticated", "permission_denied", "not_found",
-	"sold_out", "limit_exceeded", "not_open", "closed", "invalid_state", "expired",
-	"request_in_progress", "method_not_allowed", "request_timeout", "offset_compacted",
-	"payload_too_large", "idempotency_key_reused", "rate_limited", "unavailable",
-	"outcome_unknown", "internal",
-}
+// problemCodes lists every code classify can give: the problem table's.
+var problemCodes = func() []string {
+	rows := domain.Problems()
+	codes := make([]string, len(rows))
+	for i, p := range rows {
+		codes[i] = string(p.Code)
+	}
+	return codes
+}()
 
 // problemKinds holds the kind of every code, encoded once: a rejection
 // then costs a map lookup, not the building of its constant members.
@@ -78,26 +80,13 @@ func newProblemKind(code string) problemKind {
 
 // classify is the one mapping from errors to HTTP status and problem code.
 // The code comes from domain.ErrorCode (which also labels metrics), so the
-// two can never disagree; only the errors that the HTTP layer makes itself
-// and context errors (a write whose deadline passed: outcome unknown) are
-// handled here first.
+// two can never disagree; only context errors (a write whose deadline
+// passed: outcome unknown) are the HTTP layer's own call, made here first.
 func classify(err error) problemKind {
 	code := domain.ErrorCode(err)
-	if code != "outcome_unknown" && withoutLayerSentinels(err) {
-		// None of the cases below can match: the domain's code stands.
-		return kindOf(code)
-	}
-	switch {
-	case code == "outcome_unknown", errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		code = "outcome_unknown"
-	case errors.Is(err, errPayloadTooLarge):
-		code = "payload_too_large"
-	case errors.Is(err, errMethodNotAllowed):
-		code = "method_not_allowed"
-	case errors.Is(err, errRequestTimeout):
-		code = "request_timeout"
-	case errors.Is(err, errOffsetCompacted):
-		code = "offset_compacted"
+	if code != string(domain.CodeOutcomeUnknown) && !withoutContextErrors(err) &&
+		(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		code = string(domain.CodeOutcomeUnknown)
 	}
 	return kindOf(code)
 }
@@ -110,15 +99,15 @@ func kindOf(code string) problemKind {
 	return newProblemKind(code)
 }
 
-// withoutLayerSentinels reports whether err and the errors it wraps form
-// one chain of Unwrap() error without Is methods, none of them one of the
-// sentinels classify checks besides the domain's code: then errors.Is is
-// false for each of them, found in one walk of the chain instead of one
-// walk per sentinel. It is false for anything else (errors.Join, several
-// %w, an Is method), which takes the checks one by one.
-func withoutLayerSentinels(err error) bool {
+// withoutContextErrors reports whether err and the errors it wraps form
+// one chain of Unwrap() error without Is methods, none of them a context
+// error: then errors.Is is false for both, found in one walk of the chain
+// instead of one walk per error. It is false for anything else
+// (errors.Join, several %w, an Is method), which takes the checks one by
+// one.
+func withoutContextErrors(err error) bool {
 	for err != nil {
-		if isLayerSentinel(err) {
+		if err == context.DeadlineExceeded || err == context.Canceled {
 			return false
 		}
 		if _, custom := err.(interface{ Is(error) bool }); custom {
@@ -136,59 +125,25 @@ func withoutLayerSentinels(err error) bool {
 	return true
 }
 
-// isLayerSentinel reports whether err is one of the errors classify looks
-// for besides the domain's code.
-func isLayerSentinel(err error) bool {
-	switch err {
-	case context.DeadlineExceeded, context.Canceled, errPayloadTooLarge, errMethodNotAllowed, errRequestTimeout, errOffsetCompacted:
-		return true
-	}
-	return false
+// problemStatus gives the HTTP status and title of a problem code, from
+// the problem table.
+func problemStatus(code string) (int, string) {
+	p := domain.ProblemOf(domain.Code(code))
+	return p.Status, p.Title
 }
 
-// problemStatus gives the HTTP status and title of a problem code.
-func problemStatus(code string) (int, string) {
-	switch code {
-	case "invalid_argument":
-		return 400, "Invalid argument"
-	case "unauthenticated":
-		return 401, "Unauthenticated"
-	case "permission_denied":
-		return 403, "Permission denied"
-	case "not_found":
-		return 404, "Not found"
-	case "sold_out":
-		return 409, "Sold out"
-	case "limit_exceeded":
-		return 409, "Limit exceeded"
-	case "not_open":
-		return 409, "Not open yet"
-	case "closed":
-		return 409, "Closed"
-	case "invalid_state":
-		return 409, "Invalid state"
-	case "expired":
-		return 409, "Hold expired"
-	case "request_in_progress":
-		return 409, "Request in progress"
-	case "method_not_allowed":
-		return 405, "Method not allowed"
-	case "request_timeout":
-		return 408, "Request timeout"
-	case "offset_compacted":
-		return 410, "Offset compacted"
-	case "payload_too_large":
-		return 413, "Payload too large"
-	case "idempotency_key_reused":
-		return 422, "Idempotency key reused"
-	case "rate_limited":
-		return 429, "Rate limited"
-	case "unavailable":
-		return 503, "Unavailable"
-	case "outcome_unknown":
-		return 503, "Outcome unknown"
+// handler is a gin handler that returns its failure instead of answering
+// it; answer is the one place that turns such an error into a problem.
+type handler func(c *gin.Context) error
+
+// answer adapts h to gin: a non-nil error from h is answered with fail. A
+// handler that has started its answer returns nil.
+func (s *Server) answer(h handler) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := h(c); err != nil {
+			s.fail(c, err)
+		}
 	}
-	return 500, "Internal error"
 }
 
 // fail answers err as a problem details body. 5xx answers are logged; a
@@ -207,7 +162,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 		if c.Writer.Header().Get("Retry-After") == "" {
 			c.Header("Retry-After", "1")
 		}
-		if pk.code == "outcome_unknown" {
+		if pk.code == string(domain.CodeOutcomeUnknown) {
 			s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "write outcome unknown",
 				slog.String("request_id", c.Writer.Header().Get(headerRequestID)),
 				slog.String("method", c.Request.Method), slog.String("path", c.Request.URL.Path),
@@ -225,21 +180,24 @@ func (s *Server) fail(c *gin.Context, err error) {
 	}](err); ok {
 		more = m
 	}
-	if pk.code == "limit_exceeded" {
-		if id, ok := domain.LimitExceededID(err); ok {
-			more = limitMember(id)
+	if pk.code == string(domain.CodeLimitExceeded) {
+		if id, rule, ok := domain.LimitRefusal(err); ok {
+			more = limitMembers{id: id, rule: rule}
 		}
 	}
 	s.writeProblem(c, pk, detail, more)
 }
 
-// limitMember is the "limit" member of a limit_exceeded problem: the id of
-// the limit group that refused, "" for the resource's own per_user_limit.
-type limitMember string
+// limitMembers are the "limit" and "rule" members of a limit_exceeded
+// problem: the id of the limit group that refused ("" for the resource's
+// own per_user_limit) and which of its bounds, "per_user" or "capacity".
+type limitMembers struct{ id, rule string }
 
-func (l limitMember) appendProblemMembers(b []byte) []byte {
+func (l limitMembers) appendProblemMembers(b []byte) []byte {
 	b = append(b, `,"limit":`...)
-	return jsonview.AppendString(b, string(l))
+	b = jsonview.AppendString(b, l.id)
+	b = append(b, `,"rule":`...)
+	return jsonview.AppendString(b, l.rule)
 }
 
 // writeProblem writes an RFC 9457 body by hand, into a pooled buffer:

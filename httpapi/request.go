@@ -94,14 +94,15 @@ func decodeJSON(data []byte, v any) error {
 }
 
 // writeJSON answers v encoded with encoding/json (the cold paths; the
-// reservation, the hot path, is encoded by hand).
-func (s *Server) writeJSON(c *gin.Context, status int, v any) {
+// reservation, the hot path, is encoded by hand). An error means nothing
+// was written.
+func (s *Server) writeJSON(c *gin.Context, status int, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		s.fail(c, fmt.Errorf("encoding response: %w", err))
-		return
+		return fmt.Errorf("encoding response: %w", err)
 	}
 	c.Data(status, "application/json", b)
+	return nil
 }
 
 // idemKey reads the Idempotency-Key header: nil without one; the key must

@@ -40,16 +40,14 @@ func reservationID(c *gin.Context) (string, error) {
 
 // reserve is the flash-crowd hot path: one body read into a pooled buffer,
 // one decode, one engine call, a hand-encoded answer.
-func (s *Server) reserve(c *gin.Context, p domain.Principal) {
+func (s *Server) reserve(c *gin.Context, p domain.Principal) error {
 	id, err := resourceID(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	buf, err := s.readBody(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	body := reserveBody{Quantity: 1}
 	idem, err := idemKey(c, buf.Bytes())
@@ -58,55 +56,48 @@ func (s *Server) reserve(c *gin.Context, p domain.Principal) {
 	}
 	s.putBuf(buf)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	req := domain.ReserveRequest{User: p.User, Quantity: body.Quantity}
 	if req.Quantity < 1 || req.Quantity > domain.MaxQuantity {
-		s.fail(c, fmt.Errorf("quantity must be between 1 and %d: %w", domain.MaxQuantity, domain.ErrInvalidArgument))
-		return
+		return fmt.Errorf("quantity must be between 1 and %d: %w", domain.MaxQuantity, domain.ErrInvalidArgument)
 	}
 	if (body.CheckIn == "") != (body.CheckOut == "") {
 		missing := "check_in"
 		if body.CheckOut == "" {
 			missing = "check_out"
 		}
-		s.fail(c, fmt.Errorf("%s is missing: a room stay needs check_in and check_out: %w", missing, domain.ErrInvalidArgument))
-		return
+		return fmt.Errorf("%s is missing: a room stay needs check_in and check_out: %w", missing, domain.ErrInvalidArgument)
 	}
 	if body.CheckIn != "" {
 		if req.CheckIn, err = parseDay("check_in", body.CheckIn); err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		if req.CheckOut, err = parseDay("check_out", body.CheckOut); err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 	}
 	ctx, cancel := s.withTimeout(c)
 	defer cancel()
 	out, err := s.cfg.Engine.Reserve(ctx, domain.ReserveCommand{ResourceID: id, Caller: p, Request: req, Idem: idem})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.writeOutcome(c, out, http.StatusCreated)
+	return nil
 }
 
 // transition returns the handler of POST /v1/reservations/{rid}/<verb>. The
 // body must be empty or an empty JSON object.
 func (s *Server) transition(to domain.Status) authedHandler {
-	return func(c *gin.Context, p domain.Principal) {
+	return func(c *gin.Context, p domain.Principal) error {
 		rid, err := reservationID(c)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		buf, err := s.readBody(c)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		idem, err := idemKey(c, buf.Bytes())
 		if err == nil && len(bytes.TrimSpace(buf.Bytes())) > 0 {
@@ -114,17 +105,16 @@ func (s *Server) transition(to domain.Status) authedHandler {
 		}
 		s.putBuf(buf)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		ctx, cancel := s.withTimeout(c)
 		defer cancel()
 		out, err := s.cfg.Engine.Transition(ctx, domain.TransitionCommand{ReservationID: rid, To: to, Caller: p, Idem: idem})
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		s.writeOutcome(c, out, http.StatusOK)
+		return nil
 	}
 }
 
@@ -144,11 +134,10 @@ func (s *Server) writeOutcome(c *gin.Context, out domain.Outcome, def int) {
 	s.putAnswer(bp, b)
 }
 
-func (s *Server) getReservation(c *gin.Context, p domain.Principal) {
+func (s *Server) getReservation(c *gin.Context, p domain.Principal) error {
 	rid, err := reservationID(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var res domain.Reservation
 	err = s.read(c, func(st *domain.State) error {
@@ -162,50 +151,44 @@ func (s *Server) getReservation(c *gin.Context, p domain.Principal) {
 		err = fmt.Errorf("reservation %s belongs to another user: %w", rid, domain.ErrPermissionDenied)
 	}
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	writeData(c, http.StatusOK, contentTypeJSON, jsonview.AppendReservation(make([]byte, 0, 384), &res))
+	return nil
 }
 
 // listReservations pages through reservations in id order. A user sees
 // only their own; an admin may filter by user, resource and status.
-func (s *Server) listReservations(c *gin.Context, p domain.Principal) {
+func (s *Server) listReservations(c *gin.Context, p domain.Principal) error {
 	user := c.Query("user")
 	switch {
 	case p.Admin:
 	case user == "":
 		user = p.User
 	case user != p.User:
-		s.fail(c, fmt.Errorf("listing the reservations of another user needs the admin role: %w", domain.ErrPermissionDenied))
-		return
+		return fmt.Errorf("listing the reservations of another user needs the admin role: %w", domain.ErrPermissionDenied)
 	}
 	if len(user) > domain.MaxUserLen {
-		s.fail(c, fmt.Errorf("user is at most %d bytes: %w", domain.MaxUserLen, domain.ErrInvalidArgument))
-		return
+		return fmt.Errorf("user is at most %d bytes: %w", domain.MaxUserLen, domain.ErrInvalidArgument)
 	}
 	resource := c.Query("resource")
 	if resource != "" && !domain.ValidID(resource) {
-		s.fail(c, fmt.Errorf("resource %q is not a resource id: %w", resource, domain.ErrInvalidArgument))
-		return
+		return fmt.Errorf("resource %q is not a resource id: %w", resource, domain.ErrInvalidArgument)
 	}
 	var status domain.Status
 	if st := c.Query("status"); st != "" {
 		var err error
 		if status, err = domain.ParseStatus(st); err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 	}
 	limit, err := pageLimit(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	after, err := cursor(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	items := make([]domain.Reservation, 0, min(limit, 16))
 	var next string
@@ -224,8 +207,7 @@ func (s *Server) listReservations(c *gin.Context, p domain.Principal) {
 		return nil
 	})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	b := make([]byte, 0, 64+256*len(items))
 	b = append(b, `{"items":[`...)
@@ -238,4 +220,5 @@ func (s *Server) listReservations(c *gin.Context, p domain.Principal) {
 	b = append(b, `],"next":`...)
 	b = jsonview.AppendString(b, next)
 	c.Data(http.StatusOK, "application/json", append(b, '}'))
+	return nil
 }

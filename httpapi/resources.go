@@ -100,16 +100,14 @@ func resourceID(c *gin.Context) (string, error) {
 	return id, nil
 }
 
-func (s *Server) putResource(c *gin.Context, _ domain.Principal) {
+func (s *Server) putResource(c *gin.Context, _ domain.Principal) error {
 	id, err := resourceID(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	buf, err := s.readBody(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var body resourceBody
 	if buf.Len() == 0 {
@@ -119,53 +117,47 @@ func (s *Server) putResource(c *gin.Context, _ domain.Principal) {
 	}
 	s.putBuf(buf)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	spec, err := body.spec()
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	ctx, cancel := s.withTimeout(c)
 	defer cancel()
 	r, created, err := s.cfg.Engine.PutResource(ctx, id, spec)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
 	}
-	s.writeJSON(c, status, renderResource(r, defaultNights(r), true))
+	return s.writeJSON(c, status, renderResource(r, defaultNights(r), true))
 }
 
-func (s *Server) deleteResource(c *gin.Context, _ domain.Principal) {
+func (s *Server) deleteResource(c *gin.Context, _ domain.Principal) error {
 	id, err := resourceID(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	ctx, cancel := s.withTimeout(c)
 	defer cancel()
 	if err := s.cfg.Engine.DeleteResource(ctx, id); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.Status(http.StatusNoContent)
+	return nil
 }
 
-func (s *Server) getResource(c *gin.Context, _ domain.Principal) {
+func (s *Server) getResource(c *gin.Context, _ domain.Principal) error {
 	id, err := resourceID(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	q, err := parseNightQuery(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var out resourceJSON
 	err = s.read(c, func(st *domain.State) error {
@@ -184,35 +176,30 @@ func (s *Server) getResource(c *gin.Context, _ domain.Principal) {
 		return nil
 	})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
-	s.writeJSON(c, http.StatusOK, out)
+	return s.writeJSON(c, http.StatusOK, out)
 }
 
-func (s *Server) listResources(c *gin.Context, _ domain.Principal) {
+func (s *Server) listResources(c *gin.Context, _ domain.Principal) error {
 	var kind domain.Kind
 	if k := c.Query("kind"); k != "" {
 		var err error
 		if kind, err = domain.ParseKind(k); err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 	}
 	prefix := c.Query("prefix")
 	if prefix != "" && !domain.ValidID(prefix) {
-		s.fail(c, fmt.Errorf("prefix %q: want characters of [A-Za-z0-9._:-]: %w", prefix, domain.ErrInvalidArgument))
-		return
+		return fmt.Errorf("prefix %q: want characters of [A-Za-z0-9._:-]: %w", prefix, domain.ErrInvalidArgument)
 	}
 	limit, err := pageLimit(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	after, err := cursor(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	page := resourcePage{Items: make([]resourceJSON, 0, min(limit, 16))}
 	err = s.read(c, func(st *domain.State) error {
@@ -230,10 +217,9 @@ func (s *Server) listResources(c *gin.Context, _ domain.Principal) {
 		return nil
 	})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
-	s.writeJSON(c, http.StatusOK, page)
+	return s.writeJSON(c, http.StatusOK, page)
 }
 
 type resourcePage struct {

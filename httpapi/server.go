@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -170,13 +169,13 @@ func NewHTTPServerTimeouts(addr string, h http.Handler, t Timeouts) *http.Server
 func (s *Server) routes() {
 	r := s.router
 	r.Use(s.requestHeaders)
-	r.NoRoute(s.instrumentUnmatched(), func(c *gin.Context) {
-		s.fail(c, fmt.Errorf("no route for %s %s: %w", c.Request.Method, c.Request.URL.Path, domain.ErrNotFound))
-	})
-	r.NoMethod(s.instrumentUnmatched(), func(c *gin.Context) {
-		s.fail(c, fmt.Errorf("%s is not allowed on %s (allowed: %s): %w",
-			c.Request.Method, c.Request.URL.Path, c.Writer.Header().Get("Allow"), errMethodNotAllowed))
-	})
+	r.NoRoute(s.instrumentUnmatched(), s.answer(func(c *gin.Context) error {
+		return fmt.Errorf("no route for %s %s: %w", c.Request.Method, c.Request.URL.Path, domain.ErrNotFound)
+	}))
+	r.NoMethod(s.instrumentUnmatched(), s.answer(func(c *gin.Context) error {
+		return fmt.Errorf("%s is not allowed on %s (allowed: %s): %w",
+			c.Request.Method, c.Request.URL.Path, c.Writer.Header().Get("Allow"), errMethodNotAllowed)
+	}))
 
 	s.handle(http.MethodGet, "/healthz", s.healthz)
 	s.handle(http.MethodGet, "/readyz", s.readyz)
@@ -188,6 +187,7 @@ func (s *Server) routes() {
 	})
 	s.handle(http.MethodGet, "/metrics", gin.WrapH(metrics))
 	s.pprofRoutes()
+	s.handle(http.MethodGet, "/v1/openapi.yaml", openAPI)
 
 	// Writes and default reads need the leader: a follower forwards them
 	// (after authenticating and rate limiting the caller itself).
@@ -311,7 +311,7 @@ func (s *Server) recovered(c *gin.Context, p any) {
 	if c.Writer.Written() {
 		return
 	}
-	s.writeProblem(c, classify(errors.New("panic")), "internal error; see the server log for request "+c.Writer.Header().Get(headerRequestID), nil)
+	s.writeProblem(c, kindOf(string(domain.CodeInternal)), "internal error; see the server log for request "+c.Writer.Header().Get(headerRequestID), nil)
 }
 
 // healthTimeLayout is RFC 3339 in UTC with all nine fractional digits.

@@ -151,7 +151,7 @@ func TestBodyLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
+	b := readAllAndCheck(t, e.srv, req, resp)
 	resp.Body.Close()
 	response{status: resp.StatusCode, header: resp.Header, body: b}.wantProblem(t, http.StatusRequestEntityTooLarge, "payload_too_large")
 	// Exactly at the limit is fine.

@@ -40,6 +40,8 @@ func stalledAnswer(t *testing.T, h http.Handler, token, method, path, partial st
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	sent, _ := http.NewRequest(method, ts.URL+path, nil)
+	checkOpenAPI(t, nil, sent, resp.StatusCode, resp.Header, b)
 	return resp, b
 }
 

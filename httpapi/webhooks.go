@@ -137,43 +137,38 @@ func (s *Server) decodeBody(c *gin.Context, what string, v any) error {
 	return decodeJSON(buf.Bytes(), v)
 }
 
-func (s *Server) putWebhook(c *gin.Context, _ domain.Principal) {
+func (s *Server) putWebhook(c *gin.Context, _ domain.Principal) error {
 	id, err := webhookID(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var body webhookBody
 	if err := s.decodeBody(c, "webhook", &body); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	start, err := parseStart(body.Start)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	spec := domain.Webhook{ID: id, URL: body.URL, Secret: body.Secret, Types: body.Types, ResourcePrefix: body.ResourcePrefix}
 	if err := spec.ValidateSpec(); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	ctx, cancel := s.withTimeout(c)
 	defer cancel()
 	w, created, err := s.cfg.Webhooks.PutWebhook(ctx, spec, start)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
 	}
-	s.answerWebhook(c, status, w)
+	return s.answerWebhook(c, status, w)
 }
 
 // answerWebhook answers with w and the committed event head.
-func (s *Server) answerWebhook(c *gin.Context, status int, w domain.Webhook) {
+func (s *Server) answerWebhook(c *gin.Context, status int, w domain.Webhook) error {
 	var head uint64
 	ctx, cancel := s.withTimeout(c)
 	defer cancel()
@@ -181,14 +176,13 @@ func (s *Server) answerWebhook(c *gin.Context, status int, w domain.Webhook) {
 		head = st.EventHead()
 		return nil
 	})
-	s.writeJSON(c, status, s.renderWebhook(w, head))
+	return s.writeJSON(c, status, s.renderWebhook(w, head))
 }
 
-func (s *Server) getWebhook(c *gin.Context, _ domain.Principal) {
+func (s *Server) getWebhook(c *gin.Context, _ domain.Principal) error {
 	id, err := webhookID(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var w domain.Webhook
 	var head uint64
@@ -202,10 +196,9 @@ func (s *Server) getWebhook(c *gin.Context, _ domain.Principal) {
 		return nil
 	})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
-	s.writeJSON(c, http.StatusOK, s.renderWebhook(w, head))
+	return s.writeJSON(c, http.StatusOK, s.renderWebhook(w, head))
 }
 
 type webhookPage struct {
@@ -213,16 +206,14 @@ type webhookPage struct {
 	Next  string        `json:"next"`
 }
 
-func (s *Server) listWebhooks(c *gin.Context, _ domain.Principal) {
+func (s *Server) listWebhooks(c *gin.Context, _ domain.Principal) error {
 	limit, err := pageLimit(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	after, err := cursor(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var hooks []domain.Webhook
 	var head uint64
@@ -241,72 +232,64 @@ func (s *Server) listWebhooks(c *gin.Context, _ domain.Principal) {
 		return nil
 	})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	page := webhookPage{Items: make([]webhookJSON, 0, len(hooks)), Next: next}
 	for _, w := range hooks {
 		page.Items = append(page.Items, s.renderWebhook(w, head))
 	}
-	s.writeJSON(c, http.StatusOK, page)
+	return s.writeJSON(c, http.StatusOK, page)
 }
 
-func (s *Server) deleteWebhook(c *gin.Context, _ domain.Principal) {
+func (s *Server) deleteWebhook(c *gin.Context, _ domain.Principal) error {
 	id, err := webhookID(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	ctx, cancel := s.withTimeout(c)
 	defer cancel()
 	if err := s.cfg.Webhooks.DeleteWebhook(ctx, id); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.Status(http.StatusNoContent)
+	return nil
 }
 
 func (s *Server) pauseWebhook(paused bool) authedHandler {
-	return func(c *gin.Context, _ domain.Principal) {
+	return func(c *gin.Context, _ domain.Principal) error {
 		id, err := webhookID(c)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		ctx, cancel := s.withTimeout(c)
 		defer cancel()
 		w, err := s.cfg.Webhooks.PauseWebhook(ctx, id, paused)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
-		s.answerWebhook(c, http.StatusOK, w)
+		return s.answerWebhook(c, http.StatusOK, w)
 	}
 }
 
-func (s *Server) replayWebhook(c *gin.Context, _ domain.Principal) {
+func (s *Server) replayWebhook(c *gin.Context, _ domain.Principal) error {
 	id, err := webhookID(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var body struct {
 		After *uint64 `json:"after"`
 	}
 	if err := s.decodeBody(c, "replay", &body); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if body.After == nil {
-		s.fail(c, fmt.Errorf(`replay needs "after": the offset delivery goes on after: %w`, domain.ErrInvalidArgument))
-		return
+		return fmt.Errorf(`replay needs "after": the offset delivery goes on after: %w`, domain.ErrInvalidArgument)
 	}
 	ctx, cancel := s.withTimeout(c)
 	defer cancel()
 	w, err := s.cfg.Webhooks.ReplayWebhook(ctx, id, *body.After)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
-	s.answerWebhook(c, http.StatusOK, w)
+	return s.answerWebhook(c, http.StatusOK, w)
 }

@@ -8,11 +8,12 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Sentinel errors shared by every layer. Each layer wraps them with detail
-// (fmt.Errorf("...: %w", ErrX)); exactly one function in httpapi maps them to
-// an HTTP status and problem code.
+// (fmt.Errorf("...: %w", ErrX)); the problem table below gives each its code,
+// HTTP status and title, and httpapi answers them from it in one place.
 var (
 	ErrInvalidArgument      = errors.New("invalid argument")
 	ErrUnauthenticated      = errors.New("unauthenticated")
@@ -38,6 +39,21 @@ var (
 	// ErrOutcomeUnknown means the write may or may not have committed; the
 	// client retries with the same Idempotency-Key to learn which.
 	ErrOutcomeUnknown = errors.New("outcome unknown")
+)
+
+// Errors that only the HTTP layer produces. They are here, with the rest,
+// so that one table holds every code and a client decoding a problem can
+// match any of them with errors.Is.
+var (
+	ErrPayloadTooLarge  = errors.New("payload too large")
+	ErrMethodNotAllowed = errors.New("method not allowed")
+	ErrRequestTimeout   = errors.New("request body not received in time")
+	// ErrOffsetCompacted: the events after the cursor were pruned.
+	ErrOffsetCompacted = errors.New("offset compacted")
+	// ErrInternal is the error of the code "internal", which the server
+	// gives any error that is none of the above; it is for clients, which
+	// get it back from ErrorOfCode.
+	ErrInternal = errors.New("internal error")
 )
 
 // ErrDuplicateKey is what State.Apply returns (inside a DuplicateKeyError)
@@ -67,39 +83,160 @@ func wrapf(err error, format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
 }
 
-// ErrorCode is the stable machine-readable code of err (the problem "code" of
-// API.md), or "internal" for an error that is none of ours.
-func ErrorCode(err error) string {
-	for _, c := range errorCodes {
-		if errors.Is(err, c.err) {
-			return c.code
-		}
-	}
-	return "internal"
+// Code is a problem code: the stable machine-readable "code" member of an
+// error answer (API.md's error table).
+type Code string
+
+// The problem codes.
+const (
+	CodeInvalidArgument      Code = "invalid_argument"
+	CodeUnauthenticated      Code = "unauthenticated"
+	CodePermissionDenied     Code = "permission_denied"
+	CodeNotFound             Code = "not_found"
+	CodeSoldOut              Code = "sold_out"
+	CodeLimitExceeded        Code = "limit_exceeded"
+	CodeNotOpen              Code = "not_open"
+	CodeClosed               Code = "closed"
+	CodeInvalidState         Code = "invalid_state"
+	CodeExpired              Code = "expired"
+	CodeRequestInProgress    Code = "request_in_progress"
+	CodeMethodNotAllowed     Code = "method_not_allowed"
+	CodeRequestTimeout       Code = "request_timeout"
+	CodeOffsetCompacted      Code = "offset_compacted"
+	CodePayloadTooLarge      Code = "payload_too_large"
+	CodeIdempotencyKeyReused Code = "idempotency_key_reused"
+	CodeRateLimited          Code = "rate_limited"
+	CodeUnavailable          Code = "unavailable"
+	CodeOutcomeUnknown       Code = "outcome_unknown"
+	CodeInternal             Code = "internal"
+)
+
+// Problem is one row of the problem table: a code, the sentinel error it
+// stands for, and how it is answered over HTTP. The domain does no I/O;
+// Status is the plain HTTP status number.
+type Problem struct {
+	Code   Code
+	Err    error
+	Status int
+	Title  string
+	// also are further sentinels answered with this code.
+	also []error
 }
 
-// errorCodes is ordered: for an error that wraps several sentinels the first
-// match wins, and "outcome unknown" outranks everything, because a client
-// that takes an ambiguous write for a failure may book twice.
-var errorCodes = [...]struct {
-	err  error
-	code string
-}{
-	{ErrOutcomeUnknown, "outcome_unknown"},
-	{ErrUnavailable, "unavailable"},
-	{ErrNotLeader, "unavailable"},
-	{ErrInvalidArgument, "invalid_argument"},
-	{ErrUnauthenticated, "unauthenticated"},
-	{ErrPermissionDenied, "permission_denied"},
-	{ErrNotFound, "not_found"},
-	{ErrSoldOut, "sold_out"},
-	{ErrLimitExceeded, "limit_exceeded"},
-	{ErrNotOpen, "not_open"},
-	{ErrClosed, "closed"},
-	{ErrExpired, "expired"},
-	{ErrInvalidState, "invalid_state"},
-	{ErrAlreadyExists, "invalid_state"},
-	{ErrRequestInProgress, "request_in_progress"},
-	{ErrIdempotencyKeyReused, "idempotency_key_reused"},
-	{ErrRateLimited, "rate_limited"},
+// problems is the one table of problem codes. It is ordered: for an error
+// that wraps several sentinels the first row that matches wins. "Outcome
+// unknown" outranks everything, because a client that takes an ambiguous
+// write for a failure may book twice; the HTTP layer's own errors come next,
+// as they say what went wrong with the request itself. "internal" is last:
+// it is what matches nothing else.
+var problems = [...]Problem{
+	{Code: CodeOutcomeUnknown, Err: ErrOutcomeUnknown, Status: 503, Title: "Outcome unknown"},
+	{Code: CodePayloadTooLarge, Err: ErrPayloadTooLarge, Status: 413, Title: "Payload too large"},
+	{Code: CodeMethodNotAllowed, Err: ErrMethodNotAllowed, Status: 405, Title: "Method not allowed"},
+	{Code: CodeRequestTimeout, Err: ErrRequestTimeout, Status: 408, Title: "Request timeout"},
+	{Code: CodeOffsetCompacted, Err: ErrOffsetCompacted, Status: 410, Title: "Offset compacted"},
+	{Code: CodeUnavailable, Err: ErrUnavailable, Status: 503, Title: "Unavailable", also: []error{ErrNotLeader}},
+	{Code: CodeInvalidArgument, Err: ErrInvalidArgument, Status: 400, Title: "Invalid argument"},
+	{Code: CodeUnauthenticated, Err: ErrUnauthenticated, Status: 401, Title: "Unauthenticated"},
+	{Code: CodePermissionDenied, Err: ErrPermissionDenied, Status: 403, Title: "Permission denied"},
+	{Code: CodeNotFound, Err: ErrNotFound, Status: 404, Title: "Not found"},
+	{Code: CodeSoldOut, Err: ErrSoldOut, Status: 409, Title: "Sold out"},
+	{Code: CodeLimitExceeded, Err: ErrLimitExceeded, Status: 409, Title: "Limit exceeded"},
+	{Code: CodeNotOpen, Err: ErrNotOpen, Status: 409, Title: "Not open yet"},
+	{Code: CodeClosed, Err: ErrClosed, Status: 409, Title: "Closed"},
+	{Code: CodeExpired, Err: ErrExpired, Status: 409, Title: "Hold expired"},
+	{Code: CodeInvalidState, Err: ErrInvalidState, Status: 409, Title: "Invalid state", also: []error{ErrAlreadyExists}},
+	{Code: CodeRequestInProgress, Err: ErrRequestInProgress, Status: 409, Title: "Request in progress"},
+	{Code: CodeIdempotencyKeyReused, Err: ErrIdempotencyKeyReused, Status: 422, Title: "Idempotency key reused"},
+	{Code: CodeRateLimited, Err: ErrRateLimited, Status: 429, Title: "Rate limited"},
+	{Code: CodeInternal, Err: ErrInternal, Status: 500, Title: "Internal error"},
+}
+
+// Problems returns every row of the problem table, in the order ErrorCode
+// tries them.
+func Problems() []Problem { return slices.Clone(problems[:]) }
+
+// ProblemOf returns the row of code; a code not in the table gets the row
+// of "internal".
+func ProblemOf(code Code) Problem {
+	for _, p := range problems {
+		if p.Code == code {
+			return p
+		}
+	}
+	return problems[len(problems)-1]
+}
+
+// ErrorCode is the stable machine-readable code of err (the problem "code" of
+// API.md, also a metric label), or "internal" for an error that is none of
+// ours.
+func ErrorCode(err error) string {
+	if i, ok := rowOfChain(err); ok {
+		return string(problems[i].Code)
+	}
+	for i := range problems {
+		p := &problems[i]
+		if errors.Is(err, p.Err) {
+			return string(p.Code)
+		}
+		for _, e := range p.also {
+			if errors.Is(err, e) {
+				return string(p.Code)
+			}
+		}
+	}
+	return string(CodeInternal)
+}
+
+// rowOfChain finds err's row in one walk of its chain when the chain is
+// plain: each error wraps at most one other (Unwrap() error) and none has
+// an Is method. errors.Is(err, s) then holds exactly when s is in the
+// chain, so the first row of any error in the chain is the row the loop of
+// ErrorCode would find, without its walk of the chain per row (rejections
+// are most of a flash crowd's answers). ok is false for any other chain.
+func rowOfChain(err error) (row int, ok bool) {
+	row = len(problems) - 1 // "internal"
+	for err != nil {
+		if _, custom := err.(interface{ Is(error) bool }); custom {
+			return 0, false
+		}
+		row = min(row, rowOf(err))
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			return 0, false
+		default:
+			err = nil
+		}
+	}
+	return row, true
+}
+
+// rowOf is the row whose sentinel err is, len(problems) for none. Every
+// sentinel is comparable, so == cannot panic.
+func rowOf(err error) int {
+	for i := range problems {
+		if err == problems[i].Err {
+			return i
+		}
+		for _, e := range problems[i].also {
+			if err == e {
+				return i
+			}
+		}
+	}
+	return len(problems)
+}
+
+// ErrorOfCode is the inverse of ErrorCode: the sentinel error of a problem
+// code, so that a client that decoded a problem can match it with
+// errors.Is. It is nil for a code not in the table.
+func ErrorOfCode(code string) error {
+	for _, p := range problems {
+		if string(p.Code) == code {
+			return p.Err
+		}
+	}
+	return nil
 }

@@ -109,18 +109,40 @@ func (l *Limit) addShare(user string, q, sign int64) {
 	}
 }
 
+// The bounds a limit_exceeded refusal can be about.
+const (
+	// LimitRulePerUser: the units one user may have taken (a limit
+	// group's per_user, or the resource's own per_user_limit).
+	LimitRulePerUser = "per_user"
+	// LimitRuleCapacity: the units all users together may have taken of a
+	// limit group. A request that passes both bounds is refused for its
+	// capacity: that is checked first.
+	LimitRuleCapacity = "capacity"
+)
+
 // LimitExceededID returns the id of the limit a limit_exceeded refusal is
 // about: "" for a resource's own per_user_limit; ok is false for other
 // errors.
 func LimitExceededID(err error) (id string, ok bool) {
+	id, _, ok = LimitRefusal(err)
+	return id, ok
+}
+
+// LimitRefusal returns the limit a limit_exceeded refusal is about ("" for
+// the resource's own per_user_limit) and the bound that refused
+// (LimitRulePerUser or LimitRuleCapacity); ok is false for other errors.
+func LimitRefusal(err error) (id, rule string, ok bool) {
 	var r *refusal
-	if asRefusal(err, &r) && r.err == ErrLimitExceeded {
-		if r.limit {
-			return r.id, true
-		}
-		return "", true
+	if !asRefusal(err, &r) || r.err != ErrLimitExceeded {
+		return "", "", false
 	}
-	return "", false
+	switch {
+	case !r.limit:
+		return "", LimitRulePerUser, true
+	case r.total:
+		return r.id, LimitRuleCapacity, true
+	}
+	return r.id, LimitRulePerUser, true
 }
 
 // Limit returns a committed limit (shared: do not modify; Clone it).

@@ -61,8 +61,8 @@ func TestLimitPerUserAcrossResources(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := limitedReserve(t, st, "dr-b-0800", "ann", "r2", 1)
-	if id, ok := domain.LimitExceededID(err); !errors.Is(err, domain.ErrLimitExceeded) || !ok || id != "day" {
-		t.Fatalf("second booking of the day: %v (limit %q)", err, id)
+	if id, rule, ok := domain.LimitRefusal(err); !errors.Is(err, domain.ErrLimitExceeded) || !ok || id != "day" || rule != domain.LimitRulePerUser {
+		t.Fatalf("second booking of the day: %v (limit %q, rule %q)", err, id, rule)
 	}
 	if err := limitedReserve(t, st, "dr-b-0800", "bob", "r3", 1); err != nil {
 		t.Fatalf("another patient: %v", err)
@@ -99,8 +99,9 @@ func TestLimitSharedCapacity(t *testing.T) {
 	if err := limitedReserve(t, st, "v3", "ux", "rx", 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := limitedReserve(t, st, "v2", "uy", "ry", 1); !errors.Is(err, domain.ErrLimitExceeded) {
-		t.Fatalf("over the quota: %v", err)
+	err := limitedReserve(t, st, "v2", "uy", "ry", 1)
+	if id, rule, ok := domain.LimitRefusal(err); !errors.Is(err, domain.ErrLimitExceeded) || !ok || id != "campaign" || rule != domain.LimitRuleCapacity {
+		t.Fatalf("over the quota: %v (limit %q, rule %q)", err, id, rule)
 	}
 	// Stock still refuses first on its own: the resource's rules run before the limits.
 	wantCounts(t, st, "v1", 2, 0, 2)
@@ -134,8 +135,11 @@ func TestLimitAllOrNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = limitedReserve(t, st, "own", "ann", "r4", 1)
-	if id, ok := domain.LimitExceededID(err); !ok || id != "" {
-		t.Fatalf("own limit: %q %v %v", id, ok, err)
+	if id, rule, ok := domain.LimitRefusal(err); !ok || id != "" || rule != domain.LimitRulePerUser {
+		t.Fatalf("own limit: %q %q %v %v", id, rule, ok, err)
+	}
+	if _, _, ok := domain.LimitRefusal(domain.ErrSoldOut); ok {
+		t.Fatal("sold_out read as a limit refusal")
 	}
 }
 

@@ -58,6 +58,7 @@ type Response struct {
 	Status     int           // HTTP status; 0 when no response came
 	Code       string        // problem details "code" of an error; "timeout" or "transport_error" when Status is 0
 	Limit      string        // limit_exceeded: the refusing limit group's id, "" for the resource's own per_user_limit
+	Rule       string        // limit_exceeded: the bound that refused, "per_user" or "capacity"
 	Body       []byte        // valid only until Done returns
 	RetryAfter time.Duration // from Retry-After, 0 if absent
 	Replayed   bool          // Idempotent-Replayed: true
@@ -141,16 +142,22 @@ type Progress struct {
 	Rejected  int64 // 409, 422: the domain said no
 	Throttled int64 // 429, 503
 	Failed    int64 // anything else, transport errors included
+	// P99 is the 99th percentile latency of the measured answers so far
+	// (0 during warmup); it lags the answers by up to pendingAge.
+	P99 time.Duration
 }
 
 // CodeKey identifies a kind of answer: HTTP status plus problem code.
 // Group tells a limit_exceeded of a limit group (one booking a day
 // whichever slot, a campaign's quota) from one of the resource's own
-// per_user_limit: they are different outcomes of a run.
+// per_user_limit, and Rule a group's per-user bound from its capacity
+// ("per_user", "capacity"; "" from a server that does not say): they
+// are different outcomes of a run.
 type CodeKey struct {
 	Status int
 	Code   string
 	Group  bool
+	Rule   string
 }
 
 func (k CodeKey) String() string {
@@ -159,6 +166,8 @@ func (k CodeKey) String() string {
 		return k.Code
 	case k.Code == "":
 		return strconv.Itoa(k.Status)
+	case k.Group && k.Rule != "":
+		return strconv.Itoa(k.Status) + " " + k.Code + " (limit group " + k.Rule + ")"
 	case k.Group:
 		return strconv.Itoa(k.Status) + " " + k.Code + " (limit group)"
 	}
@@ -180,6 +189,8 @@ type Result struct {
 	Ops       []OpResult // operations with at least one measured request, in Config.Ops order
 	Codes     map[CodeKey]int64
 	LateSends int64 // open loop: measured sends that started LateThreshold or more behind schedule
+	// Timeline is the measured phase second by second.
+	Timeline []Second
 }
 
 // Throughput is measured requests per second.
@@ -203,6 +214,7 @@ func Run(ctx context.Context, cfg Config, src Source) (*Result, error) {
 	d := &driver{cfg: cfg, start: time.Now()}
 	d.warmupEnd = d.start.Add(cfg.Warmup)
 	d.end = d.warmupEnd.Add(cfg.Duration)
+	d.timeline = newTimeline(d.warmupEnd)
 	if cfg.Rate > 0 {
 		d.interval = float64(time.Second) / cfg.Rate
 		if cfg.Requests > 0 {
@@ -241,6 +253,7 @@ type driver struct {
 	maxSlot   int64   // open loop: first slot past the request budget; 0 = none
 	slot      atomic.Int64
 	measured  atomic.Int64 // closed loop: measured sends so far
+	timeline  *timeline
 }
 
 // claim reserves the next send and returns when it is meant to happen and
@@ -290,6 +303,7 @@ func (d *driver) progress(workers []*worker) (stop func()) {
 					p.Failed += w.live[liveFailed].Load()
 				}
 				p.Requests = p.OK + p.Rejected + p.Throttled + p.Failed
+				p.P99 = d.timeline.p99()
 				d.cfg.Progress(p)
 			}
 		}
@@ -329,6 +343,10 @@ func (d *driver) result(workers []*worker) *Result {
 			last = w.lastDone
 		}
 	}
+	for _, w := range workers {
+		d.timeline.flush(&w.pending)
+	}
+	r.Timeline = d.timeline.seconds()
 	r.Requests = r.Latency.TotalCount()
 	if r.Requests > 0 {
 		r.Elapsed = last.Sub(d.warmupEnd)

@@ -207,25 +207,35 @@ func TestLimitGroupRefusalsCountApart(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/problem+json")
 		w.WriteHeader(http.StatusConflict)
-		if n.Add(1)%2 == 0 {
-			w.Write([]byte(`{"status":409,"code":"limit_exceeded","limit":"day-1"}`))
-			return
+		switch n.Add(1) % 4 {
+		case 0:
+			w.Write([]byte(`{"status":409,"code":"limit_exceeded","limit":"day-1","rule":"per_user"}`))
+		case 1:
+			w.Write([]byte(`{"status":409,"code":"limit_exceeded","limit":"day-1","rule":"capacity"}`))
+		default:
+			w.Write([]byte(`{"status":409,"code":"limit_exceeded","limit":"","rule":"per_user"}`))
 		}
-		w.Write([]byte(`{"status":409,"code":"limit_exceeded","limit":""}`))
 	}))
 	defer srv.Close()
 	cfg := config(srv, 1, 0, 10*time.Second)
-	cfg.Requests = 10
+	cfg.Requests = 12
 	res, err := Run(context.Background(), cfg, &recSource{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	group := CodeKey{Status: http.StatusConflict, Code: "limit_exceeded", Group: true}
+	perUser := CodeKey{Status: http.StatusConflict, Code: "limit_exceeded", Group: true, Rule: "per_user"}
+	capacity := CodeKey{Status: http.StatusConflict, Code: "limit_exceeded", Group: true, Rule: "capacity"}
 	own := CodeKey{Status: http.StatusConflict, Code: "limit_exceeded"}
-	if res.Codes[group] != 5 || res.Codes[own] != 5 {
-		t.Errorf("codes %v, want 5 of each kind of limit_exceeded", res.Codes)
+	if res.Codes[perUser] != 3 || res.Codes[capacity] != 3 || res.Codes[own] != 6 {
+		t.Errorf("codes %v, want 3 per-user and 3 capacity refusals of the group, 6 of the resource's own limit", res.Codes)
 	}
-	if got := group.String(); got != "409 limit_exceeded (limit group)" {
-		t.Errorf("group key reads %q", got)
+	for k, want := range map[CodeKey]string{
+		perUser:  "409 limit_exceeded (limit group per_user)",
+		capacity: "409 limit_exceeded (limit group capacity)",
+		{Status: http.StatusConflict, Code: "limit_exceeded", Group: true}: "409 limit_exceeded (limit group)",
+	} {
+		if got := k.String(); got != want {
+			t.Errorf("key reads %q, want %q", got, want)
+		}
 	}
 }

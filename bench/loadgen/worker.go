@@ -18,15 +18,6 @@ import (
 // maxBody bounds how much of an answer is read.
 const maxBody = 1 << 20
 
-// Progress categories, counted live with atomics.
-const (
-	liveOK = iota
-	liveRejected
-	liveThrottled
-	liveFailed
-	liveCount
-)
-
 // worker sends one request at a time and records what it measured. Only
 // its own goroutine touches it, except the live counters.
 type worker struct {
@@ -41,12 +32,14 @@ type worker struct {
 	problem struct {
 		Code  string `json:"code"`
 		Limit string `json:"limit"`
+		Rule  string `json:"rule"`
 	}
 
 	hist     []*hdrhistogram.Histogram // per op, created on first use
 	codes    map[CodeKey]int64
 	late     int64
 	lastDone time.Time
+	pending  sampleBatch // measured answers not yet in the timeline
 	live     [liveCount]atomic.Int64
 	_        [64]byte // keep the next worker's counters off this cache line
 }
@@ -157,9 +150,9 @@ func (w *worker) send(ctx context.Context) {
 		}
 	}
 	if res.StatusCode >= 400 {
-		w.problem.Code, w.problem.Limit = "", ""
+		w.problem.Code, w.problem.Limit, w.problem.Rule = "", "", ""
 		if json.Unmarshal(w.resp.Body, &w.problem) == nil {
-			w.resp.Code, w.resp.Limit = w.problem.Code, w.problem.Limit
+			w.resp.Code, w.resp.Limit, w.resp.Rule = w.problem.Code, w.problem.Limit, w.problem.Rule
 		}
 	}
 }
@@ -176,16 +169,16 @@ func (w *worker) fail(err error) {
 // record counts the answer live and, when measured, in the histograms.
 func (w *worker) record(measured bool, done time.Time) {
 	r := &w.resp
+	class := liveFailed
 	switch {
 	case r.Status >= 200 && r.Status < 300:
-		w.live[liveOK].Add(1)
+		class = liveOK
 	case r.Status == http.StatusConflict || r.Status == http.StatusUnprocessableEntity:
-		w.live[liveRejected].Add(1)
+		class = liveRejected
 	case r.Status == http.StatusTooManyRequests || r.Status == http.StatusServiceUnavailable:
-		w.live[liveThrottled].Add(1)
-	default:
-		w.live[liveFailed].Add(1)
+		class = liveThrottled
 	}
+	w.live[class].Add(1)
 	if !measured {
 		return
 	}
@@ -194,8 +187,13 @@ func (w *worker) record(measured bool, done time.Time) {
 		h = newHistogram()
 		w.hist[w.call.Op] = h
 	}
-	us := r.Latency.Microseconds()
-	_ = h.RecordValue(min(max(us, histMin), histMax)) // clamped: cannot fail
-	w.codes[CodeKey{Status: r.Status, Code: r.Code, Group: r.Limit != ""}]++
+	us := min(max(r.Latency.Microseconds(), histMin), histMax)
+	_ = h.RecordValue(us) // clamped: cannot fail
+	w.pending.add(w.d.timeline, done, class, us)
+	key := CodeKey{Status: r.Status, Code: r.Code}
+	if r.Limit != "" {
+		key.Group, key.Rule = true, r.Rule
+	}
+	w.codes[key]++
 	w.lastDone = done
 }

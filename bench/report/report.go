@@ -53,6 +53,19 @@ type Run struct {
 	Ops           []Op             `json:"operations"`
 	Responses     map[string]int64 `json:"responses"` // "201", "409 sold_out", "timeout" ...
 	LateSends     int64            `json:"late_sends"`
+	// Timeline is the measured phase second by second.
+	Timeline []Interval `json:"timeline,omitempty"`
+}
+
+// Interval is one second of a run: answers by class and their latency
+// (from histograms of 2 significant digits).
+type Interval struct {
+	StartS    float64 `json:"start_s"`   // from the start of the measured phase
+	OK        int64   `json:"ok"`        // 2xx
+	Rejected  int64   `json:"rejected"`  // 409, 422: sold out, limited, not open...
+	Throttled int64   `json:"throttled"` // 429, 503
+	Failed    int64   `json:"failed"`    // anything else, timeouts and transport errors included
+	Latency   Latency `json:"latency"`
 }
 
 // Verification is the correctness verdict of a run.
@@ -97,9 +110,12 @@ type Report struct {
 	Command   string    `json:"command"`
 	CPUs      int       `json:"cpus"`
 	Scenario  string    `json:"scenario"`
-	Resources int       `json:"resources"`
-	Limits    int       `json:"limit_groups"`
-	SetupS    float64   `json:"setup_s"`
+	// VerifyOnly names the targets of a --verify-only run (no load: the
+	// verification of the state they hold); empty otherwise.
+	VerifyOnly string  `json:"verify_only,omitempty"`
+	Resources  int     `json:"resources"`
+	Limits     int     `json:"limit_groups"`
+	SetupS     float64 `json:"setup_s"`
 	// Disk is how fast the embedded nodes' disk makes a page durable
 	// (bench/disk), absent against --target.
 	Disk *disk.Probe `json:"disk,omitempty"`
@@ -138,6 +154,12 @@ func NewRun(res *loadgen.Result, s Shape) *Run {
 	}
 	for k, n := range res.Codes {
 		r.Responses[k.String()] += n
+	}
+	for _, sec := range res.Timeline {
+		r.Timeline = append(r.Timeline, Interval{
+			StartS: sec.Offset.Seconds(), OK: sec.OK, Rejected: sec.Rejected, Throttled: sec.Throttled,
+			Failed: sec.Failed, Latency: latency(sec.Latency),
+		})
 	}
 	return r
 }
@@ -194,6 +216,11 @@ func (r *Report) WriteText(w io.Writer) {
 	groups := ""
 	if r.Limits > 0 {
 		groups = fmt.Sprintf(" in %d limit groups", r.Limits)
+	}
+	if r.VerifyOnly != "" {
+		fmt.Fprintf(w, "verify-only: the state of %s, %d resources%s\n", r.VerifyOnly, r.Resources, groups)
+		writeVerify(w, r.Measured.Verify, false)
+		return
 	}
 	fmt.Fprintf(w, "scenario %s, %d resources%s (setup %.1fs), %d CPUs\n", r.Scenario, r.Resources, groups, r.SetupS, r.CPUs)
 	if d := r.Disk; d != nil {
@@ -304,7 +331,7 @@ func writeVerify(w io.Writer, v *Verification, brief bool) {
 	case s.Skipped != "":
 		fmt.Fprintf(w, "  stream: SKIPPED, not checked: %s\n", s.Skipped)
 	default:
-		fmt.Fprintf(w, "  stream: %d events (%d..%d), %d reservations of this run: %d created, %d later transitions\n",
+		fmt.Fprintf(w, "  stream: %d events (%d..%d), %d reservations on the resources checked: %d created, %d later transitions\n",
 			s.Events, s.After+1, s.Head, s.Reservations, s.Created, s.Transitions)
 	}
 	for _, c := range v.Checks {

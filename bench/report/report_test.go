@@ -151,7 +151,7 @@ func TestTextSummaryStream(t *testing.T) {
 	r.Verify.Stream = &verify.StreamSummary{After: 0, Head: 120, Events: 120, Reservations: 80, Created: 80, Transitions: 30}
 	buf.Reset()
 	r.WriteText(&buf)
-	if want := "stream: 120 events (1..120), 80 reservations of this run: 80 created, 30 later transitions"; !strings.Contains(buf.String(), want) {
+	if want := "stream: 120 events (1..120), 80 reservations on the resources checked: 80 created, 30 later transitions"; !strings.Contains(buf.String(), want) {
 		t.Errorf("summary lacks %q:\n%s", want, buf.String())
 	}
 	b, err := json.Marshal(r)

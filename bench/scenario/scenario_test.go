@@ -409,7 +409,7 @@ func TestHospitalDayLimit(t *testing.T) {
 		day := strings.Split(strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1/resources/"), "/reservations"), "-")[3]
 		w.Header().Set("Content-Type", "application/problem+json")
 		w.WriteHeader(http.StatusConflict)
-		w.Write([]byte(`{"status":409,"code":"limit_exceeded","limit":"t1-hos-day-` + day + `"}`))
+		w.Write([]byte(`{"status":409,"code":"limit_exceeded","limit":"t1-hos-day-` + day + `","rule":"per_user"}`))
 		return true
 	}}
 	res := run(t, s, f, 1500*time.Millisecond)
@@ -424,7 +424,7 @@ func TestHospitalDayLimit(t *testing.T) {
 		}
 		refused += n
 	}
-	if refused == 0 || refused != res.Codes[loadgen.CodeKey{Status: http.StatusConflict, Code: "limit_exceeded", Group: true}] {
+	if refused == 0 || refused != res.Codes[loadgen.CodeKey{Status: http.StatusConflict, Code: "limit_exceeded", Group: true, Rule: "per_user"}] {
 		t.Errorf("%d refusals observed, codes %v", refused, res.Codes)
 	}
 	byUser := map[string][]seen{}

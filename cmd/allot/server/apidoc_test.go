@@ -88,6 +88,7 @@ func TestAPIDocLimitExamples(t *testing.T) {
 		}
 		got, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		checkOpenAPI(t, req, resp, got)
 		want, _ := strconv.Atoi(m[5])
 		if resp.StatusCode != want || m[6] != "" && !strings.Contains(string(got), `"code":"`+m[6]+`"`) {
 			t.Fatalf("%s\nanswered %d %s", line, resp.StatusCode, got)

@@ -13,6 +13,7 @@ import (
 
 	"allot/actors/domain"
 	"allot/httpapi"
+	"allot/httpapi/openapicheck"
 )
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
@@ -95,7 +96,24 @@ func (c *client) do(method, path, user string, body any, header ...string) (resp
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		checkOpenAPI(c.t, req, resp, b)
+	}
 	return response{Code: resp.StatusCode, Body: b, Replayed: resp.Header.Get("Idempotent-Replayed") == "true", Header: resp.Header}, err
+}
+
+// checkOpenAPI fails the test unless a node's answer is one
+// docs/openapi.yaml allows: the description is checked against the real
+// engine and cluster here, as against the handlers in httpapi's tests.
+func checkOpenAPI(t testing.TB, req *http.Request, resp *http.Response, body []byte) {
+	t.Helper()
+	spec, err := openapicheck.Load()
+	if err == nil {
+		err = spec.Check(openapicheck.Answer{Request: req, Status: resp.StatusCode, Header: resp.Header, Body: body})
+	}
+	if err != nil {
+		t.Errorf("%v\nbody: %.500s", err, body)
+	}
 }
 
 func (c *client) status(method, path, user string, body any) int {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"allot/httpapi"
+	"allot/httpapi/openapicheck"
 )
 
 // Client sends API requests to one node, as one user with one role, with a
@@ -109,7 +110,23 @@ func (cl *Client) Do(method, path string, body any, header ...string) (*Response
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		cl.c.checkOpenAPI(req, resp, b)
+	}
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, err
+}
+
+// checkOpenAPI reports (without stopping the test) an answer that
+// docs/openapi.yaml does not allow: the description is checked against
+// real nodes under faults here, as against the handlers in httpapi's tests.
+func (c *Cluster) checkOpenAPI(req *http.Request, resp *http.Response, body []byte) {
+	spec, err := openapicheck.Load()
+	if err == nil {
+		err = spec.Check(openapicheck.Answer{Request: req, Status: resp.StatusCode, Header: resp.Header, Body: body})
+	}
+	if err != nil {
+		c.t.Errorf("servertest: %v\nbody: %.500s", err, body)
+	}
 }
 
 // Must sends one request and fails the test unless it is answered with

@@ -1,4 +1,4 @@
-package api
+package admin
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"allot/actors/domain"
 	"allot/bench/scenario"
+	"allot/client"
 )
 
 // fake is a tiny stand-in for allot's admin and read endpoints.
@@ -73,7 +74,8 @@ func (f *fake) handler() http.Handler {
 			fmt.Fprintf(w, `{"id":%q,"kind":"voucher","capacity":5,"available":4,"held":0,"confirmed":1}`, r.PathValue("id"))
 			return
 		}
-		fmt.Fprintf(w, `{"id":%q,"kind":"room","per_user_limit":0,"held":%d,"nights":{"2026-12-01":{"rooms":5,"available":4}}}`,
+		// A room's nights always say what is held: held units keep it unsettled.
+		fmt.Fprintf(w, `{"id":%q,"kind":"room","per_user_limit":0,"held":%d,"nights":{"2026-12-01":{"rooms":5,"available":4,"held":1}}}`,
 			r.PathValue("id"), held)
 	})
 	mux.HandleFunc("GET /v1/reservations", func(w http.ResponseWriter, r *http.Request) {
@@ -105,12 +107,21 @@ func (f *fake) handler() http.Handler {
 	return mux
 }
 
-func newFake(t *testing.T, f *fake, tokens ...string) *Client {
+func newFake(t *testing.T, f *fake, tokens ...string) *Admin {
 	f.puts = map[string]int{}
 	f.callers = map[string]int{}
 	srv := httptest.NewServer(f.handler())
 	t.Cleanup(srv.Close)
-	return New([]string{srv.URL}, srv.Client(), tokens)
+	return mustNew(t, []string{srv.URL}, srv.Client(), tokens...)
+}
+
+func mustNew(t *testing.T, targets []string, hc *http.Client, tokens ...string) *Admin {
+	t.Helper()
+	a, err := New(targets, hc, tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 func TestPutResourcesRetriesThrottling(t *testing.T) {
@@ -141,7 +152,7 @@ func TestPutResourcesReportsRefusal(t *testing.T) {
 	if !errors.Is(err, domain.ErrUnauthenticated) {
 		t.Fatalf("err = %v, want one matching domain.ErrUnauthenticated", err)
 	}
-	var se *StatusError
+	var se *client.ProblemError
 	if !errors.As(err, &se) || se.Status != http.StatusUnauthorized || se.Detail != "from the fake" {
 		t.Fatalf("err = %#v, want the 401 with its detail", err)
 	}

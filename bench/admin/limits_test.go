@@ -1,4 +1,4 @@
-package api
+package admin
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"allot/bench/scenario"
+	"allot/client"
 )
 
 // TestPutLimitsWithoutRoute: a target without limit groups (404 on PUT
@@ -38,12 +39,12 @@ func TestLimitsPutAndReadBack(t *testing.T) {
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	c := New([]string{srv.URL}, srv.Client(), []string{"admin-1"})
+	c := mustNew(t, []string{srv.URL}, srv.Client(), "admin-1")
 	ctx := context.Background()
 	if err := c.PutLimits(ctx, []scenario.LimitDef{{ID: "day-1", Body: []byte(`{}`)}}, 1); err != nil || len(puts) != 1 {
 		t.Fatalf("put: %v, %v", err, puts)
 	}
-	r := &Reader{c: c, level: "linearizable"}
+	r := &Reader{c: c.c, level: client.Linearizable}
 	ls, err := r.ReadLimits(ctx, []string{"day-1", "day-2"}, 2)
 	if err != nil {
 		t.Fatal(err)

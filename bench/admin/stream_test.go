@@ -1,4 +1,4 @@
-package api
+package admin
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 
 // eventsFake serves GET /v1/events over offsets earliest..head: odd
 // offsets are reservation events, even ones resource events.
-func eventsFake(t *testing.T, earliest, head int64) (*Client, *int) {
+func eventsFake(t *testing.T, earliest, head int64) (*Admin, *int) {
 	t.Helper()
 	polls := 0
 	mux := http.NewServeMux()
@@ -56,7 +56,7 @@ func eventsFake(t *testing.T, earliest, head int64) (*Client, *int) {
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return New([]string{srv.URL}, &http.Client{Timeout: 5 * time.Second}, []string{"admin-1"}), &polls
+	return mustNew(t, []string{srv.URL}, &http.Client{Timeout: 5 * time.Second}, "admin-1"), &polls
 }
 
 func TestReadStreamPages(t *testing.T) {
@@ -96,7 +96,7 @@ func TestReadStreamEmpty(t *testing.T) {
 func TestReadStreamWithoutEndpoint(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(srv.Close)
-	c := New([]string{srv.URL}, &http.Client{Timeout: 5 * time.Second}, []string{"admin-1"})
+	c := mustNew(t, []string{srv.URL}, &http.Client{Timeout: 5 * time.Second}, "admin-1")
 	if _, err := c.ReadStream(context.Background()); !errors.Is(err, ErrNoStream) {
 		t.Fatalf("ReadStream: %v, want ErrNoStream", err)
 	}
