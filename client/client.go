@@ -17,9 +17,10 @@ import (
 type Options struct {
 	// Token is the bearer token (a JWT) sent with every request.
 	Token string
-	// TokenSource, when set, is asked for the token of every attempt
-	// instead of Token: tokens that rotate, or several identities taking
-	// turns.
+	// TokenSource, when set, is asked for the token of every call instead
+	// of Token: tokens that rotate, or several identities taking turns. It
+	// is asked once per call, so that every attempt of a write goes as the
+	// same user (an Idempotency-Key is scoped to its user).
 	TokenSource func(ctx context.Context) (string, error)
 	// HTTPClient sends the requests; nil uses a client of its own. Its
 	// Timeout, if any, must exceed RequestTimeout plus the longest event

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -75,8 +76,19 @@ func (c *Client) do(ctx context.Context, req request, opts []CallOption) error {
 		target += "?" + q.Encode()
 	}
 	// A POST without a key that may have reached the server is not sent
-	// again: it could act twice. PUT and DELETE are idempotent anyway.
+	// again: it could act twice. PUT and DELETE may be (the server keeps no
+	// key for them, so a retry of one that was acted on answers as if it
+	// had not been: a 404 for a delete done, "updated" for a create; an
+	// error after an ambiguous attempt says outcome unknown).
 	replayable := key != "" || req.method != http.MethodPost
+
+	tok := c.opts.Token
+	if c.opts.TokenSource != nil {
+		var err error
+		if tok, err = c.opts.TokenSource(ctx); err != nil {
+			return fmt.Errorf("client: %s %s: token: %w", req.method, req.path, err)
+		}
+	}
 
 	if cl.resp != nil {
 		*cl.resp = Response{IdempotencyKey: key}
@@ -86,21 +98,33 @@ func (c *Client) do(ctx context.Context, req request, opts []CallOption) error {
 		limit = cl.maxAttempts
 	}
 	var last error
+	// ambiguous: an attempt of this write may have been acted on; an
+	// error that ends the call then says so, whatever the last answer.
+	ambiguous := false
+	unknown := func(err error) error {
+		if ambiguous && !errors.Is(err, domain.ErrOutcomeUnknown) {
+			return fmt.Errorf("%w (an attempt may have been acted on: %w)", err, domain.ErrOutcomeUnknown)
+		}
+		return err
+	}
 	for attempt := 1; ; attempt++ {
 		if toLeader && c.route.needRefresh() {
 			c.refreshLeader(ctx)
 		}
 		base := c.route.pick(toLeader)
-		a, err := c.attempt(ctx, req, base, target, body, key, cl.requestID)
+		a, err := c.attempt(ctx, req, base, target, body, tok, key, cl.requestID)
 		cl.record(attempt, base, a)
 		var retryAfter time.Duration
 		switch {
 		case err != nil:
+			// A request that never left (no connection) was not acted on.
+			sent := !notSent(err)
+			ambiguous = ambiguous || write && sent
 			if ctx.Err() != nil {
-				return errors.Join(fmt.Errorf("client: %s %s: %w", req.method, req.path, context.Cause(ctx)), last)
+				return unknown(errors.Join(fmt.Errorf("client: %s %s: %w", req.method, req.path, context.Cause(ctx)), last))
 			}
 			c.route.failed(base, true)
-			if write && !replayable {
+			if write && !replayable && sent {
 				return fmt.Errorf("client: %s %s: %w (the request may have been acted on: %w)", req.method, req.path, err, domain.ErrOutcomeUnknown)
 			}
 			last = fmt.Errorf("client: %s %s on %s: %w", req.method, req.path, base, err)
@@ -118,8 +142,24 @@ func (c *Client) do(ctx context.Context, req request, opts []CallOption) error {
 			return nil
 		default:
 			pe := newProblem(req.method, req.path, a.status, a.node, a.body)
-			if !pe.Retryable() || (pe.Code == "outcome_unknown" && !replayable) {
-				return pe
+			if ambiguous && req.method == http.MethodDelete && a.status == http.StatusNotFound {
+				// An earlier attempt may have done the delete: what was
+				// asked for, the thing gone, holds.
+				return nil
+			}
+			if write && (pe.Code == "outcome_unknown" || pe.Code == "" && a.status >= 500) {
+				ambiguous = true
+			}
+			// Without a key only allot's own word that nothing was done
+			// (rate_limited, unavailable) makes a second send safe; a bare
+			// 502/503/504 from a gateway may follow a delivered request.
+			if !pe.Retryable() || !replayable && pe.Code != "rate_limited" && pe.Code != "unavailable" {
+				if key != "" && req.method == http.MethodPost && pe.Code != "outcome_unknown" && pe.Code != "" {
+					// A reserve or transition answers a retried key with the
+					// first attempt's answer: this one is definite.
+					return pe
+				}
+				return unknown(pe)
 			}
 			if a.status == http.StatusServiceUnavailable {
 				c.route.failed(base, false)
@@ -128,10 +168,10 @@ func (c *Client) do(ctx context.Context, req request, opts []CallOption) error {
 			retryAfter = a.retryAfter
 		}
 		if attempt >= limit {
-			return fmt.Errorf("client: gave up after %d attempts: %w", attempt, last)
+			return unknown(fmt.Errorf("client: gave up after %d attempts: %w", attempt, last))
 		}
 		if err := c.pause(ctx, attempt, retryAfter); err != nil {
-			return last
+			return unknown(last)
 		}
 	}
 }
@@ -164,7 +204,7 @@ type answer struct {
 }
 
 // attempt sends one request to base.
-func (c *Client) attempt(ctx context.Context, req request, base, target string, body []byte, key, requestID string) (*answer, error) {
+func (c *Client) attempt(ctx context.Context, req request, base, target string, body []byte, tok, key, requestID string) (*answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.RequestTimeout+req.wait)
 	defer cancel()
 	var rd io.Reader
@@ -174,12 +214,6 @@ func (c *Client) attempt(ctx context.Context, req request, base, target string, 
 	hr, err := http.NewRequestWithContext(ctx, req.method, base+target, rd)
 	if err != nil {
 		return nil, err
-	}
-	tok := c.opts.Token
-	if c.opts.TokenSource != nil {
-		if tok, err = c.opts.TokenSource(ctx); err != nil {
-			return nil, fmt.Errorf("token: %w", err)
-		}
 	}
 	if tok != "" {
 		hr.Header.Set("Authorization", "Bearer "+tok)
@@ -259,4 +293,11 @@ func (c *Client) refreshLeader(ctx context.Context) {
 	if c.do(ctx, request{method: http.MethodGet, path: "/v1/cluster", out: &info, self: true}, []CallOption{maxOne}) == nil {
 		c.route.learn(&info)
 	}
+}
+
+// notSent reports whether err means the request never reached a server: the
+// connection could not be made.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }

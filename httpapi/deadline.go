@@ -21,7 +21,9 @@ import (
 // The contexts do not descend from the request's: a client that hangs up
 // does not cut short the wait for a decision that is being made anyway,
 // which then still reaches the logs and metrics. The wait is bounded by
-// the deadline either way.
+// the deadline either way. Reads, which may wait for a leader's lease or
+// for the log to apply and decide nothing, keep the request's context
+// (Server.read).
 type sharedDeadlines struct {
 	timeout time.Duration
 	window  time.Duration
@@ -42,7 +44,10 @@ func newSharedDeadlines(timeout time.Duration) *sharedDeadlines {
 }
 
 // context returns a context whose deadline lies between timeout-window
-// and timeout after now.
+// and timeout after now, the time the call starts. (A caller that read
+// its clock, was descheduled, and arrives after a later caller made the
+// current slot shares that slot: its deadline is timeout after the slot's
+// start, which is when its call in effect starts.)
 func (d *sharedDeadlines) context(now time.Time) context.Context {
 	if s := d.cur.Load(); s != nil && now.Before(s.reuseUntil) {
 		return s.ctx

@@ -248,7 +248,9 @@ func (s *Server) read(c *gin.Context, fn func(*domain.State) error) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.withTimeout(c)
+	// The request's own context: a read abandoned by its client stops
+	// waiting (for a lease, for the log to apply) at once.
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RequestTimeout)
 	defer cancel()
 	err = s.cfg.Reader.Read(ctx, cons, fn)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, domain.ErrOutcomeUnknown) {

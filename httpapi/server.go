@@ -229,6 +229,7 @@ func (s *Server) routes() {
 	s.handle(http.MethodDelete, "/v1/cluster/nodes/:id", write(s.removeNode, true))
 
 	s.webhookRoutes()
+	s.consoleRoutes()
 }
 
 // handle registers a route behind its own pre-resolved metrics. A GET

@@ -143,7 +143,9 @@ type Progress struct {
 	Throttled int64 // 429, 503
 	Failed    int64 // anything else, transport errors included
 	// P99 is the 99th percentile latency of the measured answers so far
-	// (0 during warmup); it lags the answers by up to pendingAge.
+	// (0 during warmup). Workers add their answers in batches, flushed when
+	// full or, at the next answer, older than pendingAge: it lags by about
+	// that while answers keep coming, longer behind a stalled worker.
 	P99 time.Duration
 }
 

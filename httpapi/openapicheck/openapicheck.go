@@ -21,10 +21,14 @@ import (
 	"allot/docs"
 )
 
-// ExcludedPrefix is where the routes live that the description leaves
-// out (Go's profiles under /debug/pprof/, a wildcard route in Go's own
-// formats); answers under it are not checked.
-const ExcludedPrefix = "/debug/pprof/"
+// Excluded reports whether path is one of the routes the description
+// leaves out, whose answers are not checked: Go's profiles under
+// /debug/pprof/ (a wildcard route in Go's own formats) and the console at
+// /ui and under /ui/ (static files for a browser, a wildcard route;
+// docs/API.md, "Console").
+func Excluded(path string) bool {
+	return strings.HasPrefix(path, "/debug/pprof/") || path == "/ui" || strings.HasPrefix(path, "/ui/")
+}
 
 // Spec is the loaded description with a router over its operations. It is
 // read-only and safe for concurrent use.
@@ -92,7 +96,7 @@ func (s *Spec) Check(a Answer) error {
 
 func (s *Spec) check(a Answer) error {
 	req, withBody := a.Request, !a.HeadersOnly
-	if strings.HasPrefix(req.URL.Path, ExcludedPrefix) {
+	if Excluded(req.URL.Path) {
 		return nil
 	}
 	find := req
