@@ -446,7 +446,7 @@ func TestAuditHello(t *testing.T) {
 	}
 
 	// An older binary: the log-format hello only.
-	tcp, err := listenTCP("127.0.0.1:0")
+	tcp, err := listenTCP("127.0.0.1:0", "")
 	if err != nil {
 		t.Fatal(err)
 	}

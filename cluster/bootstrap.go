@@ -36,14 +36,20 @@ func (n *Node) bootstrap() error {
 		return nil
 	case <-wait.C:
 	}
-	// The new cluster's id, persisted before anything of the cluster is:
-	// a member dialled from now on is told it in the handshake.
-	if err := n.clusterID.found(); err != nil {
-		return fmt.Errorf("cluster: bootstrap: %w", err)
-	}
 	boot := raft.Configuration{Servers: []raft.Server{{
 		Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.NodeID), Address: n.trans.LocalAddr(),
 	}}}
+	n.logger.Info("founding a new cluster", "raft_addr", n.raftAddr, "waited", grace)
+	return n.found(boot)
+}
+
+// found draws the new cluster's id and bootstraps Raft with boot, which
+// lists this node. The id is persisted before anything of the cluster is:
+// a member dialled from then on is told it in the handshake.
+func (n *Node) found(boot raft.Configuration) error {
+	if err := n.clusterID.found(); err != nil {
+		return fmt.Errorf("cluster: bootstrap: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 	err := awaitFuture(ctx, n.raft.BootstrapCluster(boot))
 	cancel()
@@ -51,7 +57,7 @@ func (n *Node) bootstrap() error {
 	case err == nil:
 		// A new cluster: nothing was voted or committed in it before.
 		n.trans.guard.disarm(0, "founded a new cluster")
-		n.logger.Info("bootstrapped a new cluster", "raft_addr", n.raftAddr, "waited", grace)
+		n.logger.Info("bootstrapped a new cluster", "raft_addr", n.raftAddr, "voters", len(boot.Servers))
 	case errors.Is(err, raft.ErrCantBootstrap):
 		// State arrived after the grace period: a leader got through.
 		n.logger.Error("raft state arrived while bootstrapping: this address is a member of a running cluster; not founding a new cluster")

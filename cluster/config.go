@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -29,6 +30,12 @@ type Config struct {
 	// other nodes: host:port with a concrete IP (not 0.0.0.0). Port 0
 	// picks a free port; Node.RaftAddr tells which.
 	RaftAddr string
+	// RaftAdvertise, when set, is the host:port the other nodes reach this
+	// node's Raft port at, the host a DNS name or an IP: it goes into the
+	// Raft configuration instead of RaftAddr, which may then bind all
+	// interfaces (0.0.0.0:7000). A name survives a change of the node's IP
+	// (a rescheduled pod), which an IP in the configuration does not.
+	RaftAdvertise string
 	// HTTPAddr is the base URL of this node's HTTP API (http://host:port).
 	// The node records it in committed state when it leads, so that the
 	// other nodes can forward requests to it; empty records nothing.
@@ -249,8 +256,14 @@ func (c *Config) Validate() error {
 	}
 	if host, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
 		bad("raft addr %q: %v", c.RaftAddr, err)
-	} else if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		bad("raft addr %q: need a concrete IP address the other nodes can reach", c.RaftAddr)
+	} else if ip := net.ParseIP(host); ip == nil || (ip.IsUnspecified() && c.RaftAdvertise == "") {
+		bad("raft addr %q: need a concrete IP address the other nodes can reach (or a raft advertise address)", c.RaftAddr)
+	}
+	if c.RaftAdvertise != "" {
+		host, port, err := net.SplitHostPort(c.RaftAdvertise)
+		if p, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || p < 1 || p > 65535 {
+			bad("raft advertise address %q: want host:port with a port other than 0", c.RaftAdvertise)
+		}
 	}
 	if c.DataDir == "" {
 		bad("data dir is empty")
@@ -263,6 +276,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTPAddr != "" {
 		m := domain.Member{ID: c.NodeID, RaftAddr: c.RaftAddr, HTTPAddr: c.HTTPAddr}
+		if c.RaftAdvertise != "" {
+			m.RaftAddr = c.RaftAdvertise
+		}
 		if err := m.Validate(); err != nil {
 			bad("%v", err)
 		}

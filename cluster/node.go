@@ -63,6 +63,9 @@ type Node struct {
 	// hadState records whether the data dir held Raft state at Start: a
 	// restarted node, which needs no bootstrap or join.
 	hadState bool
+	// founding is the set this node committed to found a cluster with
+	// (founding.go), nil until it does.
+	founding founding
 	// startIndex is the last index of the log (or snapshot) at Start, and
 	// caughtUpOnce whether the node has applied that far since (catchup.go).
 	startIndex   uint64

@@ -350,12 +350,18 @@ func TestConfigValidate(t *testing.T) {
 	if err := good.Validate(); err != nil || good.leaseDuration() != good.LeaseDuration {
 		t.Fatalf("lease of 9/10 of the heartbeat timeout: %v", err)
 	}
+	good.RaftAddr, good.RaftAdvertise = "0.0.0.0:7000", "allot-0.allot-peers:7000"
+	if err := good.Validate(); err != nil {
+		t.Fatalf("wildcard raft addr with a named advertise address: %v", err)
+	}
 	for name, mutate := range map[string]func(*Config){
-		"no id":          func(c *Config) { c.NodeID = "" },
-		"wildcard addr":  func(c *Config) { c.RaftAddr = "0.0.0.0:7000" },
-		"hostname addr":  func(c *Config) { c.RaftAddr = "localhost:7000" },
-		"no data dir":    func(c *Config) { c.DataDir = "" },
-		"lease too long": func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
+		"no id":             func(c *Config) { c.NodeID = "" },
+		"wildcard addr":     func(c *Config) { c.RaftAddr = "0.0.0.0:7000" },
+		"hostname addr":     func(c *Config) { c.RaftAddr = "localhost:7000" },
+		"no data dir":       func(c *Config) { c.DataDir = "" },
+		"advertise port 0":  func(c *Config) { c.RaftAddr, c.RaftAdvertise = "0.0.0.0:0", "allot-0:0" },
+		"advertise no host": func(c *Config) { c.RaftAdvertise = ":7000" },
+		"lease too long":    func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
 		"answer lease past 9/10 of the heartbeat timeout": func(c *Config) {
 			c.LeaseDuration = c.HeartbeatTimeout*9/10 + time.Millisecond
 		},

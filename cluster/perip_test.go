@@ -23,7 +23,7 @@ func TestHandshakeSilentConnectionsFromOneIPAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcp, err := listenTCP("127.0.0.1:0")
+	tcp, err := listenTCP("127.0.0.1:0", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestHandshakeSilentTLSConnectionIsClosedAfterTheHelloDeadline(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcp, err := listenTCP("127.0.0.1:0")
+	tcp, err := listenTCP("127.0.0.1:0", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,12 +38,16 @@ func (s *helloStream) Accept() (net.Conn, error) {
 	return &helloConn{Conn: c, maxFormat: s.maxFormat, timeout: s.timeout, audit: s.audit}, nil
 }
 
-// listenTCP binds addr; the advertised address is the bound one, so that a
-// port of 0 is reported as the port actually taken.
-func listenTCP(addr string) (*tcpStream, error) {
+// listenTCP binds addr. The advertised address is advertise when set (a
+// name the other nodes resolve, Config.RaftAdvertise), else the bound
+// one, so that a port of 0 is reported as the port actually taken.
+func listenTCP(addr, advertise string) (*tcpStream, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if advertise != "" {
+		return &tcpStream{Listener: ln, advertise: namedAddr(advertise)}, nil
 	}
 	tcp, ok := ln.Addr().(*net.TCPAddr)
 	if !ok || tcp.IP.IsUnspecified() {
@@ -52,6 +56,14 @@ func listenTCP(addr string) (*tcpStream, error) {
 	}
 	return &tcpStream{Listener: ln, advertise: tcp}, nil
 }
+
+// namedAddr is an advertised address given as host:port, the host a DNS
+// name or an IP: Raft stores it as it is and every dial resolves it again,
+// so a node whose IP changes (a rescheduled pod) keeps its address.
+type namedAddr string
+
+func (namedAddr) Network() string  { return "tcp" }
+func (a namedAddr) String() string { return string(a) }
 
 // Addr is the address advertised to the other nodes.
 func (s *tcpStream) Addr() net.Addr { return s.advertise }
@@ -77,7 +89,7 @@ func newTransport(cfg *Config, logger *slogHCLog, h *handshaker, maxFormat byte,
 	if cfg.tlsConfigs != nil {
 		serverTLS, clientTLS = cfg.tlsConfigs()
 	}
-	tcp, err := listenTCP(cfg.RaftAddr)
+	tcp, err := listenTCP(cfg.RaftAddr, cfg.RaftAdvertise)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -105,4 +105,7 @@ type Cluster interface {
 	// Audit is this node's side of the audit of log digests across
 	// nodes. It must be cheap: it reads what the audit already holds.
 	Audit() AuditInfo
+	// Hello is who this node is and whether it belongs to a cluster (for
+	// founding by expectation). It must be cheap.
+	Hello() NodeHello
 }

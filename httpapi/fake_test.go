@@ -272,6 +272,10 @@ func (f *fakeCluster) LeaderHTTPAddr() (string, bool) {
 
 func (f *fakeCluster) StateHash() string { return "abc123" }
 
+func (f *fakeCluster) Hello() NodeHello {
+	return NodeHello{ID: "n1", RaftAddr: "127.0.0.1:7000", HTTPAddr: "http://127.0.0.1:8080"}
+}
+
 func (f *fakeCluster) Audit() AuditInfo {
 	f.mu.Lock()
 	defer f.mu.Unlock()

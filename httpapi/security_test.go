@@ -75,7 +75,7 @@ func TestConsumerRole(t *testing.T) {
 	e.do("PUT", "/v1/resources/s1", e.admin, `{"kind":"slot","capacity":5}`).want(t, http.StatusCreated, nil)
 	res := e.reserve("s1", e.alice, `{"quantity":1}`)
 	consumer := e.token("feed", RoleConsumer)
-	adminOnlyReads := map[string]bool{"/v1/cluster/audit": true, "/debug/pprof/*profile": true}
+	adminOnlyReads := map[string]bool{"/v1/cluster/audit": true, "/v1/cluster/hello": true, "/debug/pprof/*profile": true}
 	path := func(p string) string {
 		p = strings.ReplaceAll(p, ":rid", res.ID)
 		p = strings.ReplaceAll(p, ":id", "s1")

@@ -224,6 +224,7 @@ func (s *Server) routes() {
 	// Every node answers for itself; membership changes run on the leader.
 	s.handle(http.MethodGet, "/v1/cluster", s.authed(s.clusterInfo, false))
 	s.handle(http.MethodGet, "/v1/cluster/audit", s.authed(s.clusterAudit, true))
+	s.handle(http.MethodGet, "/v1/cluster/hello", s.authed(s.clusterHello, true))
 	s.handle(http.MethodPost, "/v1/cluster/nodes", write(s.addNode, true))
 	s.handle(http.MethodDelete, "/v1/cluster/nodes/:id", write(s.removeNode, true))
 

@@ -33,3 +33,55 @@ func TestServeRefusesBootstrapWithJoin(t *testing.T) {
 		t.Fatal("serve with a bad --join started")
 	}
 }
+
+// TestBootstrapExpectSettings: --bootstrap-expect comes from the flag, the
+// environment or the config file, turns the lone node's own founding off,
+// and is refused with --bootstrap or without enough peers in --join.
+func TestBootstrapExpectSettings(t *testing.T) {
+	file := writeConfig(t, "bootstrap-expect: 3\njoin: [http://n1:8080, http://n2:8080, http://n3:8080]\n")
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want int
+	}{
+		{"flag", []string{"--bootstrap-expect", "5"}, nil, 5},
+		{"env", nil, map[string]string{"ALLOT_BOOTSTRAP_EXPECT": "4"}, 4},
+		{"file", []string{"--config", file}, nil, 3},
+		{"env beats file", []string{"--config", file}, map[string]string{"ALLOT_BOOTSTRAP_EXPECT": "2"}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs, o := newServeFlags(io.Discard)
+			if err := parseSettings(fs, tc.args, envMap(tc.env), nil); err != nil {
+				t.Fatal(err)
+			}
+			if o.expect != tc.want {
+				t.Fatalf("bootstrap-expect %d, want %d", o.expect, tc.want)
+			}
+		})
+	}
+	three := []string{"http://n1:8080", "http://n2:8080", "http://n3:8080"}
+	for _, tc := range []struct {
+		name    string
+		o       serveOpts
+		join    []string
+		wantErr string
+	}{
+		{"own address listed", serveOpts{expect: 3}, three, ""},
+		{"only the others listed", serveOpts{expect: 3}, three[1:], ""},
+		{"one node", serveOpts{expect: 1}, nil, ""},
+		{"too few peers", serveOpts{expect: 3}, three[:1], "needs the other nodes"},
+		{"with --bootstrap", serveOpts{expect: 3, bootstrap: true}, nil, "--bootstrap and --bootstrap-expect"},
+		{"negative", serveOpts{expect: -1}, nil, "must not be negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.o.checkFounding(tc.join)
+			if (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("checkFounding: %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+	if cfg := (&serveOpts{expect: 3}).config(false); cfg.Bootstrap || cfg.BootstrapExpect != 3 {
+		t.Fatalf("config: bootstrap %v, expect %d", cfg.Bootstrap, cfg.BootstrapExpect)
+	}
+}

@@ -1,10 +1,13 @@
-// Command allot runs a node of the allot reservation engine (`allot serve`)
-// and mints API tokens (`allot token`). Every flag can also be set through
-// the environment as ALLOT_<FLAG> (upper case, "-" as "_") and as a key of
-// the same name in the YAML file of --config: flag > env > file > default.
+// Command allot runs a node of the allot reservation engine (`allot serve`),
+// mints API tokens (`allot token`) and probes a node on this host (`allot
+// health`, the health check of a container image). Every flag can also be
+// set through the environment as ALLOT_<FLAG> (upper case, "-" as "_") and
+// as a key of the same name in the YAML file of --config: flag > env > file
+// > default.
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -14,6 +17,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,15 +31,16 @@ const usage = `allot: a reservation engine for flash crowds
 usage:
   allot serve [--node-id n1] [--data-dir ./allot-data] [--http-addr 127.0.0.1:8080]
               [--raft-addr 127.0.0.1:7000] [--bootstrap] [--join http://HOST:PORT[,...]]
-              [--auth-secret-file PATH] [--log-level info] [--config FILE]
+              [--bootstrap-expect N] [--advertise-host HOST] [--auth-secret-file PATH] [--log-level info] [--config FILE]
               [--rate-limit 100] [--admin-rate-limit 0] [--ip-rate-limit 1000]
               [--max-token-ttl 720h] [--max-body 65536] [--token-cache-size 16384]
               [--read-header-timeout 5s] [--read-timeout 15s] [--write-timeout 30s]
               [--idle-timeout 2m] [--retention 720h] [--event-retention 168h]
               [--jwks-file PATH --jwt-issuer ISS [--jwt-audience AUD]] [--tls-cert PEM --tls-key PEM]
               [--raft-tls-cert PEM --raft-tls-key PEM --raft-tls-ca PEM]
-  allot token --sub USER [--role user|admin|consumer] [--ttl 24h] [--data-dir ./allot-data]
-              [--auth-secret-file PATH] [--max-token-ttl 720h] [--config FILE]
+  allot token (--sub USER | --prefix P [--count N]) [--role user|admin|consumer] [--ttl 24h]
+              [--data-dir ./allot-data] [--auth-secret-file PATH] [--max-token-ttl 720h] [--config FILE]
+  allot health [--ready] [--http-addr 127.0.0.1:8080] [--tls-cert PEM] [--timeout 3s] [--config FILE]
 
 Every flag is also ALLOT_<FLAG> in the environment and a key of the YAML
 file of --config; a flag beats the environment, which beats the file.
@@ -61,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serve(args[1:], stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
+	case "health":
+		return health(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -78,7 +85,9 @@ type serveOpts struct {
 	dataDir    string
 	httpAddr   string
 	raftAddr   string
+	advertise  string
 	bootstrap  bool
+	expect     int
 	join       string
 	secretFile string
 	logLevel   string
@@ -117,7 +126,9 @@ func newServeFlags(stderr io.Writer) (*flag.FlagSet, *serveOpts) {
 	fs.StringVar(&o.dataDir, "data-dir", def.DataDir, "directory for the Raft log, snapshots and auth secret")
 	fs.StringVar(&o.httpAddr, "http-addr", def.HTTPAddr, "HTTP API listen address")
 	fs.StringVar(&o.raftAddr, "raft-addr", def.RaftAddr, "Raft listen address")
+	fs.StringVar(&o.advertise, "advertise-host", "", "host name or IP the other nodes reach this one at, with the ports of --http-addr and --raft-addr (which may then be 0.0.0.0); empty = the bound addresses")
 	fs.BoolVar(&o.bootstrap, "bootstrap", false, "found a new cluster with this node (implied when --join is empty)")
+	fs.IntVar(&o.expect, "bootstrap-expect", 0, "found the cluster once this many nodes (this one and those in --join) are up; 0 = off")
 	fs.StringVar(&o.join, "join", "", "comma-separated HTTP addresses of running nodes to ask to add this one")
 	fs.StringVar(&o.secretFile, "auth-secret-file", "", "file holding the JWT secret")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -155,7 +166,9 @@ func burst(perSecond float64) int { return max(1, int(math.Ceil(2*perSecond))) }
 func (o *serveOpts) config(bootstrap bool) server.Config {
 	cfg := server.DefaultConfig()
 	cfg.NodeID, cfg.DataDir, cfg.HTTPAddr, cfg.RaftAddr = o.nodeID, o.dataDir, o.httpAddr, o.raftAddr
+	cfg.AdvertiseHost = o.advertise
 	cfg.Bootstrap = bootstrap
+	cfg.BootstrapExpect = o.expect
 	cfg.Retention, cfg.EventRetention = o.retention, o.eventRetention
 	cfg.Cluster.TLSCertFile, cfg.Cluster.TLSKeyFile, cfg.Cluster.TLSCAFile = o.raftTLSCert, o.raftTLSKey, o.raftTLSCA
 	cfg.TLSCertFile, cfg.TLSKeyFile = o.tlsCert, o.tlsKey
@@ -223,12 +236,12 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if o.bootstrap && len(joinURLs) > 0 {
-		return errors.New("--bootstrap and --join exclude each other: found a new cluster or join a running one")
+	if err := o.checkFounding(joinURLs); err != nil {
+		return err
 	}
-	// A lone node (no --join) founds its own cluster the first time; with
-	// state in the data dir both flags are moot.
-	cfg := o.config(o.bootstrap || len(joinURLs) == 0)
+	// A lone node (no --join, no --bootstrap-expect) founds its own cluster
+	// the first time; with state in the data dir these flags are moot.
+	cfg := o.config(o.bootstrap || (len(joinURLs) == 0 && o.expect == 0))
 	if o.jwksFile != "" {
 		if cfg.HTTP.PublicKeys, err = httpapi.LoadJWKS(o.jwksFile); err != nil {
 			return fmt.Errorf("--jwks-file: %w", err)
@@ -249,6 +262,17 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.expect > 0 {
+		if err := srv.AwaitFounding(ctx, joinURLs); err != nil {
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if ctx.Err() != nil { // stopped while waiting for the other nodes: a clean stop
+				logger.Info("stopped before the cluster was founded", "reason", err)
+				return srv.Shutdown(shutdownCtx)
+			}
+			return errors.Join(err, srv.Shutdown(shutdownCtx))
+		}
+	}
 	if len(joinURLs) > 0 {
 		if err := srv.Join(ctx, joinURLs); err != nil {
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -262,6 +286,22 @@ func serve(args []string, stderr io.Writer) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// checkFounding refuses combinations of --bootstrap, --join and
+// --bootstrap-expect that cannot found or join a cluster.
+func (o *serveOpts) checkFounding(joinURLs []string) error {
+	switch {
+	case o.bootstrap && len(joinURLs) > 0:
+		return errors.New("--bootstrap and --join exclude each other: found a new cluster or join a running one")
+	case o.expect < 0:
+		return errors.New("--bootstrap-expect must not be negative (0 = off)")
+	case o.expect > 0 && o.bootstrap:
+		return errors.New("--bootstrap and --bootstrap-expect exclude each other: --bootstrap founds a cluster of this node alone")
+	case o.expect > 1 && len(joinURLs) < o.expect-1:
+		return fmt.Errorf("--bootstrap-expect %d needs the other nodes in --join (this node's own address may be listed too); --join lists %d", o.expect, len(joinURLs))
+	}
+	return nil
 }
 
 // parseJoin splits --join into base URLs ("host:port" is taken as http).
@@ -284,7 +324,9 @@ func token(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.String(configFlag, "", "the serve config file, for data-dir, auth-secret-file and max-token-ttl")
-	sub := fs.String("sub", "", "user id (required)")
+	sub := fs.String("sub", "", "user id (required unless --prefix)")
+	prefix := fs.String("prefix", "", "mint --count tokens for users PREFIX1..PREFIXN instead of one for --sub")
+	count := fs.Int("count", 1, "with --prefix: how many tokens, one per line")
 	role := fs.String("role", httpapi.RoleUser, "user, admin or consumer (reads everything, writes nothing)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "validity")
 	def := server.DefaultConfig()
@@ -296,8 +338,14 @@ func token(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	switch {
-	case *sub == "":
-		return errors.New("--sub is required")
+	case *sub == "" && *prefix == "":
+		return errors.New("--sub (or --prefix with --count) is required")
+	case *sub != "" && *prefix != "":
+		return errors.New("--sub and --prefix exclude each other: one user, or users PREFIX1..PREFIXN")
+	case *count < 1:
+		return errors.New("--count must be at least 1")
+	case *count > 1 && *prefix == "":
+		return errors.New("--count needs --prefix: the users are PREFIX1..PREFIXN")
 	case *role != httpapi.RoleUser && *role != httpapi.RoleAdmin && *role != httpapi.RoleConsumer:
 		return fmt.Errorf("--role must be user, admin or consumer, not %q", *role)
 	case *ttl <= 0:
@@ -310,10 +358,21 @@ func token(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w (start `allot serve` once, or set ALLOT_AUTH_SECRET)", err)
 	}
-	tok, err := httpapi.MintToken(secret, *sub, *role, *ttl)
-	if err != nil {
-		return err
+	subs := []string{*sub}
+	if *prefix != "" {
+		subs = make([]string, *count)
+		for i := range subs {
+			subs[i] = *prefix + strconv.Itoa(i+1)
+		}
 	}
-	fmt.Fprintln(stdout, tok)
-	return nil
+	out := bufio.NewWriter(stdout)
+	for _, s := range subs {
+		tok, err := httpapi.MintToken(secret, s, *role, *ttl)
+		if err != nil {
+			return fmt.Errorf("token for %q: %w", s, err)
+		}
+		out.WriteString(tok)
+		out.WriteByte('\n')
+	}
+	return out.Flush()
 }

@@ -4,9 +4,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"allot/httpapi"
 )
@@ -180,5 +183,43 @@ func TestServeJWKSNeedsIssuer(t *testing.T) {
 	h := o.config(false).HTTP
 	if h.Issuer != "https://idp.example" || h.Audience != "allot" || h.SubjectPrefix != httpapi.DefaultSubjectPrefix {
 		t.Errorf("issuer %q audience %q prefix %q", h.Issuer, h.Audience, h.SubjectPrefix)
+	}
+}
+
+// TestTokenCount: --prefix u --count N mints N tokens, one per line, for
+// users u1..uN, each verifiable with the secret; bad combinations are
+// refused.
+func TestTokenCount(t *testing.T) {
+	secret := strings.Repeat("c", 32)
+	t.Setenv("ALLOT_AUTH_SECRET", secret)
+	var out strings.Builder
+	if err := run([]string{"token", "--prefix", "u", "--count", "250", "--ttl", "1h"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 250 {
+		t.Fatalf("%d lines, want 250", len(lines))
+	}
+	seen := map[string]bool{}
+	for i, tok := range lines {
+		claims := jwt.MapClaims{}
+		_, err := jwt.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return []byte(secret), nil },
+			jwt.WithValidMethods([]string{"HS256"}))
+		sub, role := claims["sub"], claims["role"]
+		if err != nil || sub != "u"+strconv.Itoa(i+1) || role != httpapi.RoleUser || seen[tok] {
+			t.Fatalf("line %d: sub %q role %q err %v (duplicate %v)", i+1, sub, role, err, seen[tok])
+		}
+		seen[tok] = true
+	}
+	for _, bad := range [][]string{
+		{"token", "--count", "3"},
+		{"token", "--sub", "a", "--count", "3"},
+		{"token", "--sub", "a", "--prefix", "u"},
+		{"token", "--prefix", "u", "--count", "0"},
+		{"token"},
+	} {
+		if err := run(bad, io.Discard, io.Discard); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
 	}
 }

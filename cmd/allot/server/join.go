@@ -9,8 +9,6 @@ import (
 	"io"
 	"net/http"
 	"time"
-
-	"allot/httpapi"
 )
 
 // Join asks the running nodes at urls (HTTP base URLs; any member will do,
@@ -36,7 +34,7 @@ func (s *Server) Join(ctx context.Context, urls []string) error {
 		return err
 	}
 	// The shared secret is what admits a node: it signs its own admin token.
-	tok, err := httpapi.MintToken(s.cfg.AuthSecret, "node:"+s.cfg.NodeID, httpapi.RoleAdmin, s.cfg.JoinTimeout+time.Minute)
+	tok, err := s.nodeToken(s.cfg.JoinTimeout + time.Minute)
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
 	}

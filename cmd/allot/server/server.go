@@ -33,8 +33,18 @@ type Config struct {
 	HTTPAddr string
 	// RaftAddr is where Raft listens; port 0 picks a free port.
 	RaftAddr string
+	// AdvertiseHost, when set, is the host name (or IP) the other nodes
+	// reach this one at: the node advertises it with the ports of HTTPAddr
+	// and RaftAddr, which may then bind every interface (0.0.0.0). A DNS
+	// name keeps a node's addresses when its IP changes (a rescheduled
+	// container). Empty advertises the bound addresses.
+	AdvertiseHost string
 	// Bootstrap makes a node without state found a new one-node cluster.
 	Bootstrap bool
+	// BootstrapExpect, when positive, is the number of nodes a node
+	// without state founds a cluster with (AwaitFounding); Bootstrap must
+	// then be false.
+	BootstrapExpect int
 	// JoinTimeout bounds Join: how long a new node keeps asking the running
 	// ones to add it.
 	JoinTimeout time.Duration
@@ -116,6 +126,9 @@ func Start(cfg Config) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Bootstrap && cfg.BootstrapExpect > 0 {
+		return nil, errors.New("server: Bootstrap and BootstrapExpect exclude each other")
+	}
 	s := &Server{cfg: cfg, log: logger, registry: newRegistry(), served: make(chan error, 1)}
 	peerTLS, serverTLS, err := httpsConfigs(cfg)
 	if err != nil {
@@ -138,7 +151,18 @@ func Start(cfg Config) (*Server, error) {
 	cc := cfg.Cluster
 	cc.NodeID, cc.DataDir, cc.RaftAddr = cfg.NodeID, cfg.DataDir, cfg.RaftAddr
 	cc.EventRetention = cfg.EventRetention
-	cc.HTTPAddr = scheme + ln.Addr().String()
+	advertised := ln.Addr().String()
+	if cfg.AdvertiseHost != "" {
+		_, httpPort, _ := net.SplitHostPort(advertised)
+		_, raftPort, err := net.SplitHostPort(cfg.RaftAddr)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("raft addr %q: %w", cfg.RaftAddr, err)
+		}
+		advertised = net.JoinHostPort(cfg.AdvertiseHost, httpPort)
+		cc.RaftAdvertise = net.JoinHostPort(cfg.AdvertiseHost, raftPort)
+	}
+	cc.HTTPAddr = scheme + advertised
 	cc.Bootstrap = cfg.Bootstrap
 	cc.Secret = cfg.AuthSecret
 	cc.Logger = logger.With("component", "cluster")
