@@ -282,7 +282,7 @@ func TestFounderRestartedBeforeElection(t *testing.T) {
 	if err := n1.commitFounding(idsOf(set), "test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := n1.foundWith(set, "test"); err != nil {
+	if _, err := n1.foundWith(set, "test"); err != nil {
 		t.Fatal(err)
 	}
 	if err := n1.Shutdown(); err != nil { // n2 and n3 never ran: no election was won

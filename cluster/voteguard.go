@@ -161,6 +161,23 @@ func (g *voteGuard) disarm(floor uint64, why string) {
 	g.logger.Info("vote guard disarmed: this node votes again", "why", why, "in_terms_above", floor)
 }
 
+// rearm arms a guard that was disarmed with floor 0 to found a new
+// cluster (commitFounding) again, persisting that: the node did not end up
+// in that cluster and may have lost data of the one it joins instead. A
+// guard that has caught up with a leader since (floor above 0) or is armed
+// is left alone. If the floor cannot be persisted the node refuses votes
+// until it stops, and the error says so: a restart would read floor 0.
+func (g *voteGuard) rearm(why string) error {
+	if !g.floor.CompareAndSwap(0, floorArmed) {
+		return nil
+	}
+	if err := g.stable.SetUint64(voteFloorKey, floorArmed); err != nil {
+		return fmt.Errorf("vote guard: persist armed floor: %w", err)
+	}
+	g.logger.Warn("vote guard armed again: this node does not vote or stand for election until it has caught up with a leader", "why", why)
+	return nil
+}
+
 func (g *voteGuard) floorString() string {
 	if f := g.floor.Load(); f != floorArmed {
 		return fmt.Sprint(f)
