@@ -400,10 +400,12 @@ func (n *Node) AwaitFounding(ctx context.Context, expect int, ask func(context.C
 	}
 }
 
-// commitFounding disarms the vote guard and records the commitment to set.
-// A guard that cannot persist its floor stays armed, and the node does not
-// commit.
+// commitFounding disarms the vote guard, for votes for the founder of set
+// only while the log is empty, and records the commitment to set. A guard
+// that cannot persist its floor stays armed, and the node does not commit.
 func (n *Node) commitFounding(set []string, why string) error {
+	founder := set[0]
+	n.trans.guard.founder.Store(&founder)
 	n.trans.guard.disarm(0, "committed to found a new cluster")
 	if !n.trans.guard.standing() {
 		return fmt.Errorf("cluster: founding: the vote guard could not be disarmed")

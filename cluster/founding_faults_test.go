@@ -172,3 +172,34 @@ func TestFoundingCommittedKeepsVoteForItsFounder(t *testing.T) {
 		t.Fatalf("with only a cluster id and no answer: step %d (%s), want wait", step, why)
 	}
 }
+
+// TestFoundingCommittedVotesOnlyForFounder: a node committed to found a
+// cluster, its log still empty, grants a vote only to its set's founder:
+// until it knows which cluster it ends up in, its disarmed guard is safe
+// for the new cluster only, not for a running one it may be a wiped voter
+// of. Once it withdraws (another cluster exists) it refuses every vote.
+func TestFoundingCommittedVotesOnlyForFounder(t *testing.T) {
+	nd, err := Start(foundingConfig(t, "n2", t.TempDir(), freePort(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nd.Shutdown()
+	if err := nd.commitFounding([]string{"n1", "n2", "n3"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	g := nd.trans.guard
+	if !g.mayVoteFor(5, []byte("n1")) {
+		t.Fatal("refuses its founder's vote request")
+	}
+	for _, other := range []string{"n3", "n9", ""} {
+		if g.mayVoteFor(5, []byte(other)) {
+			t.Fatalf("grants %q a vote with an empty log while committed to n1's set", other)
+		}
+	}
+	if err := nd.withdrawFounding("test"); err != nil {
+		t.Fatal(err)
+	}
+	if g.mayVoteFor(5, []byte("n1")) {
+		t.Fatal("votes after withdrawing its commitment")
+	}
+}
