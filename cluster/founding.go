@@ -56,10 +56,11 @@ import (
 // a set that holds it, with nothing in its log but the founding
 // configuration, commits to that set, provided no other member's log holds
 // an entry and every cluster id seen is the founder's (this node's own
-// too: it may have taken the founder's id from its vote requests). Nothing can have been committed in
-// the cluster yet, so its vote cannot cost an entry; without this, a
-// founding whose other nodes both restarted before the first election
-// would have no quorum that may vote.
+// too: it may have taken the founder's id from its vote requests). Nothing
+// can have been committed in the cluster yet, so its vote cannot cost an
+// entry; without this, a founding whose other nodes both restarted before
+// the first election would have no quorum that may vote. Until its log
+// holds an entry, a committed node votes for its founder only.
 
 // Hello is what a node tells its peers while a cluster is being founded
 // (GET /v1/cluster/hello).
