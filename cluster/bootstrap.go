@@ -40,15 +40,17 @@ func (n *Node) bootstrap() error {
 		Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.NodeID), Address: n.trans.LocalAddr(),
 	}}}
 	n.logger.Info("founding a new cluster", "raft_addr", n.raftAddr, "waited", grace)
-	return n.found(boot)
+	_, err := n.found(boot)
+	return err
 }
 
 // found draws the new cluster's id and bootstraps Raft with boot, which
-// lists this node. The id is persisted before anything of the cluster is:
-// a member dialled from then on is told it in the handshake.
-func (n *Node) found(boot raft.Configuration) error {
+// lists this node, and reports whether it did. The id is persisted before
+// anything of the cluster is: a member dialled from then on is told it in
+// the handshake.
+func (n *Node) found(boot raft.Configuration) (bool, error) {
 	if err := n.clusterID.found(); err != nil {
-		return fmt.Errorf("cluster: bootstrap: %w", err)
+		return false, fmt.Errorf("cluster: bootstrap: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 	err := awaitFuture(ctx, n.raft.BootstrapCluster(boot))
@@ -58,11 +60,12 @@ func (n *Node) found(boot raft.Configuration) error {
 		// A new cluster: nothing was voted or committed in it before.
 		n.trans.guard.disarm(0, "founded a new cluster")
 		n.logger.Info("bootstrapped a new cluster", "raft_addr", n.raftAddr, "voters", len(boot.Servers))
+		return true, nil
 	case errors.Is(err, raft.ErrCantBootstrap):
 		// State arrived after the grace period: a leader got through.
 		n.logger.Error("raft state arrived while bootstrapping: this address is a member of a running cluster; not founding a new cluster")
+		return false, nil
 	default:
-		return fmt.Errorf("cluster: bootstrap: %w", err)
+		return false, fmt.Errorf("cluster: bootstrap: %w", err)
 	}
-	return nil
 }

@@ -47,6 +47,10 @@ func TestDecideFounding(t *testing.T) {
 		{"committed node waits out a contact", foundingView{self: committedTo(n2, "n1", "n2", "n3"), peers: []Hello{committedTo(n1, "n1", "n2", "n3"), n3}, expect: 3, contacted: true}, stepWait, nil},
 		{"committed node is done once the founder founded", foundingView{self: committedTo(n2, "n1", "n2", "n3"), peers: []Hello{founded, n3}, expect: 3, quiet: true}, stepDone, nil},
 		{"late node commits to a founding that committed nothing", foundingView{self: n3, peers: []Hello{founded, n2}, expect: 3, contacted: true}, stepCommit, []string{"n1", "n2", "n3"}},
+		{"late node holding the founder's cluster id commits", foundingView{self: func() Hello { h := n3; h.ClusterID = "c0ffee"; return h }(), peers: []Hello{founded, n2}, expect: 3, contacted: true}, stepCommit, []string{"n1", "n2", "n3"}},
+		{"late node holding another cluster id joins", foundingView{self: func() Hello { h := n3; h.ClusterID = "beef"; return h }(), peers: []Hello{founded, n2}, expect: 3, contacted: true}, stepDone, nil},
+		{"more nodes answered before", foundingView{self: n1, peers: []Hello{n2, n3}, expect: 3, quiet: true, answered: 4}, stepWait, nil},
+		{"committed node leaves for another cluster", foundingView{self: committedTo(n3, "n1", "n2", "n3"), peers: []Hello{n1, running}, expect: 3, quiet: true}, stepLeave, nil},
 		{"late node joins a founding that went on", foundingView{self: n3, peers: []Hello{func() Hello { f := founded; f.LastIndex = 3; return f }(), n2}, expect: 3}, stepDone, nil},
 		{"a founding without this node is joined, not committed to", foundingView{self: n4, peers: []Hello{founded}, expect: 3, quiet: true}, stepDone, nil},
 		{"one node founds alone", foundingView{self: committedTo(n1, "n1"), peers: []Hello{committedTo(n1, "n1")}, expect: 1, quiet: true}, stepFound, []string{"n1"}},
@@ -282,7 +286,7 @@ func TestFounderRestartedBeforeElection(t *testing.T) {
 	if err := n1.commitFounding(idsOf(set), "test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := n1.foundWith(set, "test"); err != nil {
+	if _, err := n1.foundWith(set, "test"); err != nil {
 		t.Fatal(err)
 	}
 	if err := n1.Shutdown(); err != nil { // n2 and n3 never ran: no election was won

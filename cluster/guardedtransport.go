@@ -116,12 +116,12 @@ func (t *guardedTransport) run() {
 func (t *guardedTransport) dispatch(rpc raft.RPC) {
 	switch cmd := rpc.Command.(type) {
 	case *raft.RequestVoteRequest:
-		if !t.guard.mayVote(cmd.Term) {
+		if !t.guard.mayVoteFor(cmd.Term, cmd.ID) {
 			rpc.Respond(&raft.RequestVoteResponse{RPCHeader: t.header, Term: t.currentTerm(), Granted: false}, nil)
 			return
 		}
 	case *raft.RequestPreVoteRequest:
-		if !t.guard.mayVote(cmd.Term) {
+		if !t.guard.mayVoteFor(cmd.Term, cmd.ID) {
 			rpc.Respond(&raft.RequestPreVoteResponse{RPCHeader: t.header, Term: t.currentTerm(), Granted: false}, nil)
 			return
 		}

@@ -66,6 +66,11 @@ type voteGuard struct {
 	floor   atomic.Uint64
 	refused atomic.Uint64
 	probe   atomic.Pointer[catchUpProbe]
+	// founder, when set, is the only candidate this node votes for while
+	// its log is empty: it disarmed to found a cluster with that founder
+	// (commitFounding), and an empty log is a safe vote in that new
+	// cluster only.
+	founder atomic.Pointer[string]
 
 	// The last commit index a leader announced, and its term.
 	heardTerm, heardCommit uint64
@@ -127,6 +132,27 @@ func (g *voteGuard) mayVote(term uint64) bool {
 	return false
 }
 
+// mayVoteFor is mayVote for a vote request of candidate (its server id),
+// which a node committed to found a cluster grants, while its log is
+// empty, only to its founder.
+func (g *voteGuard) mayVoteFor(term uint64, candidate []byte) bool {
+	if f := g.founder.Load(); f != nil && string(candidate) != *f && g.logEmpty() {
+		if g.refused.Add(1) == 1 {
+			g.logger.Warn("vote guard refuses a vote request: committed to found a cluster, this node votes only for its founder until its log holds an entry",
+				"term", term, "candidate", string(candidate), "founder", *f)
+		}
+		return false
+	}
+	return g.mayVote(term)
+}
+
+// logEmpty reports whether this node's log holds no entry (true until the
+// probe is attached: Raft is not running yet).
+func (g *voteGuard) logEmpty() bool {
+	p := g.probe.Load()
+	return p == nil || p.raft.LastIndex() == 0
+}
+
 // heard records a commit index announced by the leader of term (from an
 // AppendEntries or a snapshot it sent and this node accepted) and disarms
 // the guard if the node has caught up with it.
@@ -159,6 +185,24 @@ func (g *voteGuard) disarm(floor uint64, why string) {
 	}
 	g.floor.Store(floor)
 	g.logger.Info("vote guard disarmed: this node votes again", "why", why, "in_terms_above", floor)
+}
+
+// rearm arms a guard that was disarmed with floor 0 to found a new
+// cluster (commitFounding) again, persisting that: the node did not end up
+// in that cluster and may have lost data of the one it joins instead. A
+// guard that has caught up with a leader since (floor above 0) or is armed
+// is left alone. If the floor cannot be persisted the node refuses votes
+// until it stops, and the error says so: a restart would read floor 0.
+func (g *voteGuard) rearm(why string) error {
+	g.founder.Store(nil)
+	if !g.floor.CompareAndSwap(0, floorArmed) {
+		return nil
+	}
+	if err := g.stable.SetUint64(voteFloorKey, floorArmed); err != nil {
+		return fmt.Errorf("vote guard: persist armed floor: %w", err)
+	}
+	g.logger.Warn("vote guard armed again: this node does not vote or stand for election until it has caught up with a leader", "why", why)
+	return nil
 }
 
 func (g *voteGuard) floorString() string {

@@ -71,6 +71,11 @@ func TestBootstrapExpectSettings(t *testing.T) {
 		{"only the others listed", serveOpts{expect: 3}, three[1:], ""},
 		{"one node", serveOpts{expect: 1}, nil, ""},
 		{"too few peers", serveOpts{expect: 3}, three[:1], "needs the other nodes"},
+		{"too few peers, one twice", serveOpts{expect: 3}, []string{three[1], three[1]}, "needs the other nodes"},
+		{"an address twice", serveOpts{expect: 3}, append(slices.Clone(three), three[0]), ""},
+		// Two disjoint triples of six nodes could each found a cluster.
+		{"more addresses than nodes", serveOpts{expect: 3}, append(slices.Clone(three), "http://n4:8080"), "at most 3 addresses"},
+		{"one node with --join", serveOpts{expect: 1}, three[:1], "--bootstrap-expect 1 and --join"},
 		{"with --bootstrap", serveOpts{expect: 3, bootstrap: true}, nil, "--bootstrap and --bootstrap-expect"},
 		{"negative", serveOpts{expect: -1}, nil, "must not be negative"},
 	} {

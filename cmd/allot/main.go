@@ -17,6 +17,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -289,8 +290,11 @@ func serve(args []string, stderr io.Writer) error {
 }
 
 // checkFounding refuses combinations of --bootstrap, --join and
-// --bootstrap-expect that cannot found or join a cluster.
+// --bootstrap-expect that cannot found or join a cluster, or could found
+// two: with more than N addresses in --join, two disjoint sets of N nodes
+// (a partition, slow DNS) could each see N blank nodes and found one.
 func (o *serveOpts) checkFounding(joinURLs []string) error {
+	distinct := len(slices.Compact(slices.Sorted(slices.Values(joinURLs))))
 	switch {
 	case o.bootstrap && len(joinURLs) > 0:
 		return errors.New("--bootstrap and --join exclude each other: found a new cluster or join a running one")
@@ -298,8 +302,12 @@ func (o *serveOpts) checkFounding(joinURLs []string) error {
 		return errors.New("--bootstrap-expect must not be negative (0 = off)")
 	case o.expect > 0 && o.bootstrap:
 		return errors.New("--bootstrap and --bootstrap-expect exclude each other: --bootstrap founds a cluster of this node alone")
-	case o.expect > 1 && len(joinURLs) < o.expect-1:
-		return fmt.Errorf("--bootstrap-expect %d needs the other nodes in --join (this node's own address may be listed too); --join lists %d", o.expect, len(joinURLs))
+	case o.expect == 1 && distinct > 0:
+		return errors.New("--bootstrap-expect 1 and --join exclude each other: a cluster of one node has no peers to found it with (to found it, leave out --join; to join a running cluster, leave out --bootstrap-expect)")
+	case o.expect > 1 && distinct < o.expect-1:
+		return fmt.Errorf("--bootstrap-expect %d needs the other nodes in --join (this node's own address may be listed too); --join lists %d", o.expect, distinct)
+	case o.expect > 1 && distinct > o.expect:
+		return fmt.Errorf("--bootstrap-expect %d takes at most %d addresses in --join, the founding nodes (this node's own may be among them); --join lists %d: two sets of %d of them could found two clusters", o.expect, o.expect, distinct, o.expect)
 	}
 	return nil
 }

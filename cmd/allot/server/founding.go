@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,24 +24,44 @@ func (v clusterView) Hello() httpapi.NodeHello {
 		HasState: h.HasState, LastIndex: h.LastIndex, Founding: h.Founding}
 }
 
+// helloTokenTTL is how long the admin token of one round of hellos is
+// valid. A round is sent every half second, to every --join address, and
+// over plain http where the addresses say so: a token that leaks is worth a
+// minute, not a day.
+const helloTokenTTL = time.Minute
+
 // AwaitFounding founds a cluster of Config.BootstrapExpect nodes with the
 // nodes at urls (HTTP base URLs; this node's own may be among them), as
 // cluster.Node.AwaitFounding describes, and returns once a cluster exists:
 // Join then records this node in it (or adds it, if the cluster was there
 // before). A node with Raft state returns at once. It waits until ctx ends
-// for the other nodes to start.
+// for the other nodes to start. More distinct urls than BootstrapExpect are
+// refused: two disjoint sets of them could each found a cluster.
 func (s *Server) AwaitFounding(ctx context.Context, urls []string) error {
 	if s.node.HadState() {
 		return nil
 	}
-	tok, err := s.nodeToken(24 * time.Hour)
-	if err != nil {
-		return fmt.Errorf("founding: %w", err)
+	urls = slices.Compact(slices.Sorted(slices.Values(urls)))
+	if len(urls) > s.cfg.BootstrapExpect {
+		return fmt.Errorf("founding: %d addresses to found a cluster of %d with: list only the founding nodes", len(urls), s.cfg.BootstrapExpect)
 	}
 	tr := &http.Transport{TLSClientConfig: s.peerTLS}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: helloTimeout}
-	ask := func(ctx context.Context) []cluster.Hello {
+	ask := s.helloAsker(client, urls, newHelloLog(s.log, helloLogEvery))
+	return s.node.AwaitFounding(ctx, s.cfg.BootstrapExpect, ask)
+}
+
+// helloAsker is the ask of cluster.Node.AwaitFounding: one round of
+// hellos to every url, in parallel, under a token minted for the round,
+// with the answers that came back; unanswered ones go to unanswered.
+func (s *Server) helloAsker(client *http.Client, urls []string, unanswered *helloLog) func(context.Context) []cluster.Hello {
+	return func(ctx context.Context) []cluster.Hello {
+		tok, err := s.nodeToken(helloTokenTTL) // one per round: see helloTokenTTL
+		if err != nil {
+			unanswered.failed("", fmt.Errorf("mint the hello token: %w", err))
+			return nil
+		}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		hellos := make([]cluster.Hello, 0, len(urls))
@@ -48,9 +69,12 @@ func (s *Server) AwaitFounding(ctx context.Context, urls []string) error {
 			wg.Go(func() {
 				h, err := askHello(ctx, client, u, tok)
 				if err != nil {
-					s.log.Debug("hello unanswered", "peer", u, "error", err)
+					if ctx.Err() == nil {
+						unanswered.failed(u, err)
+					}
 					return
 				}
+				unanswered.answered(u)
 				mu.Lock()
 				hellos = append(hellos, h)
 				mu.Unlock()
@@ -59,7 +83,6 @@ func (s *Server) AwaitFounding(ctx context.Context, urls []string) error {
 		wg.Wait()
 		return hellos
 	}
-	return s.node.AwaitFounding(ctx, s.cfg.BootstrapExpect, ask)
 }
 
 // nodeToken is the admin token this node signs with the shared secret to
