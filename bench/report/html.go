@@ -6,6 +6,8 @@ import (
 	"os"
 	"sort"
 	"strconv"
+
+	"allot/bench/redislua"
 )
 
 //go:embed report.html.tmpl
@@ -49,19 +51,14 @@ type mixRow struct {
 	Percent float64
 }
 
-// htmlVerify is one verification as the page shows it.
+// htmlVerify is one verification as the page shows it, with the Redis
+// audit of the same step (AuditPath is its place in the JSON report).
 type htmlVerify struct {
-	Title  string
-	Path   string
-	Verify *Verification
-	Audit  *auditView
-}
-
-type auditView struct {
-	Path string
-	Pass bool
-	Sold int64
-	Ack  int64
+	Title     string
+	Path      string
+	Verify    *Verification
+	Audit     *redislua.Audit
+	AuditPath string
 }
 
 // htmlView is what the template renders.
@@ -103,11 +100,8 @@ func (r *Report) htmlView() htmlView {
 			}
 		}
 		if m.Verify != nil || m.RedisCheck != nil {
-			hv := htmlVerify{Title: label + "verification", Path: prefix + "verify", Verify: m.Verify}
-			if a := m.RedisCheck; a != nil {
-				hv.Audit = &auditView{Path: prefix + "redis_check", Pass: a.Pass, Sold: a.Sold, Ack: a.Acknowledged}
-			}
-			v.Verifies = append(v.Verifies, hv)
+			v.Verifies = append(v.Verifies, htmlVerify{Title: label + "verification", Path: prefix + "verify", Verify: m.Verify,
+				Audit: m.RedisCheck, AuditPath: prefix + "redis_check"})
 		}
 	}
 	add("", "", &r.Measured)
