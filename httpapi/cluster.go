@@ -78,8 +78,7 @@ func (s *Server) addNode(c *gin.Context, _ domain.Principal) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.withTimeout(c)
-	defer cancel()
+	ctx := s.callContext()
 	if err := s.cfg.Cluster.AddVoter(ctx, m); err != nil {
 		return err
 	}
@@ -92,8 +91,7 @@ func (s *Server) removeNode(c *gin.Context, _ domain.Principal) error {
 	if !validPathID(id) {
 		return fmt.Errorf("node id %q: want 1-%d of [A-Za-z0-9._:-], not only dots: %w", id, domain.MaxMemberIDLen, domain.ErrInvalidArgument)
 	}
-	ctx, cancel := s.withTimeout(c)
-	defer cancel()
+	ctx := s.callContext()
 	if err := s.cfg.Cluster.RemoveServer(ctx, id); err != nil {
 		return err
 	}

@@ -95,8 +95,7 @@ func (s *Server) putLimit(c *gin.Context, _ domain.Principal) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
-	ctx, cancel := s.withTimeout(c)
-	defer cancel()
+	ctx := s.callContext()
 	l, created, err := s.cfg.Engine.PutLimit(ctx, id, spec)
 	if err != nil {
 		return err
@@ -113,8 +112,7 @@ func (s *Server) deleteLimit(c *gin.Context, _ domain.Principal) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.withTimeout(c)
-	defer cancel()
+	ctx := s.callContext()
 	if err := s.cfg.Engine.DeleteLimit(ctx, id); err != nil {
 		return err
 	}

@@ -230,16 +230,13 @@ func validPathID(id string) bool {
 	return domain.ValidID(id) && strings.Trim(id, ".") != ""
 }
 
-// withTimeout bounds one engine or reader call by Config.RequestTimeout
-// (deadline.go: the context is shared with calls that started at nearly
-// the same time, and the returned cancel does nothing).
-func (s *Server) withTimeout(*gin.Context) (context.Context, context.CancelFunc) {
-	return s.deadlines.context(time.Now()), noCancel
+// callContext bounds one engine call by Config.RequestTimeout. The
+// context is shared with calls that started at nearly the same time
+// (deadline.go) and is released by its own timer: there is nothing to
+// cancel.
+func (s *Server) callContext() context.Context {
+	return s.deadlines.context(time.Now())
 }
-
-// noCancel is withTimeout's cancel: a shared deadline is released by its
-// own timer.
-func noCancel() {}
 
 // read runs fn on committed state at the request's consistency level. A
 // deadline passing on a read is unavailable: a read has no outcome to lose.

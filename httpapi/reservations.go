@@ -77,8 +77,7 @@ func (s *Server) reserve(c *gin.Context, p domain.Principal) error {
 			return err
 		}
 	}
-	ctx, cancel := s.withTimeout(c)
-	defer cancel()
+	ctx := s.callContext()
 	out, err := s.cfg.Engine.Reserve(ctx, domain.ReserveCommand{ResourceID: id, Caller: p, Request: req, Idem: idem})
 	if err != nil {
 		return err
@@ -107,8 +106,7 @@ func (s *Server) transition(to domain.Status) authedHandler {
 		if err != nil {
 			return err
 		}
-		ctx, cancel := s.withTimeout(c)
-		defer cancel()
+		ctx := s.callContext()
 		out, err := s.cfg.Engine.Transition(ctx, domain.TransitionCommand{ReservationID: rid, To: to, Caller: p, Idem: idem})
 		if err != nil {
 			return err

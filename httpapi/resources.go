@@ -123,8 +123,7 @@ func (s *Server) putResource(c *gin.Context, _ domain.Principal) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.withTimeout(c)
-	defer cancel()
+	ctx := s.callContext()
 	r, created, err := s.cfg.Engine.PutResource(ctx, id, spec)
 	if err != nil {
 		return err
@@ -141,8 +140,7 @@ func (s *Server) deleteResource(c *gin.Context, _ domain.Principal) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.withTimeout(c)
-	defer cancel()
+	ctx := s.callContext()
 	if err := s.cfg.Engine.DeleteResource(ctx, id); err != nil {
 		return err
 	}

@@ -154,8 +154,7 @@ func (s *Server) putWebhook(c *gin.Context, _ domain.Principal) error {
 	if err := spec.ValidateSpec(); err != nil {
 		return err
 	}
-	ctx, cancel := s.withTimeout(c)
-	defer cancel()
+	ctx := s.callContext()
 	w, created, err := s.cfg.Webhooks.PutWebhook(ctx, spec, start)
 	if err != nil {
 		return err
@@ -170,8 +169,7 @@ func (s *Server) putWebhook(c *gin.Context, _ domain.Principal) error {
 // answerWebhook answers with w and the committed event head.
 func (s *Server) answerWebhook(c *gin.Context, status int, w domain.Webhook) error {
 	var head uint64
-	ctx, cancel := s.withTimeout(c)
-	defer cancel()
+	ctx := s.callContext()
 	_ = s.cfg.Reader.Read(ctx, domain.ReadStale, func(st *domain.State) error {
 		head = st.EventHead()
 		return nil
@@ -246,8 +244,7 @@ func (s *Server) deleteWebhook(c *gin.Context, _ domain.Principal) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.withTimeout(c)
-	defer cancel()
+	ctx := s.callContext()
 	if err := s.cfg.Webhooks.DeleteWebhook(ctx, id); err != nil {
 		return err
 	}
@@ -261,8 +258,7 @@ func (s *Server) pauseWebhook(paused bool) authedHandler {
 		if err != nil {
 			return err
 		}
-		ctx, cancel := s.withTimeout(c)
-		defer cancel()
+		ctx := s.callContext()
 		w, err := s.cfg.Webhooks.PauseWebhook(ctx, id, paused)
 		if err != nil {
 			return err
@@ -285,8 +281,7 @@ func (s *Server) replayWebhook(c *gin.Context, _ domain.Principal) error {
 	if body.After == nil {
 		return fmt.Errorf(`replay needs "after": the offset delivery goes on after: %w`, domain.ErrInvalidArgument)
 	}
-	ctx, cancel := s.withTimeout(c)
-	defer cancel()
+	ctx := s.callContext()
 	w, err := s.cfg.Webhooks.ReplayWebhook(ctx, id, *body.After)
 	if err != nil {
 		return err
