@@ -51,6 +51,10 @@ type Result struct {
 	Elapsed   time.Duration
 	// Visualization is the file written, if any.
 	Visualization string
+	// Explanation says, for an Illegal history, where the search got stuck
+	// on each resource that has no linearization (explain.go); String ends
+	// with it.
+	Explanation string
 }
 
 // ResourceCount are the operations checked on one resource.
@@ -67,7 +71,7 @@ func (r Result) String() string {
 	if r.Visualization != "" {
 		s += "; visualization: " + r.Visualization
 	}
-	return s
+	return s + r.Explanation
 }
 
 // Check decides whether h is linearizable against the model of each
@@ -93,12 +97,15 @@ func Check(h History, opts Options) (Result, error) {
 	m := newModel(ops, specs, h.Epoch, opts.Skew, opts.Lateness, opts.UnknownHorizon)
 	pm := m.porcupine()
 	res.Outcome = porcupine.CheckOperationsTimeout(pm, ops, opts.Timeout)
-	if res.Outcome != porcupine.Ok && opts.VisualizationPath != "" {
+	if res.Outcome == porcupine.Illegal {
 		_, info := porcupine.CheckOperationsVerbose(pm, ops, opts.Timeout)
-		if err := porcupine.VisualizePath(pm, info, opts.VisualizationPath); err != nil {
-			return res, fmt.Errorf("visualization: %w", err)
+		res.Explanation = explain(pm, ops, info)
+		if opts.VisualizationPath != "" {
+			if err := porcupine.VisualizePath(pm, info, opts.VisualizationPath); err != nil {
+				return res, fmt.Errorf("visualization: %w", err)
+			}
+			res.Visualization = opts.VisualizationPath
 		}
-		res.Visualization = opts.VisualizationPath
 	}
 	res.Elapsed = time.Since(start)
 	return res, nil
