@@ -104,7 +104,7 @@ func (n *Node) promoteCaughtUp() {
 		case <-tick.C:
 		}
 		t := n.readyTerm.Load()
-		if !n.readyIn(t) {
+		if !n.readyIn(t) || n.cfg.keepNonVoters != nil && n.cfg.keepNonVoters.Load() {
 			continue
 		}
 		if t != term { // a new term: this leader has not seen anyone yet

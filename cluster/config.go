@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -192,6 +193,10 @@ type Config struct {
 	// before the entry goes to Raft: tests hold a proposal in that window,
 	// where hashicorp/raft #695 can still strike (raft695_test.go).
 	beforeApply func()
+	// keepNonVoters, while set and true, stops this node promoting
+	// caught-up non-voters: tests keep a non-voter in the configuration,
+	// as one that never catches up stays.
+	keepNonVoters *atomic.Bool
 }
 
 // leaseDuration is LeaseDuration with its default applied.

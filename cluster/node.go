@@ -223,7 +223,10 @@ func Start(cfg Config) (*Node, error) {
 	trans.attach(n.raft, stores)
 	n.startIndex = n.raft.LastIndex()
 	close(n.raftStarted)
-	n.verifier = &verifier{raft: n.raft, timeout: cfg.ReadTimeout}
+	n.verifier = &verifier{raft: n.raft, timeout: cfg.ReadTimeout, barrier: func(ctx context.Context) error {
+		_, err := n.barrier(ctx)
+		return err
+	}}
 	if err := n.metrics.register(n); err != nil {
 		n.Shutdown()
 		return nil, err

@@ -14,15 +14,26 @@ import (
 // as soon as the running one ends: a crowd of reads costs one
 // raft.VerifyLeader per quorum round trip instead of one (and a goroutine)
 // per read.
+//
+// A round asks hashicorp/raft's VerifyLeader only while the configuration
+// has voters alone. VerifyLeader counts an answered heartbeat of any server
+// it replicates to, non-voters too, against a quorum of voters, so with a
+// non-voter in the configuration (a node joining and catching up, or one
+// added but never reached) a leader cut off from the other voters passes
+// it on the non-voter's answer while those voters elect another leader. A
+// barrier is then used instead: it commits only on a quorum of voters.
 type verifier struct {
 	raft    *raft.Raft
 	timeout time.Duration // bounds each round's wait for its future
+	// barrier commits a barrier entry and waits for it (Node.barrier).
+	barrier func(context.Context) error
 
 	mu      sync.Mutex
 	running bool
 	next    *verifyRound // the round readers join; nil until one does
 
-	rounds atomic.Uint64 // rounds run, for tests and diagnostics
+	rounds   atomic.Uint64 // rounds run, for tests and diagnostics
+	barriers atomic.Uint64 // rounds that needed a barrier
 }
 
 type verifyRound struct {
@@ -57,7 +68,7 @@ func (v *verifier) run(rd *verifyRound) {
 	for {
 		v.rounds.Add(1)
 		ctx, cancel := context.WithTimeout(context.Background(), v.timeout)
-		rd.err = awaitFuture(ctx, v.raft.VerifyLeader())
+		rd.err = v.check(ctx)
 		cancel()
 		close(rd.done)
 
@@ -71,4 +82,36 @@ func (v *verifier) run(rd *verifyRound) {
 		}
 		v.mu.Unlock()
 	}
+}
+
+// check confirms leadership once: by VerifyLeader when the configuration
+// held voters only from before it to after it (the same configuration
+// index: no server joined in between), else by a barrier.
+func (v *verifier) check(ctx context.Context) error {
+	before, ok := v.votersOnly()
+	if ok {
+		if err := awaitFuture(ctx, v.raft.VerifyLeader()); err != nil {
+			return err
+		}
+		if after, ok := v.votersOnly(); ok && after == before {
+			return nil
+		}
+	}
+	v.barriers.Add(1)
+	return v.barrier(ctx)
+}
+
+// votersOnly reports the index of the latest configuration and whether
+// every server in it is a voter.
+func (v *verifier) votersOnly() (index uint64, ok bool) {
+	f := v.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0, false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage != raft.Voter {
+			return f.Index(), false
+		}
+	}
+	return f.Index(), true
 }
