@@ -85,15 +85,14 @@ func (v *verifier) run(rd *verifyRound) {
 }
 
 // check confirms leadership once: by VerifyLeader when the configuration
-// held voters only from before it to after it (the same configuration
-// index: no server joined in between), else by a barrier.
+// held voters only, the same configuration from before it to after it (no
+// server joined in between), else by a barrier.
 func (v *verifier) check(ctx context.Context) error {
-	before, ok := v.votersOnly()
-	if ok {
+	if before := v.configuration(); votersOnly(before) {
 		if err := awaitFuture(ctx, v.raft.VerifyLeader()); err != nil {
 			return err
 		}
-		if after, ok := v.votersOnly(); ok && after == before {
+		if after := v.configuration(); sameConfiguration(before, after) {
 			return nil
 		}
 	}
@@ -101,17 +100,31 @@ func (v *verifier) check(ctx context.Context) error {
 	return v.barrier(ctx)
 }
 
-// votersOnly reports the index of the latest configuration and whether
-// every server in it is a voter.
-func (v *verifier) votersOnly() (index uint64, ok bool) {
+// configuration is the latest configuration's servers (nil if Raft cannot
+// say). hashicorp/raft stores a fresh copy at every change and hands that
+// copy out as it is (GetConfiguration reports no index to compare).
+func (v *verifier) configuration() []raft.Server {
 	f := v.raft.GetConfiguration()
 	if f.Error() != nil {
-		return 0, false
+		return nil
 	}
-	for _, s := range f.Configuration().Servers {
+	return f.Configuration().Servers
+}
+
+// sameConfiguration reports whether a and b are one reading of the same
+// configuration: the same copy, which a change replaces. Equal contents in
+// another copy do not count (a server added and removed in between). Were
+// a Raft version to copy on every read, every check would take the barrier:
+// slower, never wrong.
+func sameConfiguration(a, b []raft.Server) bool {
+	return len(a) > 0 && len(a) == len(b) && &a[0] == &b[0]
+}
+
+func votersOnly(servers []raft.Server) bool {
+	for _, s := range servers {
 		if s.Suffrage != raft.Voter {
-			return f.Index(), false
+			return false
 		}
 	}
-	return f.Index(), true
+	return len(servers) > 0
 }

@@ -70,3 +70,21 @@ func TestVerifyLeaderCountsVotersOnly(t *testing.T) {
 		t.Fatalf("leadership check passed %v after the leader lost both other voters (only the non-voter answers)", time.Since(start))
 	}
 }
+
+// The check takes VerifyLeader's word only for one and the same
+// configuration: hashicorp/raft hands out the copy it stored at the last
+// change, so two readings without a change between are the same copy.
+func TestSameConfigurationIsOneCopy(t *testing.T) {
+	nodes := startCluster(t, 1, nil)
+	v := nodes[0].verifier
+	a, b := v.configuration(), v.configuration()
+	if !sameConfiguration(a, b) {
+		t.Fatal("two readings of an unchanged configuration are not the same copy: every check would commit a barrier")
+	}
+	if sameConfiguration(a, append([]raft.Server(nil), a...)) {
+		t.Fatal("an equal copy counted as the same configuration")
+	}
+	if err := nodes[0].VerifyLeader(context.Background()); err != nil || v.barriers.Load() != 0 {
+		t.Fatalf("check of a lone voter: %v, %d barriers", err, v.barriers.Load())
+	}
+}
