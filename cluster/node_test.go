@@ -45,7 +45,7 @@ func testConfig(t *testing.T, dir string, calls *leadershipLog) Config {
 	cfg.DataDir = dir
 	cfg.Secret = []byte(testSecret)
 	cfg.Bootstrap = true
-	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Logger = slog.New(slog.NewTextHandler(testOutput(t), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.HeartbeatTimeout = 50 * time.Millisecond
 	cfg.ElectionTimeout = 50 * time.Millisecond
 	cfg.LeaderLeaseTimeout = 50 * time.Millisecond
