@@ -294,6 +294,10 @@ func ReadSnapshotWith(r io.Reader, events func(head uint64) EventSink) (*domain.
 	sawLastTime, sawDigest, sawFormat := false, false, false
 	var sink EventSink
 	var nextEvent uint64 // 0 before the event-head record
+	// The reservations of a run of reservation records are loaded
+	// together (State.LoadReservations), before the next record of
+	// another type, so that any order of records loads as before.
+	var pending []domain.Reservation
 	if version == snapshotVersionNoMembers {
 		nCounts = 3
 	}
@@ -301,6 +305,10 @@ func ReadSnapshotWith(r io.Reader, events func(head uint64) EventSink) (*domain.
 		typ, err := sr.ReadByte()
 		if err != nil {
 			return nil, sr.wrap(fmt.Sprintf("record %d", rec), err)
+		}
+		if typ != recReservation && len(pending) > 0 {
+			st.LoadReservations(pending)
+			pending = nil
 		}
 		if typ == recEnd {
 			if err := sr.end(st, counts, nCounts); err != nil {
@@ -321,7 +329,7 @@ func ReadSnapshotWith(r io.Reader, events func(head uint64) EventSink) (*domain.
 		case recReservation:
 			var resv domain.Reservation
 			if resv, err = domain.DecodeReservation(payload); err == nil {
-				st.LoadReservation(resv)
+				pending = append(pending, resv)
 			}
 		case recIdem:
 			var idem domain.IdemRecord
