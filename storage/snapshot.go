@@ -296,8 +296,10 @@ func ReadSnapshotWith(r io.Reader, events func(head uint64) EventSink) (*domain.
 	var nextEvent uint64 // 0 before the event-head record
 	// The reservations of a run of reservation records are loaded
 	// together (State.LoadReservations), before the next record of
-	// another type, so that any order of records loads as before.
+	// another type, so that any order of records loads as before; so are
+	// the idempotency records of a run (State.LoadIdems).
 	var pending []domain.Reservation
+	var pendingIdem []domain.IdemRecord
 	if version == snapshotVersionNoMembers {
 		nCounts = 3
 	}
@@ -309,6 +311,10 @@ func ReadSnapshotWith(r io.Reader, events func(head uint64) EventSink) (*domain.
 		if typ != recReservation && len(pending) > 0 {
 			st.LoadReservations(pending)
 			pending = nil
+		}
+		if typ != recIdem && len(pendingIdem) > 0 {
+			st.LoadIdems(pendingIdem)
+			pendingIdem = nil
 		}
 		if typ == recEnd {
 			if err := sr.end(st, counts, nCounts); err != nil {
@@ -334,7 +340,7 @@ func ReadSnapshotWith(r io.Reader, events func(head uint64) EventSink) (*domain.
 		case recIdem:
 			var idem domain.IdemRecord
 			if idem, err = domain.DecodeIdem(payload); err == nil {
-				st.LoadIdem(idem)
+				pendingIdem = append(pendingIdem, idem)
 			}
 		case recMember:
 			var m domain.Member

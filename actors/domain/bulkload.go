@@ -209,3 +209,46 @@ func (s *State) loadLists(c *cowMap[idList], rs []Reservation, hs []uint64,
 		c.setH(s.epoch, l.h, l.key, idList{v: l.ids, epoch: s.epoch})
 	}
 }
+
+// LoadIdems adds recs, in apply order, while restoring a snapshot: the same
+// state as LoadIdem of each in turn, built faster when the state holds no
+// idempotency records yet (as LoadReservations).
+func (s *State) LoadIdems(recs []IdemRecord) {
+	if s.idem.len() != 0 {
+		for _, rec := range recs {
+			s.LoadIdem(rec)
+		}
+		return
+	}
+	hs := make([]uint64, len(recs))
+	for i := range recs {
+		hs[i] = s.reservations.hash(recs[i].Reservation.ID)
+	}
+	order, _ := shardOrder(hs, loadDepth(len(recs)))
+	for _, i := range order {
+		recs[i] = s.sharedIdem(recs[i]) // looks the reservation up by hs[i]'s shard
+	}
+	keys := make([]string, len(recs))
+	for i := range recs {
+		keys[i] = idemMapKey(recs[i].User, recs[i].Key)
+		hs[i] = s.idem.hash(keys[i])
+	}
+	order, _ = shardOrder(hs, loadDepth(len(recs)))
+	s.idem.presize(s.epoch, loadDepth(len(recs)))
+	kept := make([]bool, len(recs))
+	for _, i := range order { // stable: of records with one key, the first applied stays
+		k := keys[i]
+		if _, dup := s.idem.getH(hs[i], k); dup {
+			continue
+		}
+		rec := recs[i]
+		rec.Key = k[len(rec.User)+1:] // shares the map key's bytes
+		s.idem.setH(s.epoch, hs[i], k, rec)
+		kept[i] = true
+	}
+	for i, k := range keys {
+		if kept[i] {
+			s.idemFIFO = append(s.idemFIFO, k)
+		}
+	}
+}
