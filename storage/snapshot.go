@@ -333,15 +333,11 @@ func ReadSnapshotWith(r io.Reader, events func(head uint64) EventSink) (*domain.
 				st.LoadResource(res)
 			}
 		case recReservation:
-			var resv domain.Reservation
-			if resv, err = domain.DecodeReservation(payload); err == nil {
-				pending = append(pending, resv)
-			}
+			pending = append(pending, domain.Reservation{})
+			err = domain.DecodeReservationInto(&pending[len(pending)-1], payload)
 		case recIdem:
-			var idem domain.IdemRecord
-			if idem, err = domain.DecodeIdem(payload); err == nil {
-				pendingIdem = append(pendingIdem, idem)
-			}
+			pendingIdem = append(pendingIdem, domain.IdemRecord{})
+			err = domain.DecodeIdemInto(&pendingIdem[len(pendingIdem)-1], payload)
 		case recMember:
 			var m domain.Member
 			if version == snapshotVersionNoMembers {
