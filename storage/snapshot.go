@@ -298,8 +298,8 @@ func ReadSnapshotWith(r io.Reader, events func(head uint64) EventSink) (*domain.
 	// together (State.LoadReservations), before the next record of
 	// another type, so that any order of records loads as before; so are
 	// the idempotency records of a run (State.LoadIdems).
-	var pending []domain.Reservation
-	var pendingIdem []domain.IdemRecord
+	var pending *domain.Slab[domain.Reservation]
+	var pendingIdem *domain.Slab[domain.IdemRecord]
 	if version == snapshotVersionNoMembers {
 		nCounts = 3
 	}
@@ -308,11 +308,11 @@ func ReadSnapshotWith(r io.Reader, events func(head uint64) EventSink) (*domain.
 		if err != nil {
 			return nil, sr.wrap(fmt.Sprintf("record %d", rec), err)
 		}
-		if typ != recReservation && len(pending) > 0 {
+		if typ != recReservation && pending != nil {
 			st.LoadReservations(pending)
 			pending = nil
 		}
-		if typ != recIdem && len(pendingIdem) > 0 {
+		if typ != recIdem && pendingIdem != nil {
 			st.LoadIdems(pendingIdem)
 			pendingIdem = nil
 		}
@@ -333,11 +333,15 @@ func ReadSnapshotWith(r io.Reader, events func(head uint64) EventSink) (*domain.
 				st.LoadResource(res)
 			}
 		case recReservation:
-			pending = append(pending, domain.Reservation{})
-			err = domain.DecodeReservationInto(&pending[len(pending)-1], payload)
+			if pending == nil {
+				pending = new(domain.Slab[domain.Reservation])
+			}
+			err = domain.DecodeReservationInto(pending.Add(), payload)
 		case recIdem:
-			pendingIdem = append(pendingIdem, domain.IdemRecord{})
-			err = domain.DecodeIdemInto(&pendingIdem[len(pendingIdem)-1], payload)
+			if pendingIdem == nil {
+				pendingIdem = new(domain.Slab[domain.IdemRecord])
+			}
+			err = domain.DecodeIdemInto(pendingIdem.Add(), payload)
 		case recMember:
 			var m domain.Member
 			if version == snapshotVersionNoMembers {

@@ -76,14 +76,14 @@ func shardOrder(hs []uint64, depth uint8) (order []int32, bounds []int32) {
 // the same state as LoadReservation of each in turn, built faster when the
 // state holds no reservations yet. It may change the strings of rs (to
 // ones equal to them that the state holds already).
-func (s *State) LoadReservations(rs []Reservation) {
+func (s *State) LoadReservations(rs *Slab[Reservation]) {
 	if s.reservations.len() != 0 || s.byUser.len() != 0 || s.byResource.len() != 0 || s.held.len() != 0 {
-		for _, res := range rs {
-			s.LoadReservation(res)
+		for i := range rs.Len() {
+			s.LoadReservation(*rs.at(i))
 		}
 		return
 	}
-	hs := make([]uint64, len(rs))
+	hs := make([]uint64, rs.Len())
 	s.loadLists(&s.byUser, rs, hs, func(res *Reservation) *string { return &res.User }, nil)
 	s.loadLists(&s.byResource, rs, hs, func(res *Reservation) *string { return &res.ResourceID },
 		func(h uint64, id string, members []int32) string {
@@ -92,26 +92,26 @@ func (s *State) LoadReservations(rs []Reservation) {
 				return id
 			}
 			for _, i := range members {
-				if rs[i].Status.Taken() {
-					s.addShares(r.v, &rs[i], 1)
+				if rs.at(int(i)).Status.Taken() {
+					s.addShares(r.v, rs.at(int(i)), 1)
 				}
 			}
 			return r.v.ID // as applyReserve shares it
 		})
 
 	nHeld := 0
-	for i := range rs {
-		hs[i] = s.reservations.hash(rs[i].ID)
-		if rs[i].Status == StatusHeld {
+	for i := range rs.Len() {
+		hs[i] = s.reservations.hash(rs.at(int(i)).ID)
+		if rs.at(int(i)).Status == StatusHeld {
 			nHeld++
 		}
 	}
-	order, _ := shardOrder(hs, loadDepth(len(rs)))
-	s.reservations.presize(s.epoch, loadDepth(len(rs)))
+	order, _ := shardOrder(hs, loadDepth(rs.Len()))
+	s.reservations.presize(s.epoch, loadDepth(rs.Len()))
 	s.held.presize(s.epoch, loadDepth(nHeld))
 	var finished []finishedKey
 	for _, i := range order {
-		res := &rs[i]
+		res := rs.at(int(i))
 		s.reservations.setH(s.epoch, hs[i], res.ID, *res)
 		if res.Status == StatusHeld {
 			s.held.setH(s.epoch, hs[i], res.ID, struct{}{})
@@ -141,13 +141,13 @@ func (s *State) LoadReservations(rs []Reservation) {
 // reservation's key is set to one string per key: what canon returns, if
 // set, given the key's hash (in the state's seed) and the indices in rs of
 // the reservations that have it, else the first of them. hs is scratch
-// space of len(rs).
-func (s *State) loadLists(c *cowMap[idList], rs []Reservation, hs []uint64,
+// space of rs.Len() entries.
+func (s *State) loadLists(c *cowMap[idList], rs *Slab[Reservation], hs []uint64,
 	key func(*Reservation) *string, canon func(h uint64, k string, members []int32) string) {
-	for i := range rs {
-		hs[i] = c.hash(*key(&rs[i]))
+	for i := range rs.Len() {
+		hs[i] = c.hash(*key(rs.at(int(i))))
 	}
-	order, bounds := shardOrder(hs, loadDepth(len(rs)))
+	order, bounds := shardOrder(hs, loadDepth(rs.Len()))
 	type list struct {
 		h       uint64
 		key     string
@@ -164,7 +164,7 @@ func (s *State) loadLists(c *cowMap[idList], rs []Reservation, hs []uint64,
 		of = of[:0]
 		first := len(lists)
 		for _, i := range bucket {
-			k := *key(&rs[i])
+			k := *key(rs.at(int(i)))
 			g, ok := group[k]
 			if !ok {
 				g = int32(len(lists))
@@ -188,7 +188,7 @@ func (s *State) loadLists(c *cowMap[idList], rs []Reservation, hs []uint64,
 		for j, i := range bucket {
 			l := &lists[of[j]]
 			l.members = append(l.members, i)
-			l.ids = append(l.ids, rs[i].ID)
+			l.ids = append(l.ids, rs.at(int(i)).ID)
 		}
 		for g := first; g < len(lists); g++ {
 			l := &lists[g]
@@ -196,7 +196,7 @@ func (s *State) loadLists(c *cowMap[idList], rs []Reservation, hs []uint64,
 				l.key = canon(l.h, l.key, l.members)
 			}
 			for _, i := range l.members {
-				*key(&rs[i]) = l.key
+				*key(rs.at(int(i))) = l.key
 			}
 			if !slices.IsSorted(l.ids) {
 				slices.Sort(l.ids) // a stream not in id order: where insertID would have put them
@@ -213,35 +213,35 @@ func (s *State) loadLists(c *cowMap[idList], rs []Reservation, hs []uint64,
 // LoadIdems adds recs, in apply order, while restoring a snapshot: the same
 // state as LoadIdem of each in turn, built faster when the state holds no
 // idempotency records yet (as LoadReservations).
-func (s *State) LoadIdems(recs []IdemRecord) {
+func (s *State) LoadIdems(recs *Slab[IdemRecord]) {
 	if s.idem.len() != 0 {
-		for _, rec := range recs {
-			s.LoadIdem(rec)
+		for i := range recs.Len() {
+			s.LoadIdem(*recs.at(i))
 		}
 		return
 	}
-	hs := make([]uint64, len(recs))
-	for i := range recs {
-		hs[i] = s.reservations.hash(recs[i].Reservation.ID)
+	hs := make([]uint64, recs.Len())
+	for i := range recs.Len() {
+		hs[i] = s.reservations.hash(recs.at(int(i)).Reservation.ID)
 	}
-	order, _ := shardOrder(hs, loadDepth(len(recs)))
+	order, _ := shardOrder(hs, loadDepth(recs.Len()))
 	for _, i := range order {
-		recs[i] = s.sharedIdem(recs[i]) // looks the reservation up by hs[i]'s shard
+		*recs.at(int(i)) = s.sharedIdem(*recs.at(int(i))) // looks the reservation up by hs[i]'s shard
 	}
-	keys := make([]string, len(recs))
-	for i := range recs {
-		keys[i] = idemMapKey(recs[i].User, recs[i].Key)
+	keys := make([]string, recs.Len())
+	for i := range recs.Len() {
+		keys[i] = idemMapKey(recs.at(int(i)).User, recs.at(int(i)).Key)
 		hs[i] = s.idem.hash(keys[i])
 	}
-	order, _ = shardOrder(hs, loadDepth(len(recs)))
-	s.idem.presize(s.epoch, loadDepth(len(recs)))
-	kept := make([]bool, len(recs))
+	order, _ = shardOrder(hs, loadDepth(recs.Len()))
+	s.idem.presize(s.epoch, loadDepth(recs.Len()))
+	kept := make([]bool, recs.Len())
 	for _, i := range order { // stable: of records with one key, the first applied stays
 		k := keys[i]
 		if _, dup := s.idem.getH(hs[i], k); dup {
 			continue
 		}
-		rec := recs[i]
+		rec := *recs.at(int(i))
 		rec.Key = k[len(rec.User)+1:] // shares the map key's bytes
 		s.idem.setH(s.epoch, hs[i], k, rec)
 		kept[i] = true
@@ -252,3 +252,30 @@ func (s *State) LoadIdems(recs []IdemRecord) {
 		}
 	}
 }
+
+// Slab holds the records of a run for a bulk load (LoadReservations,
+// LoadIdems) in chunks that never move: adding one copies none of those
+// before it, as growing one slice of a million reservations would, again
+// and again.
+type Slab[T any] struct {
+	chunks [][]T
+	n      int
+}
+
+// slabChunk is the number of records of a chunk, a power of two.
+const slabChunk = 1 << 14
+
+// Add returns a new zero record at the end of the slab.
+func (sl *Slab[T]) Add() *T {
+	if sl.n%slabChunk == 0 {
+		sl.chunks = append(sl.chunks, make([]T, slabChunk))
+	}
+	p := sl.at(sl.n)
+	sl.n++
+	return p
+}
+
+// Len is the number of records added.
+func (sl *Slab[T]) Len() int { return sl.n }
+
+func (sl *Slab[T]) at(i int) *T { return &sl.chunks[i/slabChunk][i%slabChunk] }
