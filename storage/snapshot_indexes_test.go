@@ -3,7 +3,6 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/crc32"
 	"slices"
 	"strconv"
 	"testing"
@@ -190,17 +189,15 @@ func TestSnapshotRestoresEveryIndex(t *testing.T) {
 	}
 }
 
-// TestSnapshotRecordsInAnyOrder: a stream whose reservation records are
-// split into runs by records of other types (not what WriteSnapshot
-// writes, but valid) restores to the same state as the stream in order.
-func TestSnapshotRecordsInAnyOrder(t *testing.T) {
-	st, _ := everyKindState(t)
-	data := encode(t, st)
-	type record struct {
-		typ   byte
-		whole []byte
-	}
-	var recs []record
+// record is one record of a snapshot stream, whole (type, length, payload).
+type record struct {
+	typ   byte
+	whole []byte
+}
+
+// records splits a snapshot stream into its header and its records before
+// the end record.
+func records(data []byte) (head []byte, recs []record) {
 	p := data[len(snapshotMagic)+1:]
 	for p[0] != recEnd {
 		n, k := binary.Uvarint(p[1:])
@@ -208,47 +205,57 @@ func TestSnapshotRecordsInAnyOrder(t *testing.T) {
 		recs = append(recs, record{p[0], p[:end]})
 		p = p[end:]
 	}
-	tail := p[:len(p)-4] // the end record without its checksum
-	var resv, other []record
+	return data[:len(snapshotMagic)+1], recs
+}
+
+// assemble makes a stream of head and recs, with an end record that counts
+// them and a checksum.
+func assemble(head []byte, recs []record) []byte {
+	out := bytes.Clone(head)
+	var counts [4]uint64
 	for _, r := range recs {
-		if r.typ == recReservation {
-			resv = append(resv, r)
-		} else {
-			other = append(other, r)
+		if r.typ >= recResource && r.typ <= recMember {
+			counts[r.typ-recResource]++
 		}
+		out = append(out, r.whole...)
 	}
-	// Resources and limits first, as a reservation's resource must come
-	// before it; then the reservations in three runs, the first and the
-	// last in reverse, with the other records between them.
-	var out []byte
-	out = append(out, data[:len(snapshotMagic)+1]...)
-	var rest []record
-	for _, r := range other {
-		if r.typ == recResource || r.typ == recLimit {
-			out = append(out, r.whole...)
-		} else {
+	return withEnd(out, counts[:]...)
+}
+
+// TestSnapshotRecordsInAnyOrder: a stream whose reservation records are
+// split into runs by records of other types (not what WriteSnapshot
+// writes, but valid) restores to the same state as the stream in order.
+func TestSnapshotRecordsInAnyOrder(t *testing.T) {
+	st, _ := everyKindState(t)
+	data := encode(t, st)
+	head, recs := records(data)
+	var resv, first, rest []record
+	for _, r := range recs {
+		switch r.typ {
+		case recReservation:
+			resv = append(resv, r)
+		case recResource, recLimit: // before the reservations, as they need them
+			first = append(first, r)
+		default:
 			rest = append(rest, r)
 		}
 	}
+	// The reservations in three runs, the first and the last in reverse,
+	// with other records between them.
 	third := len(resv) / 3
 	runs := [][]record{resv[:third], resv[third : 2*third], resv[2*third:]}
 	slices.Reverse(runs[0])
 	slices.Reverse(runs[2])
+	order := first
 	for i, run := range runs {
-		for _, r := range run {
-			out = append(out, r.whole...)
-		}
+		order = append(order, run...)
 		if i == 0 {
-			out = append(out, rest[0].whole...)
+			order = append(order, rest[0])
 			rest = rest[1:]
 		}
 	}
-	for _, r := range rest {
-		out = append(out, r.whole...)
-	}
-	out = append(out, tail...)
-	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, crc32.MakeTable(crc32.Castagnoli)))
-	got, err := ReadSnapshot(bytes.NewReader(out))
+	order = append(order, rest...)
+	got, err := ReadSnapshot(bytes.NewReader(assemble(head, order)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,4 +266,18 @@ func TestSnapshotRecordsInAnyOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameIndexes(t, st, got)
+}
+
+// TestSnapshotDuplicateInRun: a reservation or idempotency record twice
+// within one run of records, which load together, is corruption, as it
+// was when they loaded one at a time.
+func TestSnapshotDuplicateInRun(t *testing.T) {
+	st, _ := everyKindState(t)
+	head, recs := records(encode(t, st))
+	for _, typ := range []byte{recReservation, recIdem} {
+		i := slices.IndexFunc(recs, func(r record) bool { return r.typ == typ })
+		i += 7 // inside the run
+		dup := slices.Insert(slices.Clone(recs), i+1, recs[i])
+		wantCorrupt(t, assemble(head, dup), "record of type "+strconv.Itoa(int(typ))+" twice")
+	}
 }

@@ -17,11 +17,13 @@ import (
 // shard they fall in, so that a shard is filled while it is in the cache
 // (shardOrder), and each id list is built whole instead of appended to.
 
-// loadFill is the mean number of keys per shard a map sized for a known
-// number of keys gets: well below maxShard, so that the fullest shards of a
-// random spread seldom reach it, and above maxShard/2, what a shard holds
-// after a split, so that the map is no sparser than one grown key by key.
-const loadFill = 64
+// loadFill is the most keys per shard, on average, that a map sized for a
+// known number of keys gets (loadDepth): below maxShard, so that few
+// shards of a random spread reach it and split while loading, and not much
+// below what a map grown key by key averages (about 0.7 of maxShard), as
+// every shard costs a table of maxShard slots. Depths come in powers of
+// two, so the mean lies between half of it and it.
+const loadFill = 96
 
 // loadDepth is the directory depth for a map of n keys.
 func loadDepth(n int) uint8 {
