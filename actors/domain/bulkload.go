@@ -5,7 +5,8 @@ import (
 	"slices"
 )
 
-// Bulk loading: how a snapshot's reservations go into an empty state.
+// Bulk loading: how a snapshot's reservations and idempotency records go
+// into an empty state.
 //
 // Loading them one at a time (LoadReservation) touches, for each, a shard
 // of five maps at random: the reservation's resource, its user's and its
@@ -103,8 +104,8 @@ func (s *State) LoadReservations(rs *Slab[Reservation]) {
 
 	nHeld := 0
 	for i := range rs.Len() {
-		hs[i] = s.reservations.hash(rs.at(int(i)).ID)
-		if rs.at(int(i)).Status == StatusHeld {
+		hs[i] = s.reservations.hash(rs.at(i).ID)
+		if rs.at(i).Status == StatusHeld {
 			nHeld++
 		}
 	}
@@ -147,7 +148,7 @@ func (s *State) LoadReservations(rs *Slab[Reservation]) {
 func (s *State) loadLists(c *cowMap[idList], rs *Slab[Reservation], hs []uint64,
 	key func(*Reservation) *string, canon func(h uint64, k string, members []int32) string) {
 	for i := range rs.Len() {
-		hs[i] = c.hash(*key(rs.at(int(i))))
+		hs[i] = c.hash(*key(rs.at(i)))
 	}
 	order, bounds := shardOrder(hs, loadDepth(rs.Len()))
 	type list struct {
@@ -178,7 +179,8 @@ func (s *State) loadLists(c *cowMap[idList], rs *Slab[Reservation], hs []uint64,
 		}
 		// One array for the bucket's lists, each capped at its length so
 		// that a later insert into one reallocates it instead of writing
-		// over the next.
+		// over the next (the array lives on while any list still in it
+		// does: at most what the lists took when loaded).
 		ids := make([]string, len(bucket))
 		members := make([]int32, len(bucket))
 		at := 0
@@ -224,7 +226,7 @@ func (s *State) LoadIdems(recs *Slab[IdemRecord]) {
 	}
 	hs := make([]uint64, recs.Len())
 	for i := range recs.Len() {
-		hs[i] = s.reservations.hash(recs.at(int(i)).Reservation.ID)
+		hs[i] = s.reservations.hash(recs.at(i).Reservation.ID)
 	}
 	order, _ := shardOrder(hs, loadDepth(recs.Len()))
 	for _, i := range order {
@@ -232,7 +234,7 @@ func (s *State) LoadIdems(recs *Slab[IdemRecord]) {
 	}
 	keys := make([]string, recs.Len())
 	for i := range recs.Len() {
-		keys[i] = idemMapKey(recs.at(int(i)).User, recs.at(int(i)).Key)
+		keys[i] = idemMapKey(recs.at(i).User, recs.at(i).Key)
 		hs[i] = s.idem.hash(keys[i])
 	}
 	order, _ = shardOrder(hs, loadDepth(recs.Len()))
