@@ -294,6 +294,13 @@ func ReadSnapshotWith(r io.Reader, events func(head uint64) EventSink) (*domain.
 	sawLastTime, sawDigest, sawFormat := false, false, false
 	var sink EventSink
 	var nextEvent uint64 // 0 before the event-head record
+	// The reservations of a run of reservation records are loaded
+	// together (State.LoadReservations), before the next record of
+	// another type, so that any order of records loads as before; so are
+	// the idempotency records of a run (State.LoadIdems). A run's records
+	// are held decoded until then: about 100 bytes a reservation.
+	var pending *domain.Slab[domain.Reservation]
+	var pendingIdem *domain.Slab[domain.IdemRecord]
 	if version == snapshotVersionNoMembers {
 		nCounts = 3
 	}
@@ -301,6 +308,14 @@ func ReadSnapshotWith(r io.Reader, events func(head uint64) EventSink) (*domain.
 		typ, err := sr.ReadByte()
 		if err != nil {
 			return nil, sr.wrap(fmt.Sprintf("record %d", rec), err)
+		}
+		if typ != recReservation && pending != nil {
+			st.LoadReservations(pending)
+			pending = nil
+		}
+		if typ != recIdem && pendingIdem != nil {
+			st.LoadIdems(pendingIdem)
+			pendingIdem = nil
 		}
 		if typ == recEnd {
 			if err := sr.end(st, counts, nCounts); err != nil {
@@ -319,15 +334,15 @@ func ReadSnapshotWith(r io.Reader, events func(head uint64) EventSink) (*domain.
 				st.LoadResource(res)
 			}
 		case recReservation:
-			var resv domain.Reservation
-			if resv, err = domain.DecodeReservation(payload); err == nil {
-				st.LoadReservation(resv)
+			if pending == nil {
+				pending = new(domain.Slab[domain.Reservation])
 			}
+			err = domain.DecodeReservationInto(pending.Add(), payload)
 		case recIdem:
-			var idem domain.IdemRecord
-			if idem, err = domain.DecodeIdem(payload); err == nil {
-				st.LoadIdem(idem)
+			if pendingIdem == nil {
+				pendingIdem = new(domain.Slab[domain.IdemRecord])
 			}
+			err = domain.DecodeIdemInto(pendingIdem.Add(), payload)
 		case recMember:
 			var m domain.Member
 			if version == snapshotVersionNoMembers {

@@ -369,6 +369,23 @@ func DecodeReservation(data []byte) (Reservation, error) {
 }
 func DecodeIdem(data []byte) (rec IdemRecord, err error) { return decodeValue(data, (*decoder).idem) }
 
+// DecodeReservationInto is DecodeReservation into *r, and DecodeIdemInto
+// DecodeIdem into *rec: restoring a snapshot decodes millions of them
+// straight into the slices it loads from, each without an allocation of
+// its own.
+func DecodeReservationInto(r *Reservation, data []byte) error {
+	d := decoder{buf: data}
+	d.reservation(r)
+	return d.finish()
+}
+
+// DecodeIdemInto: see DecodeReservationInto.
+func DecodeIdemInto(rec *IdemRecord, data []byte) error {
+	d := decoder{buf: data}
+	d.idem(rec)
+	return d.finish()
+}
+
 func decodeWith[T any](data []byte, fn func(*decoder, *T)) (*T, error) {
 	v := new(T)
 	d := decoder{buf: data}
